@@ -1,0 +1,210 @@
+/* proto.h: the kiln wire protocol v1 in C — message kinds, the decoded
+ * forms of requests and replies, and the codec that enforces every limit.
+ *
+ * PROTOCOL.md is the specification; this header is its C binding, used by
+ * both the daemon and the C client. Framing: one NNG message carries one
+ * msgpack object. A request is the array [kind, session, body]; a reply is
+ * the array [code, body]; a body is a map with string keys.
+ *
+ * Decoding is two passes. proto_scan() walks the raw bytes without
+ * allocating and rejects anything malformed or over a limit (depth, items
+ * per container, objects per message, string lengths, trailing bytes).
+ * Only then does msgpack-c unpack it, so its allocations are bounded by
+ * the scan. Typed decoding then checks every field against the spec.
+ *
+ * Ownership: a decoded request or reply may point into the buffer it was
+ * decoded from (zero-copy) and owns an unpack zone; call the matching
+ * _fini() when done, and keep the buffer alive until then. _fini() is safe
+ * on a zeroed object. All functions are thread-safe on distinct objects;
+ * nothing here has global state.
+ */
+#ifndef KILN_PROTO_H
+#define KILN_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "kiln_err.h"
+#include "kiln_limits.h"
+
+enum proto_kind {
+    PROTO_HELLO = 1,   /* open a session, negotiate the version */
+    PROTO_PING = 2,    /* liveness; refreshes a session's idle timer */
+    PROTO_STATUS = 3,  /* daemon-wide counters */
+    PROTO_SUBMIT = 4,  /* a graph to run (content: core issue) */
+    PROTO_FETCH = 5,   /* values of vars (content: core issue) */
+    PROTO_RELEASE = 6, /* drop vars from the session's table */
+    PROTO_BYE = 7,     /* end the session */
+    PROTO_KIND_END
+};
+
+/* "HELLO", "PING", ...; "UNKNOWN" for any other number. */
+const char *proto_kind_name(int kind);
+
+#define PROTO_FIELD_MAX   64  /* bytes of a field path in an error, with NUL */
+#define PROTO_MESSAGE_MAX 256 /* bytes of an error message, with NUL */
+
+/* A typed error: what failed and where. `field` is a dotted path into the
+ * message ("body.client", "body.vars[3]") or "" when the whole message is
+ * at fault; `node` is the graph node at fault or -1. */
+struct proto_error {
+    int code; /* enum kiln_err */
+    int64_t node;
+    char field[PROTO_FIELD_MAX];
+    char message[PROTO_MESSAGE_MAX];
+};
+
+/* Fill `e` (if non-NULL) and return `code`. `field` may be NULL. Text that
+ * does not fit is truncated. */
+int proto_error_set(struct proto_error *e, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Structural pass over raw bytes: exactly one msgpack object, no reserved
+ * byte (0xc1), no ext types, depth <= KILN_LIMIT_DEPTH, every container
+ * <= KILN_LIMIT_CONTAINER_ITEMS and no larger than the bytes left could
+ * hold, <= KILN_LIMIT_OBJECTS objects, every str <= KILN_LIMIT_STRING,
+ * nothing after the object. Allocates nothing. Returns KILN_OK or the error. */
+int proto_scan(const void *buf, size_t len, struct proto_error *err);
+
+/* ---- requests ---------------------------------------------------------- */
+
+struct proto_hello {
+    uint32_t proto_min; /* oldest version the client speaks, >= 1 */
+    uint32_t proto_max; /* newest version the client speaks, >= proto_min */
+    char client[KILN_LIMIT_NAME + 1]; /* client name, 1..KILN_LIMIT_NAME bytes, NUL-terminated */
+    bool has_token;
+    char token[KILN_LIMIT_TOKEN + 1];
+};
+
+struct proto_release {
+    uint32_t count;
+    uint64_t *ids; /* owned by the request (freed by proto_request_fini) */
+};
+
+struct proto_request {
+    int kind;         /* enum proto_kind */
+    uint64_t session; /* 0: none */
+    union {
+        struct proto_hello hello;
+        struct proto_release release; /* also FETCH's var list, later */
+    } u;
+    /* The body map as unpacked, for kinds whose content is decoded by a
+     * later layer (SUBMIT, FETCH). Points into `unpacked`'s zone. */
+    const msgpack_object *body;
+    msgpack_unpacked unpacked; /* internal: the unpack zone */
+    bool has_unpacked;
+};
+
+/* Decode one request. On success returns KILN_OK and `req` must be given to
+ * proto_request_fini(); on failure returns the code, fills `err` (the
+ * field and message name the culprit) and leaves nothing to free.
+ * Sessionless kinds (HELLO, PING, STATUS) accept session 0; HELLO requires
+ * it. The body of SUBMIT and FETCH is only checked to be a map here. */
+int proto_request_decode(struct proto_request *req, const void *buf, size_t len,
+                         struct proto_error *err);
+void proto_request_fini(struct proto_request *req);
+
+/* A one-line canonical description of a decoded request, used by the
+ * shared test vectors: e.g. `HELLO session=0 proto_min=1 proto_max=1
+ * client="demo" token=-`. Strings are quoted with \" \\ and \xNN escapes.
+ * Returns the length it wanted to write (like snprintf). */
+int proto_request_describe(const struct proto_request *req, char *buf, size_t n);
+
+/* Encoders append one complete message to `sb` (which the caller owns and
+ * has initialised with msgpack_sbuffer_init). They return KILN_OK, or
+ * KILN_ENOMEM when the buffer cannot grow, or KILN_EARG when an argument
+ * breaks a limit (so a client cannot build a request the daemon must refuse). */
+int proto_encode_hello(msgpack_sbuffer *sb, const struct proto_hello *h);
+/* PING, STATUS and BYE: requests with an empty body. */
+int proto_encode_simple(msgpack_sbuffer *sb, int kind, uint64_t session);
+int proto_encode_release(msgpack_sbuffer *sb, uint64_t session, const uint64_t *ids,
+                         uint32_t count);
+
+/* ---- replies ----------------------------------------------------------- */
+
+struct proto_limits {
+    uint64_t message_bytes, depth, container_items, objects, string, name, token;
+    uint64_t nodes, rank, dim, elements, var_ids;
+};
+
+/* The limits this build enforces (the KILN_LIMIT_* values). */
+void proto_limits_default(struct proto_limits *l);
+
+struct proto_hello_reply {
+    uint32_t proto;   /* the version chosen: the highest both speak */
+    uint64_t session; /* the new session's id, never 0 */
+    char server[KILN_LIMIT_NAME + 1];
+    uint64_t idle_timeout_ms; /* the session ends after this long without a request */
+    struct proto_limits limits;
+};
+
+struct proto_status {
+    char server[KILN_LIMIT_NAME + 1]; /* "kilnd 0.1.0" */
+    uint32_t proto_min, proto_max;
+    int64_t pid;
+    uint64_t uptime_ms;
+    uint64_t sessions;       /* open now */
+    uint64_t sessions_total; /* opened since start */
+    uint64_t requests;       /* answered since start, errors included */
+    uint64_t workers;        /* worker threads */
+    uint64_t errors[KILN_ERR_WIRE_COUNT]; /* error replies sent, by code */
+    uint64_t mem_in_use;     /* bytes held for clients (tensors) */
+    uint64_t mem_budget;     /* bytes allowed; 0: no budget */
+    uint64_t mem_rss;        /* resident set size of kilnd */
+    bool draining;           /* shutting down: takes no new sessions */
+};
+
+struct proto_release_reply {
+    uint64_t released; /* ids that named a var and were dropped */
+    uint64_t unknown;  /* ids that named nothing (not an error: release is idempotent) */
+};
+
+struct proto_reply {
+    int code;   /* KILN_OK, or the error code (then `error` is filled) */
+    int kind;   /* the request kind this reply answers, as given to decode */
+    struct proto_error error;
+    union {
+        struct proto_hello_reply hello;
+        struct proto_status status;
+        struct proto_release_reply release;
+    } u;
+    const msgpack_object *body; /* the body map, for kinds decoded elsewhere */
+    msgpack_unpacked unpacked;
+    bool has_unpacked;
+};
+
+int proto_encode_reply_error(msgpack_sbuffer *sb, const struct proto_error *e);
+/* PING and BYE: an empty body. */
+int proto_encode_reply_empty(msgpack_sbuffer *sb);
+int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply *r);
+int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s);
+int proto_encode_reply_release(msgpack_sbuffer *sb, const struct proto_release_reply *r);
+
+/* Decode the reply to a request of `kind`. Returns KILN_OK when the reply
+ * is well formed, whether it reports success or an error: check rep->code.
+ * A reply that breaks the protocol gives KILN_EPROTO in `err`. Unknown
+ * reply fields are ignored (daemons may add fields within a version).
+ * Give a successfully decoded reply to proto_reply_fini(). */
+int proto_reply_decode(struct proto_reply *rep, int kind, const void *buf, size_t len,
+                       struct proto_error *err);
+void proto_reply_fini(struct proto_reply *rep);
+
+/* ---- addresses --------------------------------------------------------- */
+
+/* The private runtime directory: $XDG_RUNTIME_DIR/kiln when that variable
+ * is set, else /tmp/kiln-<uid>. Writes it to buf; returns KILN_OK or
+ * KILN_ELIMIT if it does not fit. Does not create it. */
+int kiln_runtime_dir(char *buf, size_t n);
+
+/* The address a client uses when none is given: $KILN_ADDRESS if set and
+ * non-empty, else kiln_ipc_address(). Returns KILN_OK or KILN_ELIMIT. */
+int kiln_default_address(char *buf, size_t n);
+
+/* ipc://<runtime dir>/kilnd.sock: where kilnd listens when given no
+ * --listen. Returns KILN_OK or KILN_ELIMIT. */
+int kiln_ipc_address(char *buf, size_t n);
+
+#endif

@@ -1,0 +1,208 @@
+/* reply.c: decoding replies on the client side.
+ *
+ * Replies are read leniently where that keeps old clients working: a daemon
+ * may add fields to a reply within one protocol version, so unknown fields
+ * are skipped. Everything a client relies on is still checked, and a reply
+ * that breaks the protocol becomes KILN_EPROTO naming the field. The
+ * structural scan and limits apply to replies exactly as to requests. */
+#include <string.h>
+
+#include "codec_impl.h"
+
+#define P KILN_EPROTO /* the type-error code for replies */
+
+static int get_u64(const msgpack_object *map, const char *key, const char *field, uint64_t *out,
+                   struct proto_error *err)
+{
+    return codec_uint(codec_get(map, key), field, UINT64_MAX, out, P, err);
+}
+
+static int get_map(const msgpack_object *map, const char *key, const char *field,
+                   const msgpack_object **out, struct proto_error *err)
+{
+    const msgpack_object *o = codec_get(map, key);
+    if (o == NULL || o->type != MSGPACK_OBJECT_MAP)
+        return proto_error_set(err, P, field, "%s must be a map", field);
+    *out = o;
+    return KILN_OK;
+}
+
+static int decode_error_body(struct proto_reply *rep, const msgpack_object *body,
+                             struct proto_error *err)
+{
+    struct proto_error *e = &rep->error;
+    int rc;
+    if ((rc = codec_check_keys(body, NULL, 0, true, "body", err)) != KILN_OK)
+        return rc;
+    e->code = rep->code;
+    e->node = -1;
+    const msgpack_object *msg = codec_get(body, "message");
+    const msgpack_object *field = codec_get(body, "field");
+    const msgpack_object *node = codec_get(body, "node");
+    if ((rc = codec_str_trunc(msg, "body.message", e->message, sizeof(e->message), P, err)) !=
+        KILN_OK)
+        return rc;
+    if (field != NULL &&
+        (rc = codec_str_trunc(field, "body.field", e->field, sizeof(e->field), P, err)) != KILN_OK)
+        return rc;
+    if (node != NULL && (rc = codec_int(node, "body.node", &e->node, P, err)) != KILN_OK)
+        return rc;
+    return KILN_OK;
+}
+
+static int decode_limits(const msgpack_object *m, struct proto_limits *l, struct proto_error *err)
+{
+    const struct {
+        const char *key;
+        uint64_t *dst;
+    } f[] = {
+        {"message_bytes", &l->message_bytes}, {"depth", &l->depth},
+        {"container_items", &l->container_items}, {"objects", &l->objects},
+        {"string", &l->string}, {"name", &l->name}, {"token", &l->token},
+        {"nodes", &l->nodes}, {"rank", &l->rank}, {"dim", &l->dim},
+        {"elements", &l->elements}, {"var_ids", &l->var_ids},
+    };
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        char field[PROTO_FIELD_MAX];
+        strcpy(field, "body.limits.");
+        strncat(field, f[i].key, sizeof(field) - strlen(field) - 1);
+        int rc = get_u64(m, f[i].key, field, f[i].dst, err);
+        if (rc != KILN_OK)
+            return rc;
+    }
+    return KILN_OK;
+}
+
+static int decode_hello(struct proto_hello_reply *r, const msgpack_object *b,
+                        struct proto_error *err)
+{
+    uint64_t proto;
+    const msgpack_object *limits = NULL;
+    int rc;
+    if ((rc = get_u64(b, "proto", "body.proto", &proto, err)) != KILN_OK ||
+        (rc = get_u64(b, "session", "body.session", &r->session, err)) != KILN_OK ||
+        (rc = codec_str_trunc(codec_get(b, "server"), "body.server", r->server,
+                              sizeof(r->server), P, err)) != KILN_OK ||
+        (rc = get_u64(b, "idle_timeout_ms", "body.idle_timeout_ms", &r->idle_timeout_ms, err)) !=
+            KILN_OK ||
+        (rc = get_map(b, "limits", "body.limits", &limits, err)) != KILN_OK ||
+        (rc = decode_limits(limits, &r->limits, err)) != KILN_OK)
+        return rc;
+    if (proto == 0 || proto > UINT32_MAX || r->session == 0)
+        return proto_error_set(err, P, proto == 0 ? "body.proto" : "body.session",
+                               "HELLO reply carries a zero or out-of-range value");
+    r->proto = (uint32_t) proto;
+    return KILN_OK;
+}
+
+static int decode_status(struct proto_status *s, const msgpack_object *b, struct proto_error *err)
+{
+    uint64_t vmin, vmax;
+    const msgpack_object *errors = NULL, *mem = NULL;
+    int rc;
+    if ((rc = codec_str_trunc(codec_get(b, "server"), "body.server", s->server, sizeof(s->server),
+                              P, err)) != KILN_OK ||
+        (rc = get_u64(b, "proto_min", "body.proto_min", &vmin, err)) != KILN_OK ||
+        (rc = get_u64(b, "proto_max", "body.proto_max", &vmax, err)) != KILN_OK ||
+        (rc = codec_int(codec_get(b, "pid"), "body.pid", &s->pid, P, err)) != KILN_OK ||
+        (rc = get_u64(b, "uptime_ms", "body.uptime_ms", &s->uptime_ms, err)) != KILN_OK ||
+        (rc = get_u64(b, "sessions", "body.sessions", &s->sessions, err)) != KILN_OK ||
+        (rc = get_u64(b, "sessions_total", "body.sessions_total", &s->sessions_total, err)) !=
+            KILN_OK ||
+        (rc = get_u64(b, "requests", "body.requests", &s->requests, err)) != KILN_OK ||
+        (rc = get_u64(b, "workers", "body.workers", &s->workers, err)) != KILN_OK ||
+        (rc = get_map(b, "errors", "body.errors", &errors, err)) != KILN_OK ||
+        (rc = get_map(b, "memory", "body.memory", &mem, err)) != KILN_OK ||
+        (rc = get_u64(mem, "in_use", "body.memory.in_use", &s->mem_in_use, err)) != KILN_OK ||
+        (rc = get_u64(mem, "budget", "body.memory.budget", &s->mem_budget, err)) != KILN_OK ||
+        (rc = get_u64(mem, "rss", "body.memory.rss", &s->mem_rss, err)) != KILN_OK ||
+        (rc = codec_bool(codec_get(b, "draining"), "body.draining", &s->draining, P, err)) !=
+            KILN_OK)
+        return rc;
+    s->proto_min = vmin > UINT32_MAX ? UINT32_MAX : (uint32_t) vmin;
+    s->proto_max = vmax > UINT32_MAX ? UINT32_MAX : (uint32_t) vmax;
+    /* Error counts by name; names this client does not know are skipped. */
+    for (uint32_t i = 0; i < errors->via.map.size; i++) {
+        const msgpack_object *k = &errors->via.map.ptr[i].key;
+        const msgpack_object *v = &errors->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return proto_error_set(err, P, "body.errors", "body.errors maps names to counts");
+        for (int c = 1; c < KILN_ERR_WIRE_COUNT; c++) {
+            const char *name = kiln_err_name(c);
+            if (strlen(name) == k->via.str.size && memcmp(name, k->via.str.ptr, k->via.str.size) == 0)
+                s->errors[c] = v->via.u64;
+        }
+    }
+    return KILN_OK;
+}
+
+static int decode_ok_body(struct proto_reply *rep, const msgpack_object *b, struct proto_error *err)
+{
+    int rc = codec_check_keys(b, NULL, 0, true, "body", err);
+    if (rc != KILN_OK)
+        return rc;
+    switch (rep->kind) {
+    case PROTO_HELLO:
+        return decode_hello(&rep->u.hello, b, err);
+    case PROTO_STATUS:
+        return decode_status(&rep->u.status, b, err);
+    case PROTO_RELEASE:
+        if ((rc = get_u64(b, "released", "body.released", &rep->u.release.released, err)) !=
+            KILN_OK)
+            return rc;
+        return get_u64(b, "unknown", "body.unknown", &rep->u.release.unknown, err);
+    case PROTO_PING:
+    case PROTO_BYE:
+    case PROTO_SUBMIT:
+    case PROTO_FETCH:
+        return KILN_OK; /* empty, or decoded by the graph layer from rep->body */
+    default:
+        return proto_error_set(err, KILN_EARG, "kind", "unknown request kind %d", rep->kind);
+    }
+}
+
+int proto_reply_decode(struct proto_reply *rep, int kind, const void *buf, size_t len,
+                       struct proto_error *err)
+{
+    memset(rep, 0, sizeof(*rep));
+    rep->kind = kind;
+    struct proto_error scan_err;
+    int rc = codec_unpack(&rep->unpacked, buf, len, &scan_err);
+    if (rc != KILN_OK)
+        return proto_error_set(err, KILN_EPROTO, scan_err.field, "bad reply: %s",
+                               scan_err.message);
+    rep->has_unpacked = true;
+
+    const msgpack_object *top = &rep->unpacked.data;
+    uint64_t code;
+    if (top->type != MSGPACK_OBJECT_ARRAY || top->via.array.size != 2) {
+        rc = proto_error_set(err, P, "", "a reply must be the array [code, body]");
+        goto fail;
+    }
+    if ((rc = codec_uint(&top->via.array.ptr[0], "code", KILN_ECONNECT - 1, &code, P, err)) !=
+        KILN_OK)
+        goto fail;
+    rep->body = &top->via.array.ptr[1];
+    if (rep->body->type != MSGPACK_OBJECT_MAP) {
+        rc = proto_error_set(err, P, "body", "the body of a reply must be a map");
+        goto fail;
+    }
+    rep->code = (int) code;
+    rc = code == KILN_OK ? decode_ok_body(rep, rep->body, err)
+                         : decode_error_body(rep, rep->body, err);
+    if (rc != KILN_OK)
+        goto fail;
+    return KILN_OK;
+fail:
+    proto_reply_fini(rep);
+    return rc;
+}
+
+void proto_reply_fini(struct proto_reply *rep)
+{
+    if (rep == NULL)
+        return;
+    if (rep->has_unpacked)
+        msgpack_unpacked_destroy(&rep->unpacked);
+    memset(rep, 0, sizeof(*rep));
+}
