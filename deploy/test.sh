@@ -1,0 +1,58 @@
+#!/bin/bash
+# kiln's whole test suite, as the README and .ci/run run it.
+#
+# Installs what is missing, then builds and tests twice: `build` with
+# warnings as errors, and `build-asan` with AddressSanitizer and
+# UndefinedBehaviorSanitizer (every C test, the daemon's integration tests
+# included, runs again there). Ends with one summary line; exits non-zero
+# if anything failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash deploy/install-deps.sh || exit 1
+
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1"
+
+setup() {
+    local dir=$1; shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson setup --reconfigure "$dir" "$@" >/dev/null
+    else
+        meson setup "$dir" "$@" >/dev/null
+    fi
+}
+
+# Counts one build's results from meson's machine-readable log.
+count() {
+    local log=$1/meson-logs/testlog.json
+    [ -f "$log" ] || { echo "0 0"; return; }
+    local ok bad
+    ok=$(grep -c '"result": "OK"' "$log" || true)
+    bad=$(grep -c -E '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log" || true)
+    echo "$ok $bad"
+}
+
+status=0
+passed=0
+failed=0
+for variant in plain asan; do
+    if [ $variant = plain ]; then
+        dir=build; opts=(--werror)
+    else
+        dir=build-asan; opts=(--werror -Db_sanitize=address,undefined -Db_lundef=false)
+    fi
+    echo "=== $dir: configure and build"
+    rm -f "$dir/meson-logs/testlog.json"
+    if ! setup "$dir" "${opts[@]}" || ! meson compile -C "$dir"; then
+        echo "=== $dir: BUILD FAILED"
+        status=1; failed=$((failed + 1)); continue
+    fi
+    echo "=== $dir: test"
+    meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+    read -r ok bad < <(count "$dir")
+    passed=$((passed + ok)); failed=$((failed + bad))
+done
+
+echo "kiln: $passed passed, $failed failed"
+[ $failed -eq 0 ] || status=1
+exit $status
