@@ -1,0 +1,222 @@
+/* config.c: command-line flags of kilnd (see config.h and --help).
+ *
+ * Parsing is strict: a number with trailing junk, a negative count or a
+ * size that overflows is an error, not a silent default, because a daemon
+ * that quietly ignores a budget is worse than one that refuses to start. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "kiln_limits.h"
+
+static const char usage[] =
+    "usage: kilnd [options]\n"
+    "\n"
+    "kiln compute daemon: runs graphs of meta-operators for many clients.\n"
+    "\n"
+    "  --listen ADDR         listen on ADDR; may be repeated. Schemes: ipc://PATH,\n"
+    "                        tcp://HOST:PORT (no authentication yet: trusted\n"
+    "                        networks only). tls+tcp:// is not supported yet.\n"
+    "                        Default: ipc://$XDG_RUNTIME_DIR/kiln/kilnd.sock, or\n"
+    "                        ipc:///tmp/kiln-UID/kilnd.sock (directory made 0700).\n"
+    "  --workers N           executor threads (default: online CPUs)\n"
+    "  --log-level LEVEL     debug, info, warn or error (default: info)\n"
+    "  --idle-timeout SECS   end sessions idle this long (default: 600)\n"
+    "  --memory-budget BYTES bytes all sessions may hold; K, M, G suffixes;\n"
+    "                        0 = no budget (default: 0)\n"
+    "  --max-message BYTES   largest message accepted; a peer sending more is\n"
+    "                        disconnected (default and maximum: 256M)\n"
+    "  --help                print this and exit\n"
+    "  --version             print the version and exit\n"
+    "\n"
+    "Logs are logfmt lines on stderr. The first SIGTERM or SIGINT drains: no new\n"
+    "connections or sessions, requests in flight are answered, then kilnd exits 0.\n"
+    "A second signal exits at once with status 1.\n"
+    "\n"
+    "Exit status: 0 after a clean shutdown, 1 on a runtime failure (e.g. the\n"
+    "address is in use), 2 on bad flags.\n";
+
+enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
+       OPT_HELP, OPT_VERSION };
+
+static const struct option options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"memory-budget", required_argument, NULL, OPT_BUDGET},
+    {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* A decimal number in [0, max] with nothing after it. */
+static bool parse_u64(const char *s, uint64_t max, uint64_t *out, char **end)
+{
+    if (*s < '0' || *s > '9') /* strtoull would accept "-1" and " 1" */
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, end, 10);
+    if (errno != 0 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cfg_parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    uint64_t v;
+    if (!parse_u64(s, UINT64_MAX, &v, &end))
+        return false;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'K': case 'k': shift = 10; end++; break;
+    case 'M': case 'm': shift = 20; end++; break;
+    case 'G': case 'g': shift = 30; end++; break;
+    default: return false;
+    }
+    if (*end != '\0' || v > (UINT64_MAX >> shift))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
+static bool parse_listen(struct cfg *cfg, const char *addr, FILE *err)
+{
+    if (strncmp(addr, "tls+tcp://", 10) == 0) {
+        fprintf(err, "kilnd: --listen %s: tls+tcp:// is not supported yet\n", addr);
+        return false;
+    }
+    bool ok = (strncmp(addr, "ipc://", 6) == 0 && addr[6] != '\0') ||
+              (strncmp(addr, "tcp://", 6) == 0 && addr[6] != '\0');
+    if (!ok) {
+        fprintf(err, "kilnd: --listen %s: expected ipc://PATH or tcp://HOST:PORT\n", addr);
+        return false;
+    }
+    const char **grown = NULL;
+    if (cfg->nlisten < SIZE_MAX / sizeof(*cfg->listen) - 1)
+        grown = realloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*cfg->listen));
+    if (grown == NULL) {
+        fprintf(err, "kilnd: out of memory\n");
+        return false;
+    }
+    cfg->listen = grown;
+    cfg->listen[cfg->nlisten++] = addr;
+    return true;
+}
+
+static void set_defaults(struct cfg *cfg)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    *cfg = (struct cfg){
+        .workers = cpus > 0 && cpus <= CFG_WORKERS_MAX ? (uint32_t) cpus : 1,
+        .log_level = LOG_INFO,
+        .idle_timeout_ms = CFG_IDLE_TIMEOUT_DEFAULT_S * UINT64_C(1000),
+        .mem_budget = 0,
+        .max_message = KILN_LIMIT_MESSAGE_BYTES,
+    };
+}
+
+static bool bad_value(FILE *err, const char *flag, const char *arg, const char *expected)
+{
+    fprintf(err, "kilnd: %s %s: expected %s\n", flag, arg, expected);
+    return false;
+}
+
+/* A whole number in [min, max]. */
+static bool parse_range(const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    return parse_u64(arg, max, out, &end) && *end == '\0' && *out >= min;
+}
+
+_Static_assert(CFG_WORKERS_MAX == 1024 && CFG_IDLE_TIMEOUT_MAX_S == 604800 &&
+                   CFG_MAX_MESSAGE_MIN == 1024 && KILN_LIMIT_MESSAGE_BYTES == (256u << 20),
+               "update the ranges in the messages below");
+
+/* One option; returns false after reporting a bad value. */
+static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
+{
+    uint64_t v;
+    switch (opt) {
+    case OPT_LISTEN:
+        return parse_listen(cfg, arg, err);
+    case OPT_WORKERS:
+        if (!parse_range(arg, 1, CFG_WORKERS_MAX, &v))
+            return bad_value(err, "--workers", arg, "an integer in 1..1024");
+        cfg->workers = (uint32_t) v;
+        return true;
+    case OPT_LOG_LEVEL:
+        if (!log_level_parse(arg, &cfg->log_level))
+            return bad_value(err, "--log-level", arg, "debug, info, warn or error");
+        return true;
+    case OPT_IDLE:
+        if (!parse_range(arg, 1, CFG_IDLE_TIMEOUT_MAX_S, &v))
+            return bad_value(err, "--idle-timeout", arg, "whole seconds in 1..604800");
+        cfg->idle_timeout_ms = v * 1000; /* v <= a week: no overflow */
+        return true;
+    case OPT_BUDGET:
+        if (!cfg_parse_bytes(arg, &cfg->mem_budget))
+            return bad_value(err, "--memory-budget", arg, "bytes (K, M, G suffixes allowed)");
+        return true;
+    case OPT_MAX_MESSAGE:
+        if (!cfg_parse_bytes(arg, &v) || v < CFG_MAX_MESSAGE_MIN || v > KILN_LIMIT_MESSAGE_BYTES)
+            return bad_value(err, "--max-message", arg, "bytes in 1K..256M");
+        cfg->max_message = v;
+        return true;
+    }
+    return false;
+}
+
+enum cfg_result cfg_parse(struct cfg *cfg, int argc, char **argv, FILE *out, FILE *err)
+{
+    set_defaults(cfg);
+    opterr = 0; /* we print our own messages */
+    optind = 1;
+    for (;;) {
+        int opt = getopt_long(argc, argv, ":", options, NULL);
+        if (opt == -1)
+            break;
+        switch (opt) {
+        case OPT_HELP:
+            fputs(usage, out);
+            return CFG_EXIT;
+        case OPT_VERSION:
+            fprintf(out, "kilnd %s (protocol %d..%d)\n", KILN_VERSION, KILN_PROTO_VERSION_MIN,
+                    KILN_PROTO_VERSION_MAX);
+            return CFG_EXIT;
+        case ':':
+            fprintf(err, "kilnd: %s needs a value\n", argv[optind - 1]);
+            goto bad;
+        case '?':
+            fprintf(err, "kilnd: unknown option %s\n", argv[optind - 1]);
+            goto bad;
+        default:
+            if (!apply(cfg, opt, optarg, err))
+                goto bad;
+        }
+    }
+    if (optind < argc) {
+        fprintf(err, "kilnd: unexpected argument %s\n", argv[optind]);
+        goto bad;
+    }
+    return CFG_RUN;
+bad:
+    fputs("kilnd: see kilnd --help\n", err);
+    return CFG_ERROR;
+}
+
+void cfg_fini(struct cfg *cfg)
+{
+    free(cfg->listen);
+    cfg->listen = NULL;
+    cfg->nlisten = 0;
+}

@@ -1,0 +1,46 @@
+/* config.h: kilnd's settings, parsed from the command line.
+ *
+ * cfg_parse() fills a `struct cfg` from argv with getopt_long and checks
+ * every value (ranges, overflow-safe size suffixes, listen schemes) so the
+ * rest of the daemon can trust it. Messages for bad flags go to the given
+ * stream; the caller turns the result into the exit status. The struct owns
+ * the `listen` array (not the strings, which point into argv); free it with
+ * cfg_fini(), which is safe on a zeroed struct.
+ */
+#ifndef KILND_CONFIG_H
+#define KILND_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CFG_IDLE_TIMEOUT_DEFAULT_S 600
+#define CFG_IDLE_TIMEOUT_MAX_S     (7 * 24 * 3600) /* a week: longer is a leak, not a session */
+#define CFG_WORKERS_MAX            1024
+#define CFG_MAX_MESSAGE_MIN        1024 /* enough for any request of this issue */
+
+struct cfg {
+    const char **listen; /* addresses; none given: the default ipc:// socket */
+    size_t nlisten;
+    uint32_t workers;         /* executor threads (reported; the executor comes later) */
+    enum log_level log_level;
+    uint64_t idle_timeout_ms; /* a session with no request this long is ended */
+    uint64_t mem_budget;      /* bytes sessions may hold; 0: no budget */
+    uint64_t max_message;     /* largest message accepted, <= KILN_LIMIT_MESSAGE_BYTES */
+};
+
+enum cfg_result {
+    CFG_RUN,   /* start the daemon */
+    CFG_EXIT,  /* --help or --version was printed: exit 0 */
+    CFG_ERROR, /* a bad flag was reported: exit 2 */
+};
+
+enum cfg_result cfg_parse(struct cfg *cfg, int argc, char **argv, FILE *out, FILE *err);
+void cfg_fini(struct cfg *cfg);
+
+/* "123", "64K", "512M", "2G" (binary multiples) -> bytes. Returns false on
+ * anything else, including overflow. Exposed for tests. */
+bool cfg_parse_bytes(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,268 @@
+/* daemon.c: start-up, signals, timers and the shutdown sequence.
+ *
+ * Shutdown is two-phase. The first SIGTERM/SIGINT starts draining: the
+ * listeners close (no new connections), new work is refused with
+ * KILN_ESHUTDOWN, and a short timer polls until no request is between
+ * receipt and reply, or DRAIN_GRACE_MS has passed. Then the loop stops and
+ * the teardown runs in the order NNG and libuv need: close the socket and
+ * stop every aio (srv_fini), close every libuv handle and let the loop
+ * finish closing them, free the sessions, and finally nng_fini() so that
+ * NNG's threads are gone before exit (leak checkers see nothing). A second
+ * signal skips all that and exits at once. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "dispatch.h"
+#include "probe.h"
+#include "rundir.h"
+#include "server.h"
+#include "watchdog.h"
+
+#define DRAIN_GRACE_MS 2000
+#define DRAIN_POLL_MS  10
+#define PROBE_TIMEOUT_MS 1000 /* for a live daemon's handshake */
+
+struct kilnd {
+    const struct cfg *cfg;
+    struct log log;
+    uv_loop_t loop;
+    struct srv srv;
+    struct sess_table sessions;
+    struct stats stats;
+    struct disp disp;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t sweep; /* ends idle sessions */
+    uv_timer_t drain; /* polls for the end of draining */
+    struct wd watchdog; /* reopens ipc:// listeners NNG 1.5.2 wedges */
+    uint64_t drain_started_ms;
+};
+
+static const char *signal_name(int signum)
+{
+    return signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "signal";
+}
+
+static void on_drain_tick(uv_timer_t *h)
+{
+    struct kilnd *kd = h->data;
+    bool idle = srv_idle(&kd->srv);
+    if (!idle && uv_now(&kd->loop) - kd->drain_started_ms < DRAIN_GRACE_MS)
+        return;
+    struct log_line l;
+    log_begin(&l, &kd->log, idle ? LOG_INFO : LOG_WARN,
+              idle ? "drained" : "drain grace over: dropping requests in flight");
+    log_u64(&l, "sessions", sess_count(&kd->sessions));
+    log_end(&l);
+    uv_stop(&kd->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct kilnd *kd = h->data;
+    if (kd->disp.draining) {
+        /* The operator insists: no clean-up, no atexit handlers. (libuv
+         * runs this on the loop thread, so logging is safe here.) */
+        struct log_line l;
+        log_begin(&l, &kd->log, LOG_WARN, "second signal: exiting at once");
+        log_str(&l, "signal", signal_name(signum));
+        log_end(&l);
+        _exit(1);
+    }
+    struct log_line l;
+    log_begin(&l, &kd->log, LOG_INFO, "shutting down");
+    log_str(&l, "signal", signal_name(signum));
+    log_end(&l);
+
+    kd->disp.draining = true;
+    wd_stop(&kd->watchdog);
+    srv_stop_listening(&kd->srv);
+    kd->drain_started_ms = uv_now(&kd->loop);
+    uv_timer_start(&kd->drain, on_drain_tick, 0, DRAIN_POLL_MS);
+}
+
+static void on_sweep(uv_timer_t *h)
+{
+    struct kilnd *kd = h->data;
+    sess_expire(&kd->sessions, uv_now(&kd->loop), kd->cfg->idle_timeout_ms);
+}
+
+/* Sweep often enough that a session ends within a quarter of its timeout
+ * after expiring, but at most once every 50 ms and at least once a second. */
+static uint64_t sweep_interval_ms(uint64_t idle_ms)
+{
+    uint64_t ms = idle_ms / 4;
+    return ms < 50 ? 50 : ms > 1000 ? 1000 : ms;
+}
+
+/* The default address, after making sure its directory is private. */
+static bool default_address(struct kilnd *kd, char *addr, size_t size)
+{
+    char dir[256], why[512];
+    if (kiln_runtime_dir(dir, sizeof(dir)) != KILN_OK || kiln_ipc_address(addr, size) != KILN_OK) {
+        log_msg(&kd->log, LOG_ERROR, "the runtime directory path is too long: use --listen");
+        return false;
+    }
+    if (rundir_prepare(dir, why, sizeof(why)) != 0) {
+        struct log_line l;
+        log_begin(&l, &kd->log, LOG_ERROR, "unsafe or unusable runtime directory");
+        log_str(&l, "error", why);
+        log_end(&l);
+        return false;
+    }
+    return true;
+}
+
+static bool listen_on(struct kilnd *kd, const char *addr)
+{
+    struct log_line l;
+    if (strncmp(addr, "tcp://", 6) == 0) {
+        log_begin(&l, &kd->log, LOG_WARN,
+                  "tcp has no authentication yet: anyone who can reach this address can use "
+                  "the daemon");
+        log_str(&l, "address", addr);
+        log_end(&l);
+    }
+    if (strncmp(addr, "ipc://", 6) == 0) {
+        char why[256];
+        switch (probe_ipc(addr + 6, PROBE_TIMEOUT_MS, NULL, why, sizeof(why))) {
+        case PROBE_ABSENT:
+            break;
+        case PROBE_LIVE:
+        case PROBE_SILENT: /* bound by a process that does not answer: still in use */
+            log_begin(&l, &kd->log, LOG_ERROR,
+                      "address in use: another daemon is already listening there");
+            log_str(&l, "address", addr);
+            log_end(&l);
+            return false;
+        case PROBE_ERROR:
+            log_begin(&l, &kd->log, LOG_WARN, "cannot tell whether the address is in use");
+            log_str(&l, "address", addr);
+            log_str(&l, "error", why);
+            log_end(&l);
+            break;
+        }
+    }
+    int rv = srv_listen(&kd->srv, addr);
+    if (rv == 0)
+        return true;
+    if (rv == NNG_EADDRINUSE) {
+        log_begin(&l, &kd->log, LOG_ERROR,
+                  "address in use: another daemon is already listening there");
+    } else {
+        log_begin(&l, &kd->log, LOG_ERROR, "cannot listen");
+        log_str(&l, "error", nng_strerror(rv));
+    }
+    log_str(&l, "address", addr);
+    log_end(&l);
+    return false;
+}
+
+static bool start(struct kilnd *kd)
+{
+    const struct cfg *cfg = kd->cfg;
+    if (srv_init(&kd->srv, &kd->loop, &kd->log, cfg->max_message, disp_request, &kd->disp) != 0)
+        return false;
+
+    char def[256];
+    const char *const *addrs = cfg->listen;
+    size_t naddrs = cfg->nlisten;
+    const char *one[1] = {def};
+    if (naddrs == 0) {
+        if (!default_address(kd, def, sizeof(def)))
+            return false;
+        addrs = one;
+        naddrs = 1;
+    }
+    for (size_t i = 0; i < naddrs; i++) {
+        if (!listen_on(kd, addrs[i]))
+            return false;
+    }
+
+    if (uv_signal_start(&kd->sig_term, on_signal, SIGTERM) != 0 ||
+        uv_signal_start(&kd->sig_int, on_signal, SIGINT) != 0) {
+        log_msg(&kd->log, LOG_ERROR, "cannot install signal handlers");
+        return false;
+    }
+    uint64_t every = sweep_interval_ms(cfg->idle_timeout_ms);
+    uv_timer_start(&kd->sweep, on_sweep, every, every);
+    srv_start(&kd->srv);
+    wd_start(&kd->watchdog, WD_EVERY_MS_DEFAULT);
+
+    struct log_line l;
+    log_begin(&l, &kd->log, LOG_INFO, "kilnd started");
+    log_str(&l, "version", KILN_VERSION);
+    log_i64(&l, "pid", (int64_t) getpid());
+    log_u64(&l, "workers", cfg->workers);
+    log_u64(&l, "idle_timeout_ms", cfg->idle_timeout_ms);
+    log_u64(&l, "memory_budget", cfg->mem_budget);
+    log_u64(&l, "max_message", cfg->max_message);
+    log_end(&l);
+    for (size_t i = 0; i < naddrs; i++) {
+        log_begin(&l, &kd->log, LOG_INFO, "listening");
+        log_str(&l, "address", addrs[i]);
+        log_end(&l);
+    }
+    return true;
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Tear down in order; safe after a start that failed part way. */
+static void stop(struct kilnd *kd)
+{
+    wd_stop(&kd->watchdog);
+    srv_fini(&kd->srv);
+    uv_walk(&kd->loop, close_handle, NULL);
+    uv_run(&kd->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+    sess_table_fini(&kd->sessions);
+    if (uv_loop_close(&kd->loop) != 0)
+        log_msg(&kd->log, LOG_ERROR, "libuv handles left open at exit");
+    nng_fini();
+}
+
+int kilnd_run(const struct cfg *cfg)
+{
+    struct kilnd kd;
+    memset(&kd, 0, sizeof(kd));
+    kd.cfg = cfg;
+    log_init(&kd.log, cfg->log_level, STDERR_FILENO);
+    int rv = uv_loop_init(&kd.loop);
+    if (rv != 0) {
+        log_msg(&kd.log, LOG_ERROR, "cannot create the event loop");
+        return 1;
+    }
+    stats_init(&kd.stats, uv_now(&kd.loop));
+    sess_table_init(&kd.sessions, cfg->mem_budget, &kd.log);
+    kd.disp = (struct disp){
+        .cfg = cfg,
+        .log = &kd.log,
+        .sessions = &kd.sessions,
+        .stats = &kd.stats,
+        .loop = &kd.loop,
+    };
+    /* Handles first: initialising them cannot fail in a way that matters,
+     * and stop() can then close whatever exists. */
+    uv_signal_init(&kd.loop, &kd.sig_term);
+    uv_signal_init(&kd.loop, &kd.sig_int);
+    uv_timer_init(&kd.loop, &kd.sweep);
+    uv_timer_init(&kd.loop, &kd.drain);
+    kd.sig_term.data = kd.sig_int.data = kd.sweep.data = kd.drain.data = &kd;
+    wd_init(&kd.watchdog, &kd.loop, &kd.srv, &kd.log);
+
+    int status = 1;
+    if (start(&kd)) {
+        uv_run(&kd.loop, UV_RUN_DEFAULT);
+        status = 0;
+    }
+    stop(&kd);
+    if (status == 0)
+        log_msg(&kd.log, LOG_INFO, "kilnd stopped");
+    return status;
+}

@@ -1,0 +1,184 @@
+/* dispatch.c: the per-kind request handlers (see dispatch.h).
+ *
+ * Every handler returns KILN_OK after encoding its reply, or an error code
+ * with the proto_error filled; disp_request() turns the latter into the
+ * error reply, so there is one place where errors are encoded, counted and
+ * logged. While draining, kinds that start or continue work (HELLO, PING,
+ * SUBMIT, FETCH) are refused with KILN_ESHUTDOWN; STATUS (which reports
+ * draining), RELEASE and BYE (which only free) are still served so clients
+ * can wind down cleanly. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "dispatch.h"
+
+#define SERVER_NAME "kilnd " KILN_VERSION
+
+static int encode_failed(struct proto_error *err)
+{
+    return proto_error_set(err, KILN_ENOMEM, "", "out of memory encoding the reply");
+}
+
+static int on_hello(struct disp *d, const struct proto_request *req, msgpack_sbuffer *reply,
+                    struct proto_error *err)
+{
+    const struct proto_hello *h = &req->u.hello;
+    uint32_t lo = h->proto_min > KILN_PROTO_VERSION_MIN ? h->proto_min : KILN_PROTO_VERSION_MIN;
+    uint32_t hi = h->proto_max < KILN_PROTO_VERSION_MAX ? h->proto_max : KILN_PROTO_VERSION_MAX;
+    if (lo > hi)
+        return proto_error_set(err, KILN_EVERSION, "body.proto_max",
+                               "no common protocol version: the client speaks %" PRIu32
+                               "..%" PRIu32 ", kilnd speaks %d..%d",
+                               h->proto_min, h->proto_max, KILN_PROTO_VERSION_MIN,
+                               KILN_PROTO_VERSION_MAX);
+
+    /* Tokens are accepted and ignored until authentication lands. */
+    struct sess *s;
+    int rc = sess_open(d->sessions, h->client, uv_now(d->loop), &s, err);
+    if (rc != KILN_OK)
+        return rc;
+
+    struct proto_hello_reply r = {
+        .proto = hi,
+        .session = s->id,
+        .idle_timeout_ms = d->cfg->idle_timeout_ms,
+    };
+    snprintf(r.server, sizeof(r.server), "%s", SERVER_NAME);
+    proto_limits_default(&r.limits);
+    r.limits.message_bytes = d->cfg->max_message;
+    if (proto_encode_reply_hello(reply, &r) != KILN_OK) {
+        /* The client never learns the id: do not leave the session behind. */
+        sess_close(d->sessions, s, "reply failed");
+        return encode_failed(err);
+    }
+    return KILN_OK;
+}
+
+static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error *err)
+{
+    const struct stats *st = d->stats;
+    struct proto_status s = {
+        .proto_min = KILN_PROTO_VERSION_MIN,
+        .proto_max = KILN_PROTO_VERSION_MAX,
+        .pid = (int64_t) uv_os_getpid(),
+        .uptime_ms = uv_now(d->loop) - st->start_ms,
+        .sessions = sess_count(d->sessions),
+        .sessions_total = d->sessions->opened_total,
+        /* This reply counts too: a client polling STATUS sees its own. */
+        .requests = st->requests + 1,
+        .workers = d->cfg->workers,
+        .mem_in_use = d->sessions->mem_in_use,
+        .mem_budget = d->sessions->mem_budget,
+        .mem_rss = stats_rss_bytes(),
+        .draining = d->draining,
+    };
+    snprintf(s.server, sizeof(s.server), "%s", SERVER_NAME);
+    _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");
+    for (size_t i = 0; i < KILN_ERR_WIRE_COUNT; i++)
+        s.errors[i] = st->errors[i];
+    return proto_encode_reply_status(reply, &s) == KILN_OK ? KILN_OK : encode_failed(err);
+}
+
+static int on_release(struct disp *d, struct sess *s, const struct proto_request *req,
+                      msgpack_sbuffer *reply, struct proto_error *err)
+{
+    struct proto_release_reply r = {0};
+    for (uint32_t i = 0; i < req->u.release.count; i++) {
+        if (sess_var_release(d->sessions, s, req->u.release.ids[i]))
+            r.released++;
+        else
+            r.unknown++;
+    }
+    return proto_encode_reply_release(reply, &r) == KILN_OK ? KILN_OK : encode_failed(err);
+}
+
+static bool refused_while_draining(int kind)
+{
+    return kind == PROTO_HELLO || kind == PROTO_PING || kind == PROTO_SUBMIT ||
+           kind == PROTO_FETCH;
+}
+
+/* Run a decoded request; returns KILN_OK with the reply encoded, or an error. */
+static int run(struct disp *d, const struct proto_request *req, msgpack_sbuffer *reply,
+               struct proto_error *err)
+{
+    if (d->draining && refused_while_draining(req->kind))
+        return proto_error_set(err, KILN_ESHUTDOWN, "", "kilnd is shutting down");
+
+    struct sess *s = NULL;
+    if (req->session != 0) {
+        s = sess_find(d->sessions, req->session);
+        if (s == NULL)
+            return proto_error_set(err, KILN_ESESSION, "session",
+                                   "session %016" PRIx64 " is unknown or has expired",
+                                   req->session);
+        sess_touch(d->sessions, s, uv_now(d->loop));
+    }
+
+    switch (req->kind) {
+    case PROTO_HELLO:
+        return on_hello(d, req, reply, err);
+    case PROTO_PING:
+        return proto_encode_reply_empty(reply) == KILN_OK ? KILN_OK : encode_failed(err);
+    case PROTO_STATUS:
+        return on_status(d, reply, err);
+    case PROTO_SUBMIT:
+    case PROTO_FETCH:
+        return proto_error_set(err, KILN_EUNSUPPORTED, "", "graph execution is not implemented yet");
+    case PROTO_RELEASE:
+        return on_release(d, s, req, reply, err);
+    case PROTO_BYE:
+        sess_close(d->sessions, s, "bye");
+        return proto_encode_reply_empty(reply) == KILN_OK ? KILN_OK : encode_failed(err);
+    }
+    /* The codec only returns kinds it knows: reaching here is our bug, but
+     * it is reported to the client, not asserted on its input. */
+    return proto_error_set(err, KILN_EINTERNAL, "", "no handler for kind %d", req->kind);
+}
+
+static void log_request(const struct disp *d, const struct proto_request *req, int kind,
+                        const struct proto_error *err)
+{
+    enum log_level level = err->code == KILN_EINTERNAL ? LOG_ERROR : LOG_DEBUG;
+    if (!log_enabled(d->log, level))
+        return;
+    struct log_line l;
+    log_begin(&l, d->log, level, err->code == KILN_OK ? "request" : "request refused");
+    log_str(&l, "kind", proto_kind_name(kind));
+    if (req != NULL)
+        log_hex(&l, "session", req->session);
+    log_str(&l, "code", kiln_err_name(err->code));
+    if (err->code != KILN_OK) {
+        log_str(&l, "field", err->field);
+        log_str(&l, "error", err->message);
+    }
+    log_end(&l);
+}
+
+void disp_request(void *arg, const void *buf, size_t len, msgpack_sbuffer *reply)
+{
+    struct disp *d = arg;
+    struct proto_request req;
+    struct proto_error err = {.code = KILN_OK, .node = -1};
+
+    int rc = proto_request_decode(&req, buf, len, &err);
+    bool decoded = rc == KILN_OK;
+    int kind = decoded ? req.kind : 0;
+    if (decoded) {
+        rc = run(d, &req, reply, &err);
+        if (rc != KILN_OK)
+            msgpack_sbuffer_clear(reply); /* drop a partial reply */
+    }
+    err.code = rc;
+    log_request(d, decoded ? &req : NULL, kind, &err);
+    if (decoded)
+        proto_request_fini(&req);
+
+    if (rc != KILN_OK && proto_encode_reply_error(reply, &err) != KILN_OK) {
+        /* Nothing left to say it with; the client times out. */
+        msgpack_sbuffer_clear(reply);
+        log_msg(d->log, LOG_ERROR, "cannot encode an error reply");
+        return;
+    }
+    stats_count_reply(d->stats, rc);
+}

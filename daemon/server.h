@@ -1,0 +1,107 @@
+/* server.h: the NNG REP socket, bridged onto the libuv loop.
+ *
+ * Threads: NNG completes receives on its own threads. The receive callback
+ * only parks the context on a mutex-protected queue and wakes the loop with
+ * uv_async_send(); the loop drains the whole queue, hands each request to
+ * the handler (decode, dispatch, encode: all on the loop thread, which owns
+ * every piece of daemon state), and starts the send. The send callback
+ * frees the message if the send failed and re-arms the receive. So the
+ * handler never runs concurrently with itself, and NNG threads never touch
+ * daemon state.
+ *
+ * A fixed pool of contexts (SRV_CONTEXTS) bounds how many requests can be
+ * in the daemon at once; NNG queues the rest in its pipes. Messages larger
+ * than the configured maximum are refused by NNG itself (NNG_OPT_RECVMAXSZ),
+ * which drops that connection.
+ *
+ * Lifecycle, all on the loop thread: srv_init, srv_listen (once per
+ * address), srv_start; to drain, srv_stop_listening and poll srv_idle;
+ * then srv_fini, and run the loop once more so the async handle closes
+ * before the struct goes away. srv_fini is safe after a failed srv_init.
+ */
+#ifndef KILND_SERVER_H
+#define KILND_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <msgpack.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <uv.h>
+
+#include "log.h"
+
+#define SRV_CONTEXTS 64
+
+/* Called on the loop thread with one request's bytes (valid only during the
+ * call). Must append exactly one reply to `reply`, which is empty on entry;
+ * leaving it empty sends nothing (the client's request then times out). */
+typedef void (*srv_handler_fn)(void *arg, const void *req, size_t len, msgpack_sbuffer *reply);
+
+struct srv_ctx; /* one NNG context with its receive and send aio: server.c */
+
+struct srv_listener {
+    nng_listener l;
+    char *addr; /* owned copy of the address it listens on */
+};
+
+struct srv {
+    nng_socket sock;
+    bool sock_open;
+    struct srv_listener *listeners;
+    size_t nlisteners;
+    struct srv_ctx *ctxs;
+    size_t nctxs; /* contexts opened (all of SRV_CONTEXTS after a good init) */
+
+    uv_async_t wake; /* NNG threads -> loop: the queue has work */
+    bool wake_open;
+    uv_mutex_t mu; /* guards the queue */
+    bool mu_init;
+    struct srv_ctx *queue_head, *queue_tail;
+
+    atomic_int busy;      /* contexts between a received request and its sent reply */
+    atomic_uint_fast64_t own_pipes; /* connections attached whose peer is this process */
+    uint64_t pid;                   /* this process, for own_pipes */
+    atomic_bool stopping; /* srv_fini began: callbacks re-arm nothing */
+
+    srv_handler_fn handler;
+    void *handler_arg;
+    msgpack_sbuffer reply; /* reused for every reply (loop thread only) */
+    const struct log *log;
+};
+
+/* Open the socket with the receive limit and the context pool, and register
+ * the wake-up handle on `loop`. Returns 0 or an NNG/libuv error (logged). */
+int srv_init(struct srv *srv, uv_loop_t *loop, const struct log *log, size_t max_message,
+             srv_handler_fn handler, void *handler_arg);
+
+/* Listen on `addr`. Returns 0 or the NNG error (NNG_EADDRINUSE when a live
+ * process already listens there); the caller reports it. */
+int srv_listen(struct srv *srv, const char *addr);
+
+/* Close listener `i` and listen again on its address: the cure for an
+ * ipc:// listener that stopped accepting (see watchdog.h). Connections
+ * already accepted are not affected. Returns 0 or the NNG error; on error
+ * the listener stays closed and the caller reports it. */
+int srv_relisten(struct srv *srv, size_t i);
+
+/* How many connections from this very process the socket has attached so
+ * far (the watchdog's probes). Any thread. */
+uint64_t srv_own_pipes(struct srv *srv);
+
+/* Start receiving on every context. */
+void srv_start(struct srv *srv);
+
+/* Close the listeners: no new connections; open ones keep working. */
+void srv_stop_listening(struct srv *srv);
+
+/* True when no request is between receipt and the completion of its reply. */
+bool srv_idle(struct srv *srv);
+
+/* Close the socket, stop and free every aio and context, free any message
+ * still held, and start closing the wake-up handle. */
+void srv_fini(struct srv *srv);
+
+#endif
