@@ -5,14 +5,15 @@
  * client mistake surfaces at once instead of being silently ignored. The
  * field helpers here are shared with the reply decoder (reply.c), which is
  * lenient about fields it does not know. */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec_impl.h"
+#include "proto_impl.h"
 
-int codec_unpack(msgpack_unpacked *up, const void *buf, size_t len, struct proto_error *err)
+int proto_unpack(msgpack_unpacked *up, const void *buf, size_t len, struct proto_error *err)
 {
     int rc = proto_scan(buf, len, err);
     if (rc != KILN_OK)
@@ -51,10 +52,11 @@ static void key_text(const msgpack_object *k, char *dst, size_t size)
     dst[n] = '\0';
 }
 
-int codec_check_keys(const msgpack_object *map, const char *const *allowed, size_t nallowed,
+int proto_check_keys(const msgpack_object *map, const char *const *allowed, size_t nallowed,
                      bool allow_unknown, const char *path, struct proto_error *err)
 {
     uint32_t seen = 0;
+    assert(nallowed <= 32); /* `seen` has one bit per allowed key */
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
@@ -84,7 +86,7 @@ int codec_check_keys(const msgpack_object *map, const char *const *allowed, size
     return KILN_OK;
 }
 
-const msgpack_object *codec_get(const msgpack_object *map, const char *key)
+const msgpack_object *proto_map_get(const msgpack_object *map, const char *key)
 {
     for (uint32_t i = 0; i < map->via.map.size; i++)
         if (key_is(&map->via.map.ptr[i].key, key))
@@ -98,7 +100,7 @@ static int missing(const char *field, int code_bad, struct proto_error *err)
                            "required field %s is missing", field);
 }
 
-int codec_uint(const msgpack_object *o, const char *field, uint64_t max, uint64_t *out,
+int proto_get_uint(const msgpack_object *o, const char *field, uint64_t max, uint64_t *out,
                int code_bad, struct proto_error *err)
 {
     if (o == NULL)
@@ -116,7 +118,7 @@ int codec_uint(const msgpack_object *o, const char *field, uint64_t max, uint64_
     return KILN_OK;
 }
 
-int codec_int(const msgpack_object *o, const char *field, int64_t *out, int code_bad,
+int proto_get_int(const msgpack_object *o, const char *field, int64_t *out, int code_bad,
               struct proto_error *err)
 {
     if (o == NULL)
@@ -132,7 +134,7 @@ int codec_int(const msgpack_object *o, const char *field, int64_t *out, int code
     return proto_error_set(err, code_bad, field, "%s must be a 64-bit signed integer", field);
 }
 
-int codec_bool(const msgpack_object *o, const char *field, bool *out, int code_bad,
+int proto_get_bool(const msgpack_object *o, const char *field, bool *out, int code_bad,
                struct proto_error *err)
 {
     if (o == NULL)
@@ -143,7 +145,7 @@ int codec_bool(const msgpack_object *o, const char *field, bool *out, int code_b
     return KILN_OK;
 }
 
-int codec_str(const msgpack_object *o, const char *field, size_t max, char *dst, int code_bad,
+int proto_get_str(const msgpack_object *o, const char *field, size_t max, char *dst, int code_bad,
               struct proto_error *err)
 {
     if (o == NULL)
@@ -162,7 +164,7 @@ int codec_str(const msgpack_object *o, const char *field, size_t max, char *dst,
     return KILN_OK;
 }
 
-int codec_str_trunc(const msgpack_object *o, const char *field, char *dst, size_t size,
+int proto_get_str_trunc(const msgpack_object *o, const char *field, char *dst, size_t size,
                     int code_bad, struct proto_error *err)
 {
     if (o == NULL)
@@ -176,7 +178,7 @@ int codec_str_trunc(const msgpack_object *o, const char *field, char *dst, size_
     return KILN_OK;
 }
 
-int codec_pack_key(msgpack_packer *pk, const char *key)
+int proto_pack_key(msgpack_packer *pk, const char *key)
 {
     size_t n = strlen(key);
     return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, key, n);
@@ -194,7 +196,7 @@ static int need_session(const struct proto_request *req, struct proto_error *err
 
 static int empty_body(const msgpack_object *body, struct proto_error *err)
 {
-    return codec_check_keys(body, NULL, 0, false, "body", err);
+    return proto_check_keys(body, NULL, 0, false, "body", err);
 }
 
 static int decode_hello(struct proto_request *req, const msgpack_object *body,
@@ -202,17 +204,17 @@ static int decode_hello(struct proto_request *req, const msgpack_object *body,
 {
     static const char *const keys[] = {"proto_min", "proto_max", "client", "token"};
     struct proto_hello *h = &req->u.hello;
-    uint64_t vmin, vmax;
+    uint64_t vmin = 0, vmax = 0;
     int rc;
 
     if (req->session != 0)
         return proto_error_set(err, KILN_EVALUE, "session", "HELLO must carry session 0");
-    if ((rc = codec_check_keys(body, keys, 4, false, "body", err)) != KILN_OK ||
-        (rc = codec_uint(codec_get(body, "proto_min"), "body.proto_min", UINT32_MAX, &vmin,
+    if ((rc = proto_check_keys(body, keys, 4, false, "body", err)) != KILN_OK ||
+        (rc = proto_get_uint(proto_map_get(body, "proto_min"), "body.proto_min", UINT32_MAX, &vmin,
                          KILN_ETYPE, err)) != KILN_OK ||
-        (rc = codec_uint(codec_get(body, "proto_max"), "body.proto_max", UINT32_MAX, &vmax,
+        (rc = proto_get_uint(proto_map_get(body, "proto_max"), "body.proto_max", UINT32_MAX, &vmax,
                          KILN_ETYPE, err)) != KILN_OK ||
-        (rc = codec_str(codec_get(body, "client"), "body.client", KILN_LIMIT_NAME, h->client,
+        (rc = proto_get_str(proto_map_get(body, "client"), "body.client", KILN_LIMIT_NAME, h->client,
                         KILN_ETYPE, err)) != KILN_OK)
         return rc;
     if (vmin == 0)
@@ -225,9 +227,9 @@ static int decode_hello(struct proto_request *req, const msgpack_object *body,
         return proto_error_set(err, KILN_EVALUE, "body.client", "client name is empty");
     h->proto_min = (uint32_t) vmin;
     h->proto_max = (uint32_t) vmax;
-    const msgpack_object *tok = codec_get(body, "token");
+    const msgpack_object *tok = proto_map_get(body, "token");
     if (tok != NULL) {
-        if ((rc = codec_str(tok, "body.token", KILN_LIMIT_TOKEN, h->token, KILN_ETYPE, err)) !=
+        if ((rc = proto_get_str(tok, "body.token", KILN_LIMIT_TOKEN, h->token, KILN_ETYPE, err)) !=
             KILN_OK)
             return rc;
         h->has_token = true;
@@ -241,9 +243,9 @@ static int decode_release(struct proto_request *req, const msgpack_object *body,
     static const char *const keys[] = {"vars"};
     int rc;
     if ((rc = need_session(req, err)) != KILN_OK ||
-        (rc = codec_check_keys(body, keys, 1, false, "body", err)) != KILN_OK)
+        (rc = proto_check_keys(body, keys, 1, false, "body", err)) != KILN_OK)
         return rc;
-    const msgpack_object *vars = codec_get(body, "vars");
+    const msgpack_object *vars = proto_map_get(body, "vars");
     if (vars == NULL)
         return proto_error_set(err, KILN_EMISSING, "body.vars", "required field body.vars is missing");
     if (vars->type != MSGPACK_OBJECT_ARRAY)
@@ -259,7 +261,7 @@ static int decode_release(struct proto_request *req, const msgpack_object *body,
     for (uint32_t i = 0; i < n; i++) {
         char field[PROTO_FIELD_MAX];
         snprintf(field, sizeof(field), "body.vars[%u]", i);
-        if ((rc = codec_uint(&vars->via.array.ptr[i], field, UINT64_MAX, &ids[i], KILN_ETYPE,
+        if ((rc = proto_get_uint(&vars->via.array.ptr[i], field, UINT64_MAX, &ids[i], KILN_ETYPE,
                              err)) != KILN_OK) {
             free(ids);
             return rc;
@@ -298,13 +300,13 @@ int proto_request_decode(struct proto_request *req, const void *buf, size_t len,
                          struct proto_error *err)
 {
     memset(req, 0, sizeof(*req));
-    int rc = codec_unpack(&req->unpacked, buf, len, err);
+    int rc = proto_unpack(&req->unpacked, buf, len, err);
     if (rc != KILN_OK)
         return rc;
     req->has_unpacked = true;
 
     const msgpack_object *top = &req->unpacked.data;
-    uint64_t kind, session;
+    uint64_t kind = 0, session = 0;
     if (top->type != MSGPACK_OBJECT_ARRAY) {
         rc = proto_error_set(err, KILN_ETYPE, "",
                              "a request must be the array [kind, session, body]");
@@ -317,8 +319,8 @@ int proto_request_decode(struct proto_request *req, const void *buf, size_t len,
         goto fail;
     }
     const msgpack_object *el = top->via.array.ptr;
-    if ((rc = codec_uint(&el[0], "kind", UINT32_MAX, &kind, KILN_ETYPE, err)) != KILN_OK ||
-        (rc = codec_uint(&el[1], "session", UINT64_MAX, &session, KILN_ETYPE, err)) != KILN_OK)
+    if ((rc = proto_get_uint(&el[0], "kind", UINT64_MAX, &kind, KILN_ETYPE, err)) != KILN_OK ||
+        (rc = proto_get_uint(&el[1], "session", UINT64_MAX, &session, KILN_ETYPE, err)) != KILN_OK)
         goto fail;
     if (kind == 0 || kind >= PROTO_KIND_END) {
         rc = proto_error_set(err, KILN_EKIND, "kind", "unknown message kind %llu",

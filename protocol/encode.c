@@ -7,7 +7,7 @@
  * OR the results and report KILN_ENOMEM once at the end. */
 #include <string.h>
 
-#include "codec_impl.h"
+#include "proto_impl.h"
 
 static int done(int rc)
 {
@@ -37,11 +37,11 @@ int proto_encode_hello(msgpack_sbuffer *sb, const struct proto_hello *h)
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     int rc = pack_request_head(&pk, PROTO_HELLO, 0, h->has_token ? 4 : 3);
-    rc |= codec_pack_key(&pk, "proto_min") | msgpack_pack_uint32(&pk, h->proto_min);
-    rc |= codec_pack_key(&pk, "proto_max") | msgpack_pack_uint32(&pk, h->proto_max);
-    rc |= codec_pack_key(&pk, "client") | pack_str(&pk, h->client);
+    rc |= proto_pack_key(&pk, "proto_min") | msgpack_pack_uint32(&pk, h->proto_min);
+    rc |= proto_pack_key(&pk, "proto_max") | msgpack_pack_uint32(&pk, h->proto_max);
+    rc |= proto_pack_key(&pk, "client") | pack_str(&pk, h->client);
     if (h->has_token)
-        rc |= codec_pack_key(&pk, "token") | pack_str(&pk, h->token);
+        rc |= proto_pack_key(&pk, "token") | pack_str(&pk, h->token);
     return done(rc);
 }
 
@@ -62,7 +62,7 @@ int proto_encode_release(msgpack_sbuffer *sb, uint64_t session, const uint64_t *
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     int rc = pack_request_head(&pk, PROTO_RELEASE, session, 1);
-    rc |= codec_pack_key(&pk, "vars") | msgpack_pack_array(&pk, count);
+    rc |= proto_pack_key(&pk, "vars") | msgpack_pack_array(&pk, count);
     for (uint32_t i = 0; i < count; i++)
         rc |= msgpack_pack_uint64(&pk, ids[i]);
     return done(rc);
@@ -78,7 +78,7 @@ static int pack_reply_head(msgpack_packer *pk, int code, uint32_t pairs)
 
 static int pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
 {
-    return codec_pack_key(pk, key) | msgpack_pack_uint64(pk, v);
+    return proto_pack_key(pk, key) | msgpack_pack_uint64(pk, v);
 }
 
 int proto_encode_reply_error(msgpack_sbuffer *sb, const struct proto_error *e)
@@ -88,11 +88,11 @@ int proto_encode_reply_error(msgpack_sbuffer *sb, const struct proto_error *e)
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     int rc = pack_reply_head(&pk, e->code, 4);
-    rc |= codec_pack_key(&pk, "name") | pack_str(&pk, kiln_err_name(e->code));
-    rc |= codec_pack_key(&pk, "message") |
+    rc |= proto_pack_key(&pk, "name") | pack_str(&pk, kiln_err_name(e->code));
+    rc |= proto_pack_key(&pk, "message") |
           pack_str(&pk, e->message[0] ? e->message : kiln_err_str(e->code));
-    rc |= codec_pack_key(&pk, "field") | pack_str(&pk, e->field);
-    rc |= codec_pack_key(&pk, "node") | msgpack_pack_int64(&pk, e->node);
+    rc |= proto_pack_key(&pk, "field") | pack_str(&pk, e->field);
+    rc |= proto_pack_key(&pk, "node") | msgpack_pack_int64(&pk, e->node);
     return done(rc);
 }
 
@@ -129,9 +129,9 @@ int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply
     int rc = pack_reply_head(&pk, KILN_OK, 5);
     rc |= pack_kv_u64(&pk, "proto", r->proto);
     rc |= pack_kv_u64(&pk, "session", r->session);
-    rc |= codec_pack_key(&pk, "server") | pack_str(&pk, r->server);
+    rc |= proto_pack_key(&pk, "server") | pack_str(&pk, r->server);
     rc |= pack_kv_u64(&pk, "idle_timeout_ms", r->idle_timeout_ms);
-    rc |= codec_pack_key(&pk, "limits") | msgpack_pack_map(&pk, 12);
+    rc |= proto_pack_key(&pk, "limits") | msgpack_pack_map(&pk, 12);
     rc |= pack_kv_u64(&pk, "message_bytes", l->message_bytes);
     rc |= pack_kv_u64(&pk, "depth", l->depth);
     rc |= pack_kv_u64(&pk, "container_items", l->container_items);
@@ -155,24 +155,24 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     int rc = pack_reply_head(&pk, KILN_OK, 12);
-    rc |= codec_pack_key(&pk, "server") | pack_str(&pk, s->server);
+    rc |= proto_pack_key(&pk, "server") | pack_str(&pk, s->server);
     rc |= pack_kv_u64(&pk, "proto_min", s->proto_min);
     rc |= pack_kv_u64(&pk, "proto_max", s->proto_max);
-    rc |= codec_pack_key(&pk, "pid") | msgpack_pack_int64(&pk, s->pid);
+    rc |= proto_pack_key(&pk, "pid") | msgpack_pack_int64(&pk, s->pid);
     rc |= pack_kv_u64(&pk, "uptime_ms", s->uptime_ms);
     rc |= pack_kv_u64(&pk, "sessions", s->sessions);
     rc |= pack_kv_u64(&pk, "sessions_total", s->sessions_total);
     rc |= pack_kv_u64(&pk, "requests", s->requests);
     rc |= pack_kv_u64(&pk, "workers", s->workers);
-    rc |= codec_pack_key(&pk, "errors") | msgpack_pack_map(&pk, nerr);
+    rc |= proto_pack_key(&pk, "errors") | msgpack_pack_map(&pk, nerr);
     for (int c = 1; c < KILN_ERR_WIRE_COUNT; c++)
         if (s->errors[c] != 0)
             rc |= pack_kv_u64(&pk, kiln_err_name(c), s->errors[c]);
-    rc |= codec_pack_key(&pk, "memory") | msgpack_pack_map(&pk, 3);
+    rc |= proto_pack_key(&pk, "memory") | msgpack_pack_map(&pk, 3);
     rc |= pack_kv_u64(&pk, "in_use", s->mem_in_use);
     rc |= pack_kv_u64(&pk, "budget", s->mem_budget);
     rc |= pack_kv_u64(&pk, "rss", s->mem_rss);
-    rc |= codec_pack_key(&pk, "draining") |
+    rc |= proto_pack_key(&pk, "draining") |
           (s->draining ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
     return done(rc);
 }

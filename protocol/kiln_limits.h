@@ -27,4 +27,11 @@
 #define KILN_LIMIT_ELEMENTS        (INT64_C(1) << 40) /* elements of one tensor */
 #define KILN_LIMIT_VAR_IDS         65536        /* var ids named by one FETCH or RELEASE */
 
+/* Index expressions (reindex, reindex_reduce; kernels/expr.h). */
+#define KILN_LIMIT_EXPR_BYTES  1024 /* bytes of one expression's text */
+#define KILN_LIMIT_EXPR_NODES  256  /* AST nodes of one expression */
+#define KILN_LIMIT_EXPR_DEPTH  32   /* nesting of one expression */
+#define KILN_LIMIT_EXPR_CONST  (INT64_C(1) << 62) /* magnitude of an integer literal */
+#define KILN_LIMIT_EXPR_EXTRAS 8    /* extra inputs one reindex may read */
+
 #endif

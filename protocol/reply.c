@@ -7,20 +7,20 @@
  * structural scan and limits apply to replies exactly as to requests. */
 #include <string.h>
 
-#include "codec_impl.h"
+#include "proto_impl.h"
 
 #define P KILN_EPROTO /* the type-error code for replies */
 
 static int get_u64(const msgpack_object *map, const char *key, const char *field, uint64_t *out,
                    struct proto_error *err)
 {
-    return codec_uint(codec_get(map, key), field, UINT64_MAX, out, P, err);
+    return proto_get_uint(proto_map_get(map, key), field, UINT64_MAX, out, P, err);
 }
 
 static int get_map(const msgpack_object *map, const char *key, const char *field,
                    const msgpack_object **out, struct proto_error *err)
 {
-    const msgpack_object *o = codec_get(map, key);
+    const msgpack_object *o = proto_map_get(map, key);
     if (o == NULL || o->type != MSGPACK_OBJECT_MAP)
         return proto_error_set(err, P, field, "%s must be a map", field);
     *out = o;
@@ -32,20 +32,20 @@ static int decode_error_body(struct proto_reply *rep, const msgpack_object *body
 {
     struct proto_error *e = &rep->error;
     int rc;
-    if ((rc = codec_check_keys(body, NULL, 0, true, "body", err)) != KILN_OK)
+    if ((rc = proto_check_keys(body, NULL, 0, true, "body", err)) != KILN_OK)
         return rc;
     e->code = rep->code;
     e->node = -1;
-    const msgpack_object *msg = codec_get(body, "message");
-    const msgpack_object *field = codec_get(body, "field");
-    const msgpack_object *node = codec_get(body, "node");
-    if ((rc = codec_str_trunc(msg, "body.message", e->message, sizeof(e->message), P, err)) !=
+    const msgpack_object *msg = proto_map_get(body, "message");
+    const msgpack_object *field = proto_map_get(body, "field");
+    const msgpack_object *node = proto_map_get(body, "node");
+    if ((rc = proto_get_str_trunc(msg, "body.message", e->message, sizeof(e->message), P, err)) !=
         KILN_OK)
         return rc;
     if (field != NULL &&
-        (rc = codec_str_trunc(field, "body.field", e->field, sizeof(e->field), P, err)) != KILN_OK)
+        (rc = proto_get_str_trunc(field, "body.field", e->field, sizeof(e->field), P, err)) != KILN_OK)
         return rc;
-    if (node != NULL && (rc = codec_int(node, "body.node", &e->node, P, err)) != KILN_OK)
+    if (node != NULL && (rc = proto_get_int(node, "body.node", &e->node, P, err)) != KILN_OK)
         return rc;
     return KILN_OK;
 }
@@ -76,35 +76,37 @@ static int decode_limits(const msgpack_object *m, struct proto_limits *l, struct
 static int decode_hello(struct proto_hello_reply *r, const msgpack_object *b,
                         struct proto_error *err)
 {
-    uint64_t proto;
+    uint64_t proto = 0;
     const msgpack_object *limits = NULL;
     int rc;
     if ((rc = get_u64(b, "proto", "body.proto", &proto, err)) != KILN_OK ||
         (rc = get_u64(b, "session", "body.session", &r->session, err)) != KILN_OK ||
-        (rc = codec_str_trunc(codec_get(b, "server"), "body.server", r->server,
+        (rc = proto_get_str_trunc(proto_map_get(b, "server"), "body.server", r->server,
                               sizeof(r->server), P, err)) != KILN_OK ||
         (rc = get_u64(b, "idle_timeout_ms", "body.idle_timeout_ms", &r->idle_timeout_ms, err)) !=
             KILN_OK ||
         (rc = get_map(b, "limits", "body.limits", &limits, err)) != KILN_OK ||
         (rc = decode_limits(limits, &r->limits, err)) != KILN_OK)
         return rc;
-    if (proto == 0 || proto > UINT32_MAX || r->session == 0)
-        return proto_error_set(err, P, proto == 0 ? "body.proto" : "body.session",
-                               "HELLO reply carries a zero or out-of-range value");
+    if (proto == 0 || proto > UINT32_MAX)
+        return proto_error_set(err, P, "body.proto", "HELLO reply names protocol version %llu",
+                               (unsigned long long) proto);
+    if (r->session == 0)
+        return proto_error_set(err, P, "body.session", "HELLO reply carries session 0");
     r->proto = (uint32_t) proto;
     return KILN_OK;
 }
 
 static int decode_status(struct proto_status *s, const msgpack_object *b, struct proto_error *err)
 {
-    uint64_t vmin, vmax;
+    uint64_t vmin = 0, vmax = 0;
     const msgpack_object *errors = NULL, *mem = NULL;
     int rc;
-    if ((rc = codec_str_trunc(codec_get(b, "server"), "body.server", s->server, sizeof(s->server),
+    if ((rc = proto_get_str_trunc(proto_map_get(b, "server"), "body.server", s->server, sizeof(s->server),
                               P, err)) != KILN_OK ||
         (rc = get_u64(b, "proto_min", "body.proto_min", &vmin, err)) != KILN_OK ||
         (rc = get_u64(b, "proto_max", "body.proto_max", &vmax, err)) != KILN_OK ||
-        (rc = codec_int(codec_get(b, "pid"), "body.pid", &s->pid, P, err)) != KILN_OK ||
+        (rc = proto_get_int(proto_map_get(b, "pid"), "body.pid", &s->pid, P, err)) != KILN_OK ||
         (rc = get_u64(b, "uptime_ms", "body.uptime_ms", &s->uptime_ms, err)) != KILN_OK ||
         (rc = get_u64(b, "sessions", "body.sessions", &s->sessions, err)) != KILN_OK ||
         (rc = get_u64(b, "sessions_total", "body.sessions_total", &s->sessions_total, err)) !=
@@ -116,7 +118,7 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
         (rc = get_u64(mem, "in_use", "body.memory.in_use", &s->mem_in_use, err)) != KILN_OK ||
         (rc = get_u64(mem, "budget", "body.memory.budget", &s->mem_budget, err)) != KILN_OK ||
         (rc = get_u64(mem, "rss", "body.memory.rss", &s->mem_rss, err)) != KILN_OK ||
-        (rc = codec_bool(codec_get(b, "draining"), "body.draining", &s->draining, P, err)) !=
+        (rc = proto_get_bool(proto_map_get(b, "draining"), "body.draining", &s->draining, P, err)) !=
             KILN_OK)
         return rc;
     s->proto_min = vmin > UINT32_MAX ? UINT32_MAX : (uint32_t) vmin;
@@ -138,7 +140,7 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
 
 static int decode_ok_body(struct proto_reply *rep, const msgpack_object *b, struct proto_error *err)
 {
-    int rc = codec_check_keys(b, NULL, 0, true, "body", err);
+    int rc = proto_check_keys(b, NULL, 0, true, "body", err);
     if (rc != KILN_OK)
         return rc;
     switch (rep->kind) {
@@ -167,19 +169,20 @@ int proto_reply_decode(struct proto_reply *rep, int kind, const void *buf, size_
     memset(rep, 0, sizeof(*rep));
     rep->kind = kind;
     struct proto_error scan_err;
-    int rc = codec_unpack(&rep->unpacked, buf, len, &scan_err);
+    int rc = proto_unpack(&rep->unpacked, buf, len, &scan_err);
     if (rc != KILN_OK)
-        return proto_error_set(err, KILN_EPROTO, scan_err.field, "bad reply: %s",
-                               scan_err.message);
+        /* Our own allocation failure is not the daemon's fault. */
+        return proto_error_set(err, rc == KILN_ENOMEM ? KILN_ENOMEM : KILN_EPROTO,
+                               scan_err.field, "bad reply: %s", scan_err.message);
     rep->has_unpacked = true;
 
     const msgpack_object *top = &rep->unpacked.data;
-    uint64_t code;
+    uint64_t code = 0;
     if (top->type != MSGPACK_OBJECT_ARRAY || top->via.array.size != 2) {
         rc = proto_error_set(err, P, "", "a reply must be the array [code, body]");
         goto fail;
     }
-    if ((rc = codec_uint(&top->via.array.ptr[0], "code", KILN_ECONNECT - 1, &code, P, err)) !=
+    if ((rc = proto_get_uint(&top->via.array.ptr[0], "code", KILN_ECONNECT - 1, &code, P, err)) !=
         KILN_OK)
         goto fail;
     rep->body = &top->via.array.ptr[1];

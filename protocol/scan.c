@@ -159,8 +159,9 @@ int proto_scan(const void *buf, size_t len, struct proto_error *err)
         todo[top]--;
         if (++objects > KILN_LIMIT_OBJECTS)
             return proto_error_set(err, KILN_ELIMIT, "",
-                                   "message holds more than the objects limit of %u objects",
-                                   KILN_LIMIT_OBJECTS);
+                                   "message holds more than the objects limit of %u objects "
+                                   "(object %llu starts at byte %zu)",
+                                   KILN_LIMIT_OBJECTS, (unsigned long long) objects, s.pos);
         size_t at = s.pos;
         uint64_t children;
         int rc = scan_header(&s, &children);

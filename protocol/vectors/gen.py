@@ -91,6 +91,7 @@ requests = [
     ("kind_zero", pk([0, 0, {}]), "error KIND kind"),
     ("kind_unknown", pk([99, 0, {}]), "error KIND kind"),
     ("kind_negative", pk([-1, 0, {}]), "error VALUE kind"),
+    ("kind_huge", pk([2**32, 0, {}]), "error KIND kind"),
     ("session_negative", pk([PING, -5, {}]), "error VALUE session"),
     ("session_float", pk([PING, 1.5, {}]), "error TYPE session"),
     ("body_array", pk([PING, 0, []]), "error TYPE body"),
@@ -147,6 +148,12 @@ replies = [
     ("hello_missing_limits", HELLO, pk([0, {"proto": 1, "session": 1, "server": "k",
                                             "idle_timeout_ms": 1}]),
      "error PROTO body.limits"),
+    ("hello_proto_huge", HELLO, pk([0, {
+        "proto": 2**32, "session": 1, "server": "k", "idle_timeout_ms": 1,
+        "limits": {k: 1 for k in ["message_bytes", "depth", "container_items", "objects",
+                                  "string", "name", "token", "nodes", "rank", "dim",
+                                  "elements", "var_ids"]}}]),
+     "error PROTO body.proto"),
     ("hello_session_zero", HELLO, pk([0, {
         "proto": 1, "session": 0, "server": "k", "idle_timeout_ms": 1,
         "limits": {k: 1 for k in ["message_bytes", "depth", "container_items", "objects",
