@@ -1,0 +1,57 @@
+/* ops.c: the requests of the public API that need no graph: PING and
+ * STATUS. Each encodes into the connection's buffer, makes one round trip
+ * and copies what the caller needs out of the decoded reply, so nothing
+ * returned to the caller points into a message. */
+#include <string.h>
+
+#include "client_impl.h"
+
+static int ops_simple(struct kiln_conn *c, int kind, struct client_reply *r, struct kiln_error *err)
+{
+    if (c == NULL)
+        return client_error_set(err, KILN_EARG, "conn", "%s on a NULL connection",
+                                proto_kind_name(kind));
+    msgpack_sbuffer_clear(&c->sb);
+    int rc = proto_encode_simple(&c->sb, kind, c->session.id);
+    if (rc != KILN_OK)
+        return client_error_set(err, rc, NULL, "cannot encode %s", proto_kind_name(kind));
+    return client_call(c, kind, r, err);
+}
+
+int kiln_ping(kiln_conn *c, struct kiln_error *err)
+{
+    struct client_reply r;
+    int rc = ops_simple(c, PROTO_PING, &r, err);
+    if (rc == KILN_OK)
+        client_reply_fini(&r);
+    return rc;
+}
+
+int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
+{
+    if (st == NULL)
+        return client_error_set(err, KILN_EARG, "status", "STATUS needs a struct to fill");
+    struct client_reply r;
+    int rc = ops_simple(c, PROTO_STATUS, &r, err);
+    if (rc != KILN_OK)
+        return rc;
+    const struct proto_status *s = &r.rep.u.status;
+    memset(st, 0, sizeof(*st));
+    memcpy(st->server, s->server, sizeof(st->server));
+    st->proto_min = s->proto_min;
+    st->proto_max = s->proto_max;
+    st->pid = s->pid;
+    st->uptime_ms = s->uptime_ms;
+    st->sessions = s->sessions;
+    st->sessions_total = s->sessions_total;
+    st->requests = s->requests;
+    st->workers = s->workers;
+    for (int code = 0; code < KILN_ERR_WIRE_COUNT; code++)
+        st->errors[code] = s->errors[code];
+    st->mem_in_use = s->mem_in_use;
+    st->mem_budget = s->mem_budget;
+    st->mem_rss = s->mem_rss;
+    st->draining = s->draining;
+    client_reply_fini(&r);
+    return KILN_OK;
+}

@@ -1,0 +1,134 @@
+/* cmd_status.c: `kiln status [--json]`.
+ *
+ * The table is for people: aligned labels, human units, only the error
+ * codes that occurred. The JSON is for programs: every field, raw
+ * numbers (bytes, milliseconds), and every wire error code by name, zero
+ * counts included, so a consumer never has to guess whether a key is
+ * missing or zero. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define LABEL_WIDTH 16
+
+static void row(const char *label, const char *value)
+{
+    printf("%-*s%s\n", LABEL_WIDTH, label, value);
+}
+
+static void row_u64(const char *label, uint64_t v)
+{
+    printf("%-*s%llu\n", LABEL_WIDTH, label, (unsigned long long) v);
+}
+
+static void status_table(const kiln_conn *c, const struct kiln_status *s)
+{
+    char buf[128];
+    row("server", s->server);
+    row("address", kiln_conn_address(c));
+    snprintf(buf, sizeof(buf), "%u (daemon speaks %u..%u)", (unsigned) kiln_conn_session(c)->proto,
+             (unsigned) s->proto_min, (unsigned) s->proto_max);
+    row("protocol", buf);
+    snprintf(buf, sizeof(buf), "%lld", (long long) s->pid);
+    row("pid", buf);
+    cli_format_duration(buf, sizeof(buf), s->uptime_ms);
+    row("uptime", buf);
+    row_u64("sessions", s->sessions);
+    row_u64("sessions total", s->sessions_total);
+    row_u64("requests", s->requests);
+    row_u64("workers", s->workers);
+    cli_format_bytes(buf, sizeof(buf), s->mem_in_use);
+    row("memory in use", buf);
+    if (s->mem_budget == 0)
+        snprintf(buf, sizeof(buf), "none");
+    else
+        cli_format_bytes(buf, sizeof(buf), s->mem_budget);
+    row("memory budget", buf);
+    cli_format_bytes(buf, sizeof(buf), s->mem_rss);
+    row("memory RSS", buf);
+    const char *label = "errors";
+    for (int code = 1; code < KILN_ERR_WIRE_COUNT; code++) {
+        if (s->errors[code] == 0)
+            continue;
+        snprintf(buf, sizeof(buf), "%-12s %llu", kiln_err_name(code),
+                 (unsigned long long) s->errors[code]);
+        row(label, buf);
+        label = "";
+    }
+    if (label[0] != '\0')
+        row(label, "none");
+    row("draining", s->draining ? "yes" : "no");
+}
+
+static void json_u64(const char *key, uint64_t v, bool last)
+{
+    printf("  \"%s\": %llu%s\n", key, (unsigned long long) v, last ? "" : ",");
+}
+
+static void status_json(const kiln_conn *c, const struct kiln_status *s)
+{
+    printf("{\n  \"server\": ");
+    cli_json_string(stdout, s->server);
+    printf(",\n  \"address\": ");
+    cli_json_string(stdout, kiln_conn_address(c));
+    printf(",\n");
+    json_u64("proto", kiln_conn_session(c)->proto, false);
+    json_u64("proto_min", s->proto_min, false);
+    json_u64("proto_max", s->proto_max, false);
+    printf("  \"pid\": %lld,\n", (long long) s->pid);
+    json_u64("uptime_ms", s->uptime_ms, false);
+    json_u64("sessions", s->sessions, false);
+    json_u64("sessions_total", s->sessions_total, false);
+    json_u64("requests", s->requests, false);
+    json_u64("workers", s->workers, false);
+    printf("  \"errors\": {");
+    for (int code = 1; code < KILN_ERR_WIRE_COUNT; code++)
+        printf("%s\"%s\": %llu", code > 1 ? ", " : "", kiln_err_name(code),
+               (unsigned long long) s->errors[code]);
+    printf("},\n");
+    printf("  \"memory\": {\"in_use\": %llu, \"budget\": %llu, \"rss\": %llu},\n",
+           (unsigned long long) s->mem_in_use, (unsigned long long) s->mem_budget,
+           (unsigned long long) s->mem_rss);
+    printf("  \"draining\": %s\n}\n", s->draining ? "true" : "false");
+}
+
+int cli_cmd_status(const struct cli_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    bool json = false;
+    int ch;
+    optind = 0; /* glibc: restart getopt on the command's own arguments */
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "+j", longopts, NULL)) != -1) {
+        if (ch != 'j') {
+            fprintf(stderr, "kiln: usage: kiln status [--json]\n");
+            return CLI_EXIT_USAGE;
+        }
+        json = true;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kiln: status: unexpected argument \"%s\"\n", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    kiln_conn *c = cli_connect(o);
+    if (c == NULL)
+        return CLI_EXIT_FAIL;
+    struct kiln_status s;
+    struct kiln_error e;
+    int rc = kiln_status(c, &s, &e);
+    if (rc == KILN_OK) {
+        if (json)
+            status_json(c, &s);
+        else
+            status_table(c, &s);
+    } else {
+        cli_report("status", &e);
+    }
+    kiln_close(c);
+    return rc == KILN_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}

@@ -1,0 +1,152 @@
+/* main.c: the `kiln` command — global options and dispatch.
+ *
+ *   kiln [--address ADDR] [--timeout MS] COMMAND [ARGS]
+ *
+ * Global options come before the command and are parsed here; each
+ * command parses its own arguments. The address flag wins over
+ * KILN_ADDRESS, which wins over the default ipc:// socket (libkiln applies
+ * the last two). Exit status: 0 success, 1 the daemon or the connection
+ * failed, 2 bad usage. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kiln_limits.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: kiln [--address ADDR] [--timeout MS] COMMAND [ARGS]\n"
+          "\n"
+          "Talk to a kilnd compute daemon.\n"
+          "\n"
+          "commands:\n"
+          "  ping [-c COUNT] [-i MS]  round trips to the daemon, with their times\n"
+          "  status [--json]          the daemon's counters, as a table or as JSON\n"
+          "  version                  this client's version and protocol\n"
+          "  help                     this text\n"
+          "\n"
+          "options:\n"
+          "  -a, --address ADDR  daemon address (ipc://PATH, tcp://HOST:PORT);\n"
+          "                      default $KILN_ADDRESS, else ipc://<runtime dir>/kilnd.sock\n"
+          "  -t, --timeout MS    send and receive timeout (default 10000)\n"
+          "  -h, --help          this text\n",
+          f);
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, "kiln: version takes no arguments\n");
+        return CLI_EXIT_USAGE;
+    }
+    printf("kiln %s (protocol %d..%d)\n", KILN_VERSION, KILN_PROTO_VERSION_MIN,
+           KILN_PROTO_VERSION_MAX);
+    return CLI_EXIT_OK;
+}
+
+kiln_conn *cli_connect(const struct cli_opts *o)
+{
+    /* Resolve the address here so that every message can name it. */
+    char addr[512];
+    if (o->address == NULL && kiln_default_address(addr, sizeof(addr)) != KILN_OK) {
+        fprintf(stderr, "kiln: the default address is too long (check KILN_ADDRESS and "
+                        "XDG_RUNTIME_DIR)\n");
+        return NULL;
+    }
+    struct kiln_connect_opts co = {
+        .address = o->address ? o->address : addr,
+        .timeout_ms = o->timeout_ms,
+        .client = "kiln-cli",
+    };
+    kiln_conn *c;
+    struct kiln_error e;
+    int rc = kiln_connect(&c, &co, &e);
+    if (rc == KILN_OK)
+        return c;
+    if (rc == KILN_ECONNECT)
+        fprintf(stderr,
+                "kiln: no daemon answers at %s (start one with \"kilnd\", or set KILN_ADDRESS)\n",
+                co.address);
+    else
+        cli_report("connect", &e);
+    return NULL;
+}
+
+void cli_report(const char *what, const struct kiln_error *e)
+{
+    const char *kind = e->code < KILN_ERR_WIRE_COUNT ? "daemon error " : "";
+    if (e->field[0] != '\0')
+        fprintf(stderr, "kiln: %s: %s%s (%s): %s\n", what, kind, kiln_err_name(e->code), e->field,
+                e->message);
+    else
+        fprintf(stderr, "kiln: %s: %s%s: %s\n", what, kind, kiln_err_name(e->code), e->message);
+}
+
+/* Global options stop at the first word that is not one (the command). */
+static int parse_globals(int argc, char **argv, struct cli_opts *o)
+{
+    static const struct option longopts[] = {
+        {"address", required_argument, NULL, 'a'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    long v;
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "+a:t:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'a':
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "kiln: --address must not be empty\n");
+                return -1;
+            }
+            o->address = optarg;
+            break;
+        case 't':
+            if (cli_parse_long(optarg, 1, 24L * 3600 * 1000, &v) != 0) {
+                fprintf(stderr, "kiln: --timeout takes milliseconds (1..86400000), not \"%s\"\n",
+                        optarg);
+                return -1;
+            }
+            o->timeout_ms = (int) v;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(CLI_EXIT_OK);
+        default:
+            fprintf(stderr, "kiln: unknown or incomplete option \"%s\" (see kiln --help)\n",
+                    argv[optind - 1]);
+            return -1;
+        }
+    }
+    return optind;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_opts o = {0};
+    int first = parse_globals(argc, argv, &o);
+    if (first < 0)
+        return CLI_EXIT_USAGE;
+    if (first >= argc) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[first];
+    int cargc = argc - first;
+    char **cargv = argv + first;
+    if (strcmp(cmd, "ping") == 0)
+        return cli_cmd_ping(&o, cargc, cargv);
+    if (strcmp(cmd, "status") == 0)
+        return cli_cmd_status(&o, cargc, cargv);
+    if (strcmp(cmd, "version") == 0)
+        return cmd_version(cargc, cargv);
+    if (strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    fprintf(stderr, "kiln: unknown command \"%s\" (see kiln --help)\n", cmd);
+    return CLI_EXIT_USAGE;
+}

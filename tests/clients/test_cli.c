@@ -1,0 +1,269 @@
+/* test_cli.c: the `kiln` command, run as a program (fork/exec) the way a
+ * user or a script runs it: exit status, stdout and stderr are the
+ * contract. Tests that need a daemon start a private kilnd and are skipped
+ * when the build has none. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fixture.h"
+
+/* Run kiln; the caller gives r to fixture_run_fini(). */
+static void run(struct fixture_run *r, const char *env_address, const char *const *argv)
+{
+    ck_assert_int_eq(fixture_run_cli(r, env_address, argv), 0);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+#define assert_contains(hay, needle)                                                               \
+    ck_assert_msg(strstr((hay), (needle)) != NULL, "expected \"%s\" in:\n%s", (needle), (hay))
+
+/* ---- offline ----------------------------------------------------------- */
+
+START_TEST(no_daemon_is_one_clear_line)
+{
+    char dir[] = "/tmp/kiln-test-XXXXXX", addr[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(addr, sizeof(addr), "ipc://%s/kilnd.sock", dir);
+    const char *cmds[][3] = {{"ping", NULL}, {"status", NULL}, {"status", "--json", NULL}};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        struct fixture_run r;
+        run(&r, addr, cmds[i]);
+        ck_assert_int_eq(r.status, 1);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_int_eq(count_lines(r.err), 1);
+        assert_contains(r.err, "kiln: no daemon answers at ");
+        assert_contains(r.err, addr);
+        assert_contains(r.err, "kilnd");
+        ck_assert_double_lt(r.secs, 2.0);
+        fixture_run_fini(&r);
+    }
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(address_flag_wins_over_environment)
+{
+    struct fixture_run r;
+    const char *argv[] = {"--address", "tcp://127.0.0.1:1", "ping", NULL};
+    run(&r, "ipc:///nonexistent/kilnd.sock", argv);
+    ck_assert_int_eq(r.status, 1);
+    assert_contains(r.err, "no daemon answers at tcp://127.0.0.1:1 ");
+    fixture_run_fini(&r);
+}
+END_TEST
+
+START_TEST(bad_usage_exits_2)
+{
+    const char *cases[][4] = {
+        {NULL},
+        {"bogus", NULL},
+        {"--frob", "ping", NULL},
+        {"--timeout", "0", "ping", NULL},
+        {"--timeout", "x", "ping", NULL},
+        {"--address", NULL},
+        {"ping", "-c", "0", NULL},
+        {"ping", "-c", "many", NULL},
+        {"ping", "extra", NULL},
+        {"status", "--frob", NULL},
+        {"status", "extra", NULL},
+        {"version", "extra", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fixture_run r;
+        run(&r, "tcp://127.0.0.1:1", cases[i]);
+        ck_assert_msg(r.status == 2, "case %zu (%s): exit %d, stderr: %s", i,
+                      cases[i][0] ? cases[i][0] : "no args", r.status, r.err);
+        ck_assert_str_ne(r.err, "");
+        fixture_run_fini(&r);
+    }
+}
+END_TEST
+
+START_TEST(help_and_version)
+{
+    const char *cases[][2] = {{"--help", NULL}, {"help", NULL}, {"-h", NULL}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fixture_run r;
+        run(&r, NULL, cases[i]);
+        ck_assert_int_eq(r.status, 0);
+        assert_contains(r.out, "usage: kiln");
+        assert_contains(r.out, "status [--json]");
+        fixture_run_fini(&r);
+    }
+    struct fixture_run r;
+    const char *argv[] = {"version", NULL};
+    run(&r, NULL, argv);
+    ck_assert_int_eq(r.status, 0);
+    assert_contains(r.out, "kiln " KILN_VERSION " (protocol 1..1)");
+    fixture_run_fini(&r);
+}
+END_TEST
+
+START_TEST(daemon_error_names_the_code)
+{
+    struct fake_server *f = fake_server_start(FAKE_REFUSE);
+    ck_assert_ptr_nonnull(f);
+    struct fixture_run r;
+    const char *argv[] = {"status", NULL};
+    run(&r, fake_server_address(f), argv);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    assert_contains(r.err, "AUTH");
+    assert_contains(r.err, "token refused by the fake daemon");
+    fixture_run_fini(&r);
+    fake_server_stop(f);
+}
+END_TEST
+
+START_TEST(silent_daemon_times_out)
+{
+    struct fake_server *f = fake_server_start(FAKE_SILENT);
+    ck_assert_ptr_nonnull(f);
+    struct fixture_run r;
+    const char *argv[] = {"--timeout", "200", "ping", NULL};
+    run(&r, fake_server_address(f), argv);
+    ck_assert_int_eq(r.status, 1);
+    assert_contains(r.err, "TIMEDOUT");
+    ck_assert_double_lt(r.secs, 2.0);
+    fixture_run_fini(&r);
+    fake_server_stop(f);
+}
+END_TEST
+
+/* ---- against kilnd ----------------------------------------------------- */
+
+START_TEST(ping_prints_each_round_trip)
+{
+    struct fixture_daemon d;
+    ck_assert_int_eq(fixture_daemon_start(&d, NULL), 0);
+    struct fixture_run r;
+    const char *argv[] = {"--address", d.address, "ping", "-c", "3", NULL};
+    run(&r, NULL, argv);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    char line[256];
+    for (int seq = 1; seq <= 3; seq++) {
+        snprintf(line, sizeof(line), "pong from %s: seq=%d time=", d.address, seq);
+        assert_contains(r.out, line);
+    }
+    assert_contains(r.out, "3 sent, 3 received, 0 lost, time min/avg/max = ");
+    ck_assert_str_eq(r.err, "");
+    fixture_run_fini(&r);
+    ck_assert_int_eq(fixture_daemon_stop(&d), 0);
+}
+END_TEST
+
+START_TEST(kiln_address_is_honoured)
+{
+    struct fixture_daemon d;
+    ck_assert_int_eq(fixture_daemon_start(&d, NULL), 0);
+    struct fixture_run r;
+    const char *argv[] = {"ping", "-c", "1", NULL};
+    run(&r, d.address, argv);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    assert_contains(r.out, d.address);
+    fixture_run_fini(&r);
+    ck_assert_int_eq(fixture_daemon_stop(&d), 0);
+}
+END_TEST
+
+START_TEST(status_table_has_every_row)
+{
+    struct fixture_daemon d;
+    const char *extra[] = {"--workers", "3", NULL};
+    ck_assert_int_eq(fixture_daemon_start(&d, extra), 0);
+    struct fixture_run r;
+    const char *argv[] = {"status", NULL};
+    run(&r, d.address, argv);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    char pid[64];
+    snprintf(pid, sizeof(pid), "\npid             %d\n", (int) d.pid);
+    assert_contains(r.out, "server          kilnd");
+    assert_contains(r.out, pid);
+    assert_contains(r.out, "\nprotocol        1 ");
+    assert_contains(r.out, "\nuptime          ");
+    assert_contains(r.out, "\nsessions        1\n");
+    assert_contains(r.out, "\nsessions total  ");
+    assert_contains(r.out, "\nrequests        ");
+    assert_contains(r.out, "\nworkers         3\n");
+    assert_contains(r.out, "\nmemory in use   ");
+    assert_contains(r.out, "\nmemory budget   ");
+    assert_contains(r.out, "\nmemory RSS      ");
+    assert_contains(r.out, "\nerrors          ");
+    assert_contains(r.out, "\ndraining        no\n");
+    fixture_run_fini(&r);
+    ck_assert_int_eq(fixture_daemon_stop(&d), 0);
+}
+END_TEST
+
+START_TEST(status_json_parses)
+{
+    struct fixture_daemon d;
+    ck_assert_int_eq(fixture_daemon_start(&d, NULL), 0);
+    struct fixture_run r;
+    const char *argv[] = {"status", "--json", NULL};
+    run(&r, d.address, argv);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    char pid[64];
+    snprintf(pid, sizeof(pid), "\"pid\": %d,", (int) d.pid);
+    assert_contains(r.out, pid);
+    const char *keys[] = {
+        "\"server\": \"kilnd",          "\"uptime_ms\": ",           "\"sessions_total\": ",
+        "\"errors\": {\"MALFORMED\": ", "\"memory\": {\"in_use\": ", "\"draining\": false"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        assert_contains(r.out, keys[i]);
+    int valid = fixture_json_valid(r.out);
+    if (valid < 0)
+        fprintf(stderr, "python3 not found: JSON checked by keys only\n");
+    else
+        ck_assert_msg(valid == 1, "not valid JSON:\n%s", r.out);
+    fixture_run_fini(&r);
+    ck_assert_int_eq(fixture_daemon_stop(&d), 0);
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *off = tcase_create("offline");
+    tcase_set_timeout(off, 30);
+    tcase_add_test(off, no_daemon_is_one_clear_line);
+    tcase_add_test(off, address_flag_wins_over_environment);
+    tcase_add_test(off, bad_usage_exits_2);
+    tcase_add_test(off, help_and_version);
+    tcase_add_test(off, daemon_error_names_the_code);
+    tcase_add_test(off, silent_daemon_times_out);
+    suite_add_tcase(s, off);
+    if (fixture_kilnd_path() != NULL) {
+        TCase *live = tcase_create("daemon");
+        tcase_set_timeout(live, 30);
+        tcase_add_test(live, ping_prints_each_round_trip);
+        tcase_add_test(live, kiln_address_is_honoured);
+        tcase_add_test(live, status_table_has_every_row);
+        tcase_add_test(live, status_json_parses);
+        suite_add_tcase(s, live);
+    } else {
+        fprintf(stderr, "KILN_KILND is not set: skipping the tests that need kilnd\n");
+    }
+    return s;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
