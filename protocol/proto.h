@@ -199,6 +199,17 @@ void proto_reply_fini(struct proto_reply *rep);
  * KILN_ELIMIT if it does not fit. Does not create it. */
 int kiln_runtime_dir(char *buf, size_t n);
 
+/* Is `dir` (the runtime directory) safe to find a private daemon in?
+ * lstat()s it, so a symlink is refused, never followed, and requires a
+ * directory owned by getuid() with no group or other permission bits.
+ * Returns KILN_OK; KILN_ECONNECT if it does not exist (so nothing can be
+ * listening in it); KILN_EARG if it exists but is unsafe or cannot be
+ * inspected. On failure writes one line naming `dir` and the fault to
+ * `why` (n bytes, truncated to fit; may be NULL); on success `why` is "".
+ * Clients apply it before dialling the default ipc:// address (PROTOCOL.md
+ * §1, "Default address"); an address named explicitly is not checked. */
+int kiln_runtime_dir_check(const char *dir, char *why, size_t n);
+
 /* The address a client uses when none is given: $KILN_ADDRESS if set and
  * non-empty, else kiln_ipc_address(). Returns KILN_OK or KILN_ELIMIT. */
 int kiln_default_address(char *buf, size_t n);

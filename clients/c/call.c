@@ -28,13 +28,13 @@ int client_call(struct kiln_conn *c, int kind, struct client_reply *out, struct 
     if ((rv = nng_recvmsg(c->sock, &out->msg, 0)) != 0)
         return client_error_from_nng(err, rv, "receive", c->address);
 
-    struct proto_error pe;
+    struct proto_error pe = {.code = KILN_EPROTO}; /* in case the decoder leaves it */
     int rc =
         proto_reply_decode(&out->rep, kind, nng_msg_body(out->msg), nng_msg_len(out->msg), &pe);
     if (rc != KILN_OK) {
         nng_msg_free(out->msg);
         out->msg = NULL;
-        return client_error_from_proto(err, &pe);
+        return client_error_from_decode(err, &pe);
     }
     if (out->rep.code != KILN_OK) {
         rc = client_error_from_proto(err, &out->rep.error);

@@ -44,6 +44,12 @@ int client_error_set(struct kiln_error *err, int code, const char *field, const 
 /* Copy a protocol error into err; returns its code. */
 int client_error_from_proto(struct kiln_error *err, const struct proto_error *pe);
 
+/* Report a reply that proto_reply_decode() refused, as described by pe:
+ * KILN_ENOMEM stays KILN_ENOMEM (our own allocation failed, the daemon is
+ * not at fault); any other code becomes KILN_EPROTO, so that a decode
+ * failure is never mistaken for a code the daemon sent. Returns the code. */
+int client_error_from_decode(struct kiln_error *err, const struct proto_error *pe);
+
 /* Map an NNG error from `what` ("dial", "send", ...) to a kiln code and
  * fill err with a message naming the address. */
 int client_error_from_nng(struct kiln_error *err, int nng_rv, const char *what,

@@ -5,9 +5,16 @@
  * leaving a dialer retrying in the background while the caller waits for
  * a HELLO reply that cannot come. Once connected, NNG redials on its own
  * if the daemon goes away; the reconnect interval is kept short so that a
- * restarted daemon is found quickly. */
+ * restarted daemon is found quickly.
+ *
+ * The default ipc:// address lives in a directory that, under /tmp, any
+ * local user could have created first; it is dialled only after
+ * kiln_runtime_dir_check() finds it ours and closed to others, so that the
+ * token is never sent to a listener another user planted. An address the
+ * caller or KILN_ADDRESS names is the caller's choice and is not checked. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "client_impl.h"
 
@@ -52,6 +59,57 @@ static int conn_set_timeouts(struct kiln_conn *c, nng_duration ms)
     if (rv == 0)
         rv = nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, ms);
     return rv;
+}
+
+/* End c's session with a BYE. Best effort: a daemon that does not answer
+ * only costs the BYE timeout, and it will expire the session on its own
+ * anyway. Leaves the socket's timeouts shortened: call only before
+ * conn_free(). */
+static void conn_bye(struct kiln_conn *c)
+{
+    nng_duration t = c->timeout_ms == NNG_DURATION_INFINITE || c->timeout_ms > CONN_BYE_TIMEOUT_MS
+                         ? CONN_BYE_TIMEOUT_MS
+                         : c->timeout_ms;
+    msgpack_sbuffer_clear(&c->sb);
+    if (conn_set_timeouts(c, t) == 0 &&
+        proto_encode_simple(&c->sb, PROTO_BYE, c->session.id) == KILN_OK) {
+        struct client_reply r;
+        if (client_call(c, PROTO_BYE, &r, NULL) == KILN_OK)
+            client_reply_fini(&r);
+    }
+}
+
+/* Set c->address: the caller's address, else $KILN_ADDRESS (set and not
+ * empty, the rule of kiln_default_address()), else the default ipc://
+ * socket if its runtime directory passes kiln_runtime_dir_check(). */
+static int conn_resolve_address(struct kiln_conn *c, const char *given, struct kiln_error *err)
+{
+    const char *env = getenv("KILN_ADDRESS");
+    if (given == NULL && env != NULL && env[0] != '\0')
+        given = env;
+    char addr[512], dir[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+    if (given == NULL) {
+        if (kiln_runtime_dir(dir, sizeof(dir)) != KILN_OK ||
+            kiln_ipc_address(addr, sizeof(addr)) != KILN_OK)
+            return client_error_set(err, KILN_EARG, "address",
+                                    "the default address does not fit (XDG_RUNTIME_DIR is too "
+                                    "long)");
+        char why[KILN_ERROR_MESSAGE_MAX];
+        int rc = kiln_runtime_dir_check(dir, why, sizeof(why));
+        /* A missing directory is a daemon that is not running; anything
+         * else is a directory we must not trust, and the field says so. */
+        if (rc == KILN_ECONNECT)
+            return client_error_set(err, KILN_ECONNECT, NULL, "no daemon answers at %s (%s)", addr,
+                                    why);
+        if (rc != KILN_OK)
+            return client_error_set(err, KILN_ECONNECT, "address",
+                                    "refusing to dial the default address %s: %s", addr, why);
+        given = addr;
+    }
+    c->address = strdup(given);
+    if (c->address == NULL)
+        return client_error_set(err, KILN_ENOMEM, NULL, "out of memory");
+    return KILN_OK;
 }
 
 /* Open the req0 socket, set its options and dial. */
@@ -124,11 +182,16 @@ static int conn_hello(struct kiln_conn *c, const struct kiln_connect_opts *o,
     conn_copy_limits(&c->session.limits, &hr->limits);
     client_reply_fini(&r);
 
-    if (c->session.proto < KILN_PROTO_VERSION_MIN || c->session.proto > KILN_PROTO_VERSION_MAX)
-        return client_error_set(err, KILN_EPROTO, "body.proto",
-                                "daemon chose protocol %u, outside the %d..%d this client speaks",
-                                (unsigned) c->session.proto, KILN_PROTO_VERSION_MIN,
-                                KILN_PROTO_VERSION_MAX);
+    if (c->session.proto < KILN_PROTO_VERSION_MIN || c->session.proto > KILN_PROTO_VERSION_MAX) {
+        /* The daemon opened a session we cannot use: end it now rather
+         * than leave it open until its idle timeout. */
+        rc = client_error_set(err, KILN_EPROTO, "body.proto",
+                              "daemon chose protocol %u, outside the %d..%d this client speaks",
+                              (unsigned) c->session.proto, KILN_PROTO_VERSION_MIN,
+                              KILN_PROTO_VERSION_MAX);
+        conn_bye(c);
+        return rc;
+    }
     /* Accept no reply larger than the daemon says it may send. */
     uint64_t maxsz = c->session.limits.message_bytes;
     if (maxsz > 0 && maxsz < KILN_LIMIT_MESSAGE_BYTES)
@@ -154,23 +217,8 @@ int kiln_connect(kiln_conn **out, const struct kiln_connect_opts *opts, struct k
     c->timeout_ms = o->timeout_ms == 0  ? KILN_TIMEOUT_DEFAULT_MS
                     : o->timeout_ms < 0 ? NNG_DURATION_INFINITE
                                         : o->timeout_ms;
-    if (o->address != NULL) {
-        c->address = strdup(o->address);
-    } else {
-        char buf[512];
-        if (kiln_default_address(buf, sizeof(buf)) != KILN_OK) {
-            conn_free(c);
-            return client_error_set(err, KILN_EARG, "address",
-                                    "the default address does not fit (KILN_ADDRESS or "
-                                    "XDG_RUNTIME_DIR too long)");
-        }
-        c->address = strdup(buf);
-    }
-    if (c->address == NULL) {
-        conn_free(c);
-        return client_error_set(err, KILN_ENOMEM, NULL, "out of memory");
-    }
-    if ((rc = conn_dial(c, err)) != KILN_OK || (rc = conn_hello(c, o, err)) != KILN_OK) {
+    if ((rc = conn_resolve_address(c, o->address, err)) != KILN_OK ||
+        (rc = conn_dial(c, err)) != KILN_OK || (rc = conn_hello(c, o, err)) != KILN_OK) {
         conn_free(c);
         return rc;
     }
@@ -182,18 +230,7 @@ void kiln_close(kiln_conn *c)
 {
     if (c == NULL)
         return;
-    /* Best effort: a daemon that does not answer only costs the BYE timeout,
-     * and it will expire the session on its own anyway. */
-    nng_duration t = c->timeout_ms == NNG_DURATION_INFINITE || c->timeout_ms > CONN_BYE_TIMEOUT_MS
-                         ? CONN_BYE_TIMEOUT_MS
-                         : c->timeout_ms;
-    msgpack_sbuffer_clear(&c->sb);
-    if (conn_set_timeouts(c, t) == 0 &&
-        proto_encode_simple(&c->sb, PROTO_BYE, c->session.id) == KILN_OK) {
-        struct client_reply r;
-        if (client_call(c, PROTO_BYE, &r, NULL) == KILN_OK)
-            client_reply_fini(&r);
-    }
+    conn_bye(c);
     conn_free(c);
 }
 

@@ -43,6 +43,14 @@ int client_error_from_proto(struct kiln_error *err, const struct proto_error *pe
     return pe->code;
 }
 
+int client_error_from_decode(struct kiln_error *err, const struct proto_error *pe)
+{
+    struct proto_error e = *pe;
+    if (e.code != KILN_ENOMEM)
+        e.code = KILN_EPROTO;
+    return client_error_from_proto(err, &e);
+}
+
 int client_error_from_nng(struct kiln_error *err, int nng_rv, const char *what, const char *address)
 {
     switch (nng_rv) {

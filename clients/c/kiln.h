@@ -75,7 +75,8 @@ struct kiln_error {
 /* How to connect. A zeroed struct (or NULL) means every default. */
 struct kiln_connect_opts {
     const char *address; /* "ipc://...", "tcp://host:port"; NULL: $KILN_ADDRESS or
-                            ipc://<runtime dir>/kilnd.sock */
+                            ipc://<runtime dir>/kilnd.sock, the latter only
+                            if the directory is safe (see kiln_connect) */
     int timeout_ms;      /* per send and per receive; 0: KILN_TIMEOUT_DEFAULT_MS,
                             < 0: wait forever */
     const char *client;  /* name shown by the daemon, 1..KILN_NAME_MAX bytes; NULL: "libkiln" */
@@ -120,10 +121,23 @@ typedef struct kiln_conn kiln_conn;
  * a new connection, to be given to kiln_close(). On failure *out is NULL
  * and the code is one of: KILN_EARG (bad option: the field names it),
  * KILN_ECONNECT (nothing listens at the address; fails at once),
- * KILN_ETIMEDOUT (the daemon did not answer HELLO in time), KILN_EPROTO,
+ * KILN_ETIMEDOUT (the daemon did not answer HELLO in time), KILN_EPROTO
+ * (a reply that breaks the protocol, or a daemon that chose a protocol
+ * version outside the client's range: that session is ended with a BYE),
  * KILN_EIO, KILN_ENOMEM, or the daemon's refusal (KILN_EVERSION,
  * KILN_EAUTH, KILN_EBUSY, KILN_ESHUTDOWN, ...). Blocks for the dial
- * (see above) and then at most twice the timeout. */
+ * (see above) and then at most twice the timeout, plus at most 2 s for
+ * the BYE that ends a session opened with a foreign protocol version.
+ *
+ * The default address is vetted before it is dialled. When neither
+ * opts->address nor $KILN_ADDRESS names an address, the runtime directory
+ * must be a directory (not a symlink) owned by the caller's user id with
+ * no group or other permissions; otherwise nothing is dialled and the
+ * call fails with KILN_ECONNECT, field "address", and a message naming
+ * the directory and the fault, because another local user may have
+ * created it to receive the token. A runtime directory that does not
+ * exist gives KILN_ECONNECT with an empty field, like any address where
+ * nothing listens. Addresses named explicitly are dialled unchecked. */
 KILN_API int kiln_connect(kiln_conn **out, const struct kiln_connect_opts *opts,
                           struct kiln_error *err);
 
@@ -144,8 +158,10 @@ KILN_API void kiln_close(kiln_conn *c);
 /* The address used when none is given: $KILN_ADDRESS if set and not
  * empty, else ipc://<runtime dir>/kilnd.sock, where the runtime dir is
  * $XDG_RUNTIME_DIR/kiln or /tmp/kiln-<uid>. Writes it to buf; returns
- * KILN_OK, or KILN_ELIMIT if it does not fit in n bytes. (Implemented by
- * the protocol library, which kilnd shares; proto.h declares the same.) */
+ * KILN_OK, or KILN_ELIMIT if it does not fit in n bytes. It only names
+ * the address: the runtime directory is checked by kiln_connect() when
+ * given no address, not here. (Implemented by the protocol library, which
+ * kilnd shares; proto.h declares the same.) */
 KILN_API int kiln_default_address(char *buf, size_t n);
 
 /* The address the connection dialled. */

@@ -67,7 +67,8 @@ int cli_cmd_ping(const struct cli_opts *o, int argc, char **argv)
     kiln_conn *c = cli_connect(o);
     if (c == NULL)
         return CLI_EXIT_FAIL;
-    const char *addr = kiln_conn_address(c);
+    char addr[CLI_TEXT_SIZE(512)];
+    cli_text(addr, sizeof(addr), kiln_conn_address(c));
 
     long received = 0;
     double min = 0, max = 0, sum = 0;
@@ -79,7 +80,9 @@ int cli_cmd_ping(const struct cli_opts *o, int argc, char **argv)
         int rc = kiln_ping(c, &e);
         double dt = now_ms() - t0;
         if (rc != KILN_OK) {
-            printf("no pong from %s: seq=%ld %s: %s\n", addr, seq, kiln_err_name(rc), e.message);
+            char msg[CLI_TEXT_SIZE(KILN_ERROR_MESSAGE_MAX)];
+            printf("no pong from %s: seq=%ld %s: %s\n", addr, seq, kiln_err_name(rc),
+                   cli_text(msg, sizeof(msg), e.message));
             continue;
         }
         printf("pong from %s: seq=%ld time=%.3f ms\n", addr, seq, dt);

@@ -25,9 +25,10 @@ static void row_u64(const char *label, uint64_t v)
 
 static void status_table(const kiln_conn *c, const struct kiln_status *s)
 {
-    char buf[128];
-    row("server", s->server);
-    row("address", kiln_conn_address(c));
+    char buf[128], text[CLI_TEXT_SIZE(512)];
+    /* The server name is the daemon's to choose: never print it raw. */
+    row("server", cli_text(text, sizeof(text), s->server));
+    row("address", cli_text(text, sizeof(text), kiln_conn_address(c)));
     snprintf(buf, sizeof(buf), "%u (daemon speaks %u..%u)", (unsigned) kiln_conn_session(c)->proto,
              (unsigned) s->proto_min, (unsigned) s->proto_max);
     row("protocol", buf);

@@ -8,6 +8,7 @@
  * the last two). Exit status: 0 success, 1 the daemon or the connection
  * failed, 2 bad usage. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,15 +48,10 @@ static int cmd_version(int argc, char **argv)
 
 kiln_conn *cli_connect(const struct cli_opts *o)
 {
-    /* Resolve the address here so that every message can name it. */
-    char addr[512];
-    if (o->address == NULL && kiln_default_address(addr, sizeof(addr)) != KILN_OK) {
-        fprintf(stderr, "kiln: the default address is too long (check KILN_ADDRESS and "
-                        "XDG_RUNTIME_DIR)\n");
-        return NULL;
-    }
+    /* With no --address, libkiln resolves the default itself: only then
+     * does it vet the runtime directory before dialling (kiln.h). */
     struct kiln_connect_opts co = {
-        .address = o->address ? o->address : addr,
+        .address = o->address,
         .timeout_ms = o->timeout_ms,
         .client = "kiln-cli",
     };
@@ -64,23 +60,37 @@ kiln_conn *cli_connect(const struct cli_opts *o)
     int rc = kiln_connect(&c, &co, &e);
     if (rc == KILN_OK)
         return c;
-    if (rc == KILN_ECONNECT)
+    /* A refused runtime directory is also KILN_ECONNECT, with the field
+     * "address": its message says what is wrong, so print that instead. */
+    char addr[512];
+    if (rc == KILN_ECONNECT && e.field[0] == '\0' &&
+        (o->address != NULL || kiln_default_address(addr, sizeof(addr)) == KILN_OK)) {
+        char text[CLI_TEXT_SIZE(sizeof(addr))];
         fprintf(stderr,
                 "kiln: no daemon answers at %s (start one with \"kilnd\", or set KILN_ADDRESS)\n",
-                co.address);
-    else
+                cli_text(text, sizeof(text), o->address ? o->address : addr));
+    } else {
         cli_report("connect", &e);
+    }
     return NULL;
 }
 
 void cli_report(const char *what, const struct kiln_error *e)
 {
-    const char *kind = e->code < KILN_ERR_WIRE_COUNT ? "daemon error " : "";
-    if (e->field[0] != '\0')
-        fprintf(stderr, "kiln: %s: %s%s (%s): %s\n", what, kind, kiln_err_name(e->code), e->field,
-                e->message);
+    /* Codes below 100 are wire codes, so the daemon sent them, except
+     * KILN_ENOMEM, which libkiln also reports for its own allocations. A
+     * code this build has no name for (a newer daemon's) shows its number. */
+    bool from_daemon = e->code > KILN_OK && e->code < KILN_ECONNECT && e->code != KILN_ENOMEM;
+    char name[32], field[CLI_TEXT_SIZE(KILN_ERROR_FIELD_MAX)];
+    char message[CLI_TEXT_SIZE(KILN_ERROR_MESSAGE_MAX)];
+    if (strcmp(kiln_err_name(e->code), "UNKNOWN") == 0)
+        snprintf(name, sizeof(name), "code %d", e->code);
     else
-        fprintf(stderr, "kiln: %s: %s%s: %s\n", what, kind, kiln_err_name(e->code), e->message);
+        snprintf(name, sizeof(name), "%s", kiln_err_name(e->code));
+    cli_text(field, sizeof(field), e->field);
+    cli_text(message, sizeof(message), e->message);
+    fprintf(stderr, "kiln: %s: %s %s%s%s%s: %s\n", what, from_daemon ? "daemon error" : "error",
+            name, field[0] ? " (" : "", field, field[0] ? ")" : "", message);
 }
 
 /* Global options stop at the first word that is not one (the command). */

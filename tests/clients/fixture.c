@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,6 +155,39 @@ int fixture_daemon_stop(struct fixture_daemon *d)
     return WEXITSTATUS(st);
 }
 
+/* ---- a runtime directory ---------------------------------------------- */
+
+int fixture_rundir_setup(struct fixture_rundir *r, mode_t mode)
+{
+    snprintf(r->base, sizeof(r->base), "/tmp/kiln-test-XXXXXX");
+    if (mkdtemp(r->base) == NULL) {
+        fprintf(stderr, "fixture: mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    snprintf(r->dir, sizeof(r->dir), "%s/kiln", r->base);
+    snprintf(r->address, sizeof(r->address), "ipc://%s/kilnd.sock", r->dir);
+    /* chmod after mkdir, so that the umask does not matter. */
+    if (mode != 0 && (mkdir(r->dir, 0700) != 0 || chmod(r->dir, mode) != 0)) {
+        fprintf(stderr, "fixture: mkdir %s: %s\n", r->dir, strerror(errno));
+        rmdir(r->dir);
+        rmdir(r->base);
+        return -1;
+    }
+    setenv("XDG_RUNTIME_DIR", r->base, 1);
+    unsetenv("KILN_ADDRESS");
+    return 0;
+}
+
+void fixture_rundir_teardown(struct fixture_rundir *r)
+{
+    unlink(r->address + strlen("ipc://"));
+    if (unlink(r->dir) != 0) /* a test may leave a file or a link there */
+        rmdir(r->dir);
+    rmdir(r->base);
+    unsetenv("XDG_RUNTIME_DIR");
+    unsetenv("KILN_ADDRESS");
+}
+
 /* ---- running programs --------------------------------------------------- */
 
 /* Append what fd has to *buf; returns false at EOF or error. */
@@ -264,7 +298,9 @@ void fixture_run_fini(struct fixture_run *r)
 
 int fixture_json_valid(const char *text)
 {
-    const char *argv[] = {"python3", "-c", "import json,sys; json.load(sys.stdin)", NULL};
+    const char *argv[] = {"python3", "-c",
+                          "import json,sys; json.loads(sys.stdin.buffer.read().decode('utf-8'))",
+                          NULL};
     struct fixture_run r;
     if (run_capture(&r, argv, NULL, text) != 0)
         return -1;

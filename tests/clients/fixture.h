@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* ---- a real kilnd ------------------------------------------------------ */
@@ -38,17 +39,59 @@ int fixture_daemon_stop(struct fixture_daemon *d);
 enum fake_mode {
     FAKE_SILENT,  /* receive requests and never answer */
     FAKE_GARBAGE, /* answer every request with bytes that are not msgpack */
-    FAKE_REFUSE,  /* answer every request with an AUTH error reply */
+    FAKE_REFUSE,  /* answer every request with an error reply */
+    FAKE_SERVE,   /* answer HELLO, PING, STATUS and BYE like a kilnd */
+};
+
+#define FAKE_SESSION 42 /* the session id FAKE_SERVE's HELLO opens */
+
+struct fake_config {
+    enum fake_mode mode;
+    const char *address; /* NULL: a fresh private ipc:// address; else listen
+                            here (the caller owns the directory) */
+    uint32_t proto;      /* FAKE_SERVE: the version HELLO chooses; 0: 1 */
+    const char *server;  /* FAKE_SERVE: the name in HELLO and STATUS; NULL: "fake kilnd" */
+    /* The error reply: FAKE_REFUSE sends it to everything, FAKE_SERVE to
+     * PING when code is not 0. Any code 1..99 goes, and any bytes in the
+     * text. FAKE_REFUSE with code 0: AUTH, "body.token", "token refused
+     * by the fake daemon". */
+    int code;
+    const char *field;
+    const char *message;
 };
 
 struct fake_server; /* opaque */
 
-/* Listen on a fresh private ipc:// address and serve in a thread.
- * Returns NULL on failure. */
+/* Listen and serve in a thread. Returns NULL on failure. */
+struct fake_server *fake_server_start_with(const struct fake_config *cfg);
+/* fake_server_start_with() with only the mode set. */
 struct fake_server *fake_server_start(enum fake_mode mode);
 const char *fake_server_address(const struct fake_server *f);
-/* Stop the thread, close the socket, remove the directory, free. Safe on NULL. */
+/* How many requests of `kind` arrived, and in *session (if not NULL) the
+ * session the last one named. A request is counted before it is answered,
+ * so one whose reply the client has seen is counted. */
+unsigned fake_server_requests(struct fake_server *f, int kind, uint64_t *session);
+/* Stop the thread, close the socket, remove the socket file and the
+ * directory it made, free. Safe on NULL. */
 void fake_server_stop(struct fake_server *f);
+
+/* ---- a runtime directory ---------------------------------------------- */
+
+/* A stand-in for $XDG_RUNTIME_DIR, so that the default address is
+ * <base>/kiln/kilnd.sock. */
+struct fixture_rundir {
+    char base[64];     /* made by mkdtemp; XDG_RUNTIME_DIR points here */
+    char dir[96];      /* <base>/kiln: the runtime directory under test */
+    char address[160]; /* ipc://<dir>/kilnd.sock, the default address */
+};
+
+/* Make base, and dir with exactly `mode` unless mode is 0; set
+ * XDG_RUNTIME_DIR to base and unset KILN_ADDRESS (the test's process
+ * only: Check runs each test in a child). Returns 0, or -1 after saying
+ * why on stderr. */
+int fixture_rundir_setup(struct fixture_rundir *r, mode_t mode);
+/* Remove the socket, whatever is at dir, and base; unset both variables. */
+void fixture_rundir_teardown(struct fixture_rundir *r);
 
 /* ---- the kiln command --------------------------------------------------- */
 
@@ -65,8 +108,9 @@ struct fixture_run {
 int fixture_run_cli(struct fixture_run *r, const char *kiln_address, const char *const *argv);
 void fixture_run_fini(struct fixture_run *r);
 
-/* Run `python3 -c 'import json,sys; json.load(sys.stdin)'` on text.
- * Returns 1 if it parses, 0 if not, -1 if python3 is missing. */
+/* Have python3 check that text is UTF-8 (strictly: no surrogateescape,
+ * whatever the locale) and one JSON value. Returns 1 if it is, 0 if not,
+ * -1 if python3 is missing. */
 int fixture_json_valid(const char *text);
 
 #endif

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fixture.h"
+#include "proto.h" /* PROTO_HELLO, for the fake's counters */
 
 /* Run kiln; the caller gives r to fixture_run_fini(). */
 static void run(struct fixture_run *r, const char *env_address, const char *const *argv)
@@ -134,10 +136,164 @@ START_TEST(silent_daemon_times_out)
     const char *argv[] = {"--timeout", "200", "ping", NULL};
     run(&r, fake_server_address(f), argv);
     ck_assert_int_eq(r.status, 1);
-    assert_contains(r.err, "TIMEDOUT");
+    assert_contains(r.err, "kiln: connect: error TIMEDOUT: ");
     ck_assert_double_lt(r.secs, 2.0);
     fixture_run_fini(&r);
     fake_server_stop(f);
+}
+END_TEST
+
+/* Run `kiln status` against a fake that refuses HELLO with code, field
+ * and message; check stderr is exactly `want`. */
+static void refused_says(int code, const char *field, const char *message, const char *want)
+{
+    struct fake_server *f = fake_server_start_with(&(struct fake_config){
+        .mode = FAKE_REFUSE, .code = code, .field = field, .message = message});
+    ck_assert_ptr_nonnull(f);
+    struct fixture_run r;
+    const char *argv[] = {"status", NULL};
+    run(&r, fake_server_address(f), argv);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_str_eq(r.err, want);
+    fixture_run_fini(&r);
+    fake_server_stop(f);
+}
+
+START_TEST(error_labels_say_who_failed)
+{
+    refused_says(0, NULL, NULL,
+                 "kiln: connect: daemon error AUTH (body.token): token refused by the fake "
+                 "daemon\n");
+    refused_says(KILN_EINTERNAL, "", "oops", "kiln: connect: daemon error INTERNAL: oops\n");
+    /* A code this client has no name for: a newer daemon's. Still the daemon's. */
+    refused_says(20, "body.x", "from the future",
+                 "kiln: connect: daemon error code 20 (body.x): from the future\n");
+    refused_says(99, "", "last wire code", "kiln: connect: daemon error code 99: last wire code\n");
+    /* NOMEM may be the daemon's or libkiln's own: no claim either way. */
+    refused_says(KILN_ENOMEM, "", "out of memory", "kiln: connect: error NOMEM: out of memory\n");
+}
+END_TEST
+
+/* Daemon text with terminal escapes (OSC retitle, CSI, BEL, a C1 CSI),
+ * bytes that are not UTF-8, a valid non-ASCII letter and a backslash; and
+ * how the table and the JSON must show it. ("1m" is a literal of its own
+ * so that \x9b does not swallow the 1.) */
+#define HOSTILE                                                                                    \
+    "\x1b]0;pwned\x07\x1b[2J\xff\xfe caf\xc3\xa9 \xc2\x9b"                                         \
+    "1m\\"
+#define HOSTILE_TEXT                                                                               \
+    "\\x1b]0;pwned\\x07\\x1b[2J\\xff\\xfe caf\xc3\xa9 \\xc2\\x9b"                                  \
+    "1m\\\\"
+#define HOSTILE_JSON                                                                               \
+    "\\u001b]0;pwned\\u0007\\u001b[2J\\ufffd\\ufffd caf\xc3\xa9 \\u009b"                           \
+    "1m\\\\"
+
+/* No byte that a terminal acts on: C0 other than newline, DEL, and the
+ * first byte of an escape (0x1b) or of a UTF-8 C1 control (0xc2 0x80..0x9f),
+ * nor a byte that can never appear in UTF-8. */
+static void assert_inert(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        ck_assert_msg(*p >= 0x20 || *p == '\n', "control byte 0x%02x in:\n%s", *p, s);
+        ck_assert_msg(*p != 0x7f && *p != 0xff && *p != 0xfe, "byte 0x%02x in:\n%s", *p, s);
+        ck_assert_msg(!(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f), "C1 control in:\n%s", s);
+    }
+}
+
+START_TEST(daemon_error_text_is_escaped)
+{
+    refused_says(KILN_EAUTH, "body.\x1b[1m", HOSTILE,
+                 "kiln: connect: daemon error AUTH (body.\\x1b[1m): " HOSTILE_TEXT "\n");
+    /* PING's error goes to stdout, in ping's own line. */
+    struct fake_server *f = fake_server_start_with(
+        &(struct fake_config){.mode = FAKE_SERVE, .code = KILN_ESESSION, .message = HOSTILE});
+    ck_assert_ptr_nonnull(f);
+    struct fixture_run r;
+    const char *argv[] = {"ping", "-c", "1", NULL};
+    run(&r, fake_server_address(f), argv);
+    ck_assert_int_eq(r.status, 1);
+    assert_contains(r.out, ": seq=1 SESSION: " HOSTILE_TEXT "\n");
+    assert_inert(r.out);
+    fixture_run_fini(&r);
+    fake_server_stop(f);
+}
+END_TEST
+
+START_TEST(hostile_server_name_is_escaped)
+{
+    struct fake_server *f =
+        fake_server_start_with(&(struct fake_config){.mode = FAKE_SERVE, .server = HOSTILE});
+    ck_assert_ptr_nonnull(f);
+    struct fixture_run r;
+    const char *table[] = {"status", NULL};
+    run(&r, fake_server_address(f), table);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    assert_contains(r.out, "server          " HOSTILE_TEXT "\n");
+    assert_inert(r.out);
+    fixture_run_fini(&r);
+
+    const char *json[] = {"status", "--json", NULL};
+    run(&r, fake_server_address(f), json);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    assert_contains(r.out, "\"server\": \"" HOSTILE_JSON "\",\n");
+    assert_inert(r.out);
+    int valid = fixture_json_valid(r.out);
+    if (valid < 0)
+        fprintf(stderr, "python3 not found: JSON checked by bytes only\n");
+    else
+        ck_assert_msg(valid == 1, "not valid JSON in UTF-8:\n%s", r.out);
+    fixture_run_fini(&r);
+    fake_server_stop(f);
+}
+END_TEST
+
+START_TEST(unsafe_default_dir_is_refused)
+{
+    struct fixture_rundir d;
+    ck_assert_int_eq(fixture_rundir_setup(&d, 0755), 0);
+    struct fake_server *f =
+        fake_server_start_with(&(struct fake_config){.mode = FAKE_SERVE, .address = d.address});
+    ck_assert_ptr_nonnull(f);
+    struct fixture_run r;
+    const char *argv[] = {"status", NULL};
+    run(&r, NULL, argv); /* no --address, no KILN_ADDRESS: the default */
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_int_eq(count_lines(r.err), 1);
+    assert_contains(r.err, "kiln: connect: error CONNECT (address): refusing to dial the default "
+                           "address ");
+    assert_contains(r.err, d.dir);
+    assert_contains(r.err, "mode 0755");
+    fixture_run_fini(&r);
+    ck_assert_uint_eq(fake_server_requests(f, PROTO_HELLO, NULL), 0);
+
+    ck_assert_int_eq(chmod(d.dir, 0700), 0);
+    run(&r, NULL, argv);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    assert_contains(r.out, "server          fake kilnd\n");
+    assert_contains(r.out, d.address);
+    fixture_run_fini(&r);
+    fake_server_stop(f);
+    fixture_rundir_teardown(&d);
+}
+END_TEST
+
+START_TEST(missing_default_dir_is_no_daemon)
+{
+    struct fixture_rundir d;
+    ck_assert_int_eq(fixture_rundir_setup(&d, 0), 0);
+    struct fixture_run r;
+    const char *argv[] = {"ping", NULL};
+    run(&r, NULL, argv);
+    ck_assert_int_eq(r.status, 1);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "kiln: no daemon answers at %s (start one with \"kilnd\", or set KILN_ADDRESS)\n",
+             d.address);
+    ck_assert_str_eq(r.err, want);
+    fixture_run_fini(&r);
+    fixture_rundir_teardown(&d);
 }
 END_TEST
 
@@ -243,6 +399,11 @@ static Suite *cli_suite(void)
     tcase_add_test(off, help_and_version);
     tcase_add_test(off, daemon_error_names_the_code);
     tcase_add_test(off, silent_daemon_times_out);
+    tcase_add_test(off, error_labels_say_who_failed);
+    tcase_add_test(off, daemon_error_text_is_escaped);
+    tcase_add_test(off, hostile_server_name_is_escaped);
+    tcase_add_test(off, unsafe_default_dir_is_refused);
+    tcase_add_test(off, missing_default_dir_is_no_daemon);
     suite_add_tcase(s, off);
     if (fixture_kilnd_path() != NULL) {
         TCase *live = tcase_create("daemon");

@@ -6,18 +6,23 @@
  * the build has no kilnd) and stops it with SIGTERM, which must give exit
  * status 0. */
 #include <check.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "client_impl.h" /* client_error_from_decode(), tested directly */
 #include "fixture.h"
 #include "kiln.h"
+
+#define OTHER_UID 65534 /* nobody: the owner of a planted directory */
 
 static double now_s(void)
 {
@@ -198,6 +203,216 @@ START_TEST(daemon_refusal_is_reported)
 }
 END_TEST
 
+static void rundir_setup(struct fixture_rundir *r, mode_t mode)
+{
+    ck_assert_msg(fixture_rundir_setup(r, mode) == 0, "cannot set up a runtime directory");
+    char want[sizeof(r->address)];
+    ck_assert_int_eq(kiln_default_address(want, sizeof(want)), KILN_OK);
+    ck_assert_str_eq(want, r->address);
+}
+
+/* Give dir to OTHER_UID; false (after saying why) where we may not. */
+static bool give_away(const char *dir)
+{
+    if (chown(dir, OTHER_UID, OTHER_UID) == 0)
+        return true;
+    fprintf(stderr, "cannot chown %s (not root?): skipping the foreign-owner case\n", dir);
+    return false;
+}
+
+/* Connect with no address (the default), expecting `want`. */
+static kiln_conn *connect_default(int want, struct kiln_error *e)
+{
+    struct kiln_connect_opts o = {.timeout_ms = 2000};
+    kiln_conn *c = (kiln_conn *) 1;
+    int rc = kiln_connect(&c, &o, e);
+    ck_assert_msg(rc == want, "connect to the default: want %s, got %s (%s)", kiln_err_name(want),
+                  kiln_err_name(rc), rc ? e->message : "");
+    if (want != KILN_OK)
+        ck_assert_ptr_null(c);
+    return c;
+}
+
+#define assert_contains(hay, needle)                                                               \
+    ck_assert_msg(strstr((hay), (needle)) != NULL, "expected \"%s\" in \"%s\"", (needle), (hay))
+
+START_TEST(runtime_dir_check_rules)
+{
+    struct fixture_rundir r;
+    rundir_setup(&r, 0);
+    char why[256];
+    ck_assert_int_eq(kiln_runtime_dir_check(r.dir, why, sizeof(why)), KILN_ECONNECT);
+    assert_contains(why, r.dir);
+    assert_contains(why, "does not exist");
+
+    int fd = open(r.dir, O_CREAT | O_WRONLY, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(kiln_runtime_dir_check(r.dir, why, sizeof(why)), KILN_EARG);
+    assert_contains(why, "not a directory");
+    unlink(r.dir);
+
+    /* A link to a directory that would pass is still refused: lstat. */
+    ck_assert_int_eq(symlink(r.base, r.dir), 0);
+    ck_assert_int_eq(kiln_runtime_dir_check(r.dir, why, sizeof(why)), KILN_EARG);
+    assert_contains(why, "symbolic link");
+    unlink(r.dir);
+
+    ck_assert_int_eq(mkdir(r.dir, 0700), 0);
+    ck_assert_int_eq(chmod(r.dir, 0700), 0);
+    ck_assert_int_eq(kiln_runtime_dir_check(r.dir, why, sizeof(why)), KILN_OK);
+    ck_assert_str_eq(why, "");
+    ck_assert_int_eq(kiln_runtime_dir_check(r.dir, NULL, 0), KILN_OK);
+
+    const struct {
+        mode_t mode;
+        const char *shown;
+    } open_modes[] = {{0755, "mode 0755"}, {0710, "mode 0710"}, {0701, "mode 0701"},
+                      {0740, "mode 0740"}, {0704, "mode 0704"}, {0777, "mode 0777"}};
+    for (size_t i = 0; i < sizeof(open_modes) / sizeof(open_modes[0]); i++) {
+        ck_assert_int_eq(chmod(r.dir, open_modes[i].mode), 0);
+        ck_assert_int_eq(kiln_runtime_dir_check(r.dir, why, sizeof(why)), KILN_EARG);
+        assert_contains(why, r.dir);
+        assert_contains(why, open_modes[i].shown);
+        ck_assert_int_eq(kiln_runtime_dir_check(r.dir, NULL, 0), KILN_EARG);
+    }
+    /* A message too long for the buffer is cut, never overrun. */
+    ck_assert_int_eq(kiln_runtime_dir_check(r.dir, why, 8), KILN_EARG);
+    ck_assert_uint_eq(strlen(why), 7);
+    ck_assert_int_eq(chmod(r.dir, 0700), 0);
+    if (give_away(r.dir)) {
+        ck_assert_int_eq(kiln_runtime_dir_check(r.dir, why, sizeof(why)), KILN_EARG);
+        assert_contains(why, r.dir);
+        assert_contains(why, "belongs to uid 65534");
+    }
+    fixture_rundir_teardown(&r);
+}
+END_TEST
+
+START_TEST(default_address_refuses_unsafe_dir)
+{
+    /* A daemon really listens in the unsafe directory, so a client that
+     * skipped the check would connect and the test would see a HELLO. */
+    struct fixture_rundir r;
+    rundir_setup(&r, 0755);
+    struct fake_server *f =
+        fake_server_start_with(&(struct fake_config){.mode = FAKE_SERVE, .address = r.address});
+    ck_assert_ptr_nonnull(f);
+    struct kiln_error e;
+    connect_default(KILN_ECONNECT, &e);
+    ck_assert_str_eq(e.field, "address");
+    assert_contains(e.message, "refusing to dial the default address");
+    assert_contains(e.message, r.dir);
+    assert_contains(e.message, "mode 0755");
+
+    ck_assert_int_eq(chmod(r.dir, 0700), 0);
+    if (give_away(r.dir)) {
+        connect_default(KILN_ECONNECT, &e);
+        ck_assert_str_eq(e.field, "address");
+        assert_contains(e.message, r.dir);
+        assert_contains(e.message, "belongs to uid 65534");
+    }
+    ck_assert_uint_eq(fake_server_requests(f, PROTO_HELLO, NULL), 0);
+
+    /* Named explicitly, the same address is the caller's choice. */
+    ck_assert_int_eq(chmod(r.dir, 0755), 0);
+    setenv("KILN_ADDRESS", r.address, 1);
+    kiln_close(connect_default(KILN_OK, &e));
+    unsetenv("KILN_ADDRESS");
+    kiln_close(connect_ok(r.address, NULL));
+    ck_assert_uint_eq(fake_server_requests(f, PROTO_HELLO, NULL), 2);
+    fake_server_stop(f);
+    fixture_rundir_teardown(&r);
+}
+END_TEST
+
+START_TEST(default_address_in_safe_dir_is_dialled)
+{
+    struct fixture_rundir r;
+    rundir_setup(&r, 0700);
+    struct fake_server *f =
+        fake_server_start_with(&(struct fake_config){.mode = FAKE_SERVE, .address = r.address});
+    ck_assert_ptr_nonnull(f);
+    struct kiln_error e;
+    kiln_conn *c = connect_default(KILN_OK, &e);
+    ck_assert_str_eq(kiln_conn_address(c), r.address);
+    ck_assert_int_eq(kiln_ping(c, &e), KILN_OK);
+    kiln_close(c);
+    ck_assert_uint_eq(fake_server_requests(f, PROTO_HELLO, NULL), 1);
+    fake_server_stop(f);
+    fixture_rundir_teardown(&r);
+}
+END_TEST
+
+START_TEST(default_address_missing_dir_is_no_daemon)
+{
+    struct fixture_rundir r;
+    rundir_setup(&r, 0);
+    struct kiln_error e;
+    connect_default(KILN_ECONNECT, &e);
+    ck_assert_str_eq(e.field, "");
+    assert_contains(e.message, "no daemon answers at ");
+    assert_contains(e.message, r.address);
+    assert_contains(e.message, "does not exist");
+    fixture_rundir_teardown(&r);
+}
+END_TEST
+
+START_TEST(foreign_protocol_session_is_ended)
+{
+    struct fake_server *f =
+        fake_server_start_with(&(struct fake_config){.mode = FAKE_SERVE, .proto = 2});
+    ck_assert_ptr_nonnull(f);
+    struct kiln_error e;
+    connect_fails(fake_server_address(f), 2000, KILN_EPROTO, &e);
+    ck_assert_str_eq(e.field, "body.proto");
+    assert_contains(e.message, "protocol 2");
+    uint64_t session = 0;
+    ck_assert_uint_eq(fake_server_requests(f, PROTO_HELLO, NULL), 1);
+    ck_assert_uint_eq(fake_server_requests(f, PROTO_BYE, &session), 1);
+    ck_assert_uint_eq(session, FAKE_SESSION);
+    fake_server_stop(f);
+}
+END_TEST
+
+START_TEST(close_says_bye)
+{
+    struct fake_server *f = fake_server_start(FAKE_SERVE);
+    ck_assert_ptr_nonnull(f);
+    kiln_conn *c = connect_ok(fake_server_address(f), NULL);
+    ck_assert_uint_eq(fake_server_requests(f, PROTO_BYE, NULL), 0);
+    kiln_close(c);
+    uint64_t session = 0;
+    ck_assert_uint_eq(fake_server_requests(f, PROTO_BYE, &session), 1);
+    ck_assert_uint_eq(session, FAKE_SESSION);
+    fake_server_stop(f);
+}
+END_TEST
+
+START_TEST(decode_failure_codes)
+{
+    /* proto_reply_decode() failing for want of memory is our failure, not
+     * the daemon's: it stays NOMEM. Anything else it reports is the
+     * daemon breaking the protocol, whatever code the decoder used. */
+    const struct {
+        int decoder, want;
+    } cases[] = {
+        {KILN_ENOMEM, KILN_ENOMEM},     {KILN_EPROTO, KILN_EPROTO},    {KILN_ELIMIT, KILN_EPROTO},
+        {KILN_EMALFORMED, KILN_EPROTO}, {KILN_EINTERNAL, KILN_EPROTO}, {KILN_EARG, KILN_EPROTO},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct proto_error pe;
+        proto_error_set(&pe, cases[i].decoder, "body.x", "decoder says %d", cases[i].decoder);
+        struct kiln_error e;
+        ck_assert_int_eq(client_error_from_decode(&e, &pe), cases[i].want);
+        ck_assert_int_eq(e.code, cases[i].want);
+        ck_assert_str_eq(e.field, "body.x");
+        assert_contains(e.message, "decoder says");
+        ck_assert_int_eq(client_error_from_decode(NULL, &pe), cases[i].want);
+    }
+}
+END_TEST
+
 /* ---- against kilnd ----------------------------------------------------- */
 
 START_TEST(connect_ping_status)
@@ -351,6 +566,13 @@ static Suite *client_suite(void)
     tcase_add_test(off, silent_daemon_times_out);
     tcase_add_test(off, garbage_reply_is_a_protocol_error);
     tcase_add_test(off, daemon_refusal_is_reported);
+    tcase_add_test(off, runtime_dir_check_rules);
+    tcase_add_test(off, default_address_refuses_unsafe_dir);
+    tcase_add_test(off, default_address_in_safe_dir_is_dialled);
+    tcase_add_test(off, default_address_missing_dir_is_no_daemon);
+    tcase_add_test(off, foreign_protocol_session_is_ended);
+    tcase_add_test(off, close_says_bye);
+    tcase_add_test(off, decode_failure_codes);
     suite_add_tcase(s, off);
     if (fixture_kilnd_path() != NULL) {
         TCase *live = tcase_create("daemon");
