@@ -289,8 +289,13 @@ static int decode_body(struct proto_request *req, const msgpack_object *body,
     case PROTO_RELEASE:
         return decode_release(req, body, err);
     case PROTO_SUBMIT:
+        if ((rc = need_session(req, err)) != KILN_OK)
+            return rc;
+        return proto_decode_submit(req, body, err);
     case PROTO_FETCH:
-        return need_session(req, err); /* content is decoded by the graph layer */
+        if ((rc = need_session(req, err)) != KILN_OK)
+            return rc;
+        return proto_decode_fetch(req, body, err);
     default:
         return proto_error_set(err, KILN_EKIND, "kind", "unknown message kind %d", req->kind);
     }
@@ -347,8 +352,14 @@ void proto_request_fini(struct proto_request *req)
 {
     if (req == NULL)
         return;
-    if (req->kind == PROTO_RELEASE)
+    if (req->kind == PROTO_RELEASE) {
         free(req->u.release.ids);
+    } else if (req->kind == PROTO_SUBMIT) {
+        free(req->u.submit.nodes);
+        free(req->u.submit.keep);
+    } else if (req->kind == PROTO_FETCH) {
+        free(req->u.fetch.ids);
+    }
     if (req->has_unpacked)
         msgpack_unpacked_destroy(&req->unpacked);
     memset(req, 0, sizeof(*req));
@@ -356,14 +367,7 @@ void proto_request_fini(struct proto_request *req)
 
 /* ---- canonical description (test vectors) ------------------------------ */
 
-struct out {
-    char *buf;
-    size_t n;
-    int len;
-};
-
-static void out_add(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out_add(struct out *o, const char *fmt, ...)
+void proto_out_add(struct proto_out *o, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -374,42 +378,50 @@ static void out_add(struct out *o, const char *fmt, ...)
         o->len += w;
 }
 
-static void out_quoted(struct out *o, const char *s)
+void proto_out_quoted(struct proto_out *o, const char *s, size_t len)
 {
-    out_add(o, "\"");
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            out_add(o, "\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
-            out_add(o, "\\x%02x", *p);
+    proto_out_add(o, "\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) s[i];
+        if (c == '"' || c == '\\')
+            proto_out_add(o, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            proto_out_add(o, "\\x%02x", c);
         else
-            out_add(o, "%c", *p);
+            proto_out_add(o, "%c", c);
     }
-    out_add(o, "\"");
+    proto_out_add(o, "\"");
 }
 
 int proto_request_describe(const struct proto_request *req, char *buf, size_t n)
 {
-    struct out o = {.buf = buf, .n = n, .len = 0};
+    struct proto_out o = {.buf = buf, .n = n, .len = 0};
     if (n > 0)
         buf[0] = '\0';
-    out_add(&o, "%s session=%llu", proto_kind_name(req->kind), (unsigned long long) req->session);
+    proto_out_add(&o, "%s session=%llu", proto_kind_name(req->kind),
+                  (unsigned long long) req->session);
     switch (req->kind) {
     case PROTO_HELLO:
-        out_add(&o, " proto_min=%u proto_max=%u client=", req->u.hello.proto_min,
-                req->u.hello.proto_max);
-        out_quoted(&o, req->u.hello.client);
-        out_add(&o, " token=");
+        proto_out_add(&o, " proto_min=%u proto_max=%u client=", req->u.hello.proto_min,
+                      req->u.hello.proto_max);
+        proto_out_quoted(&o, req->u.hello.client, strlen(req->u.hello.client));
+        proto_out_add(&o, " token=");
         if (req->u.hello.has_token)
-            out_quoted(&o, req->u.hello.token);
+            proto_out_quoted(&o, req->u.hello.token, strlen(req->u.hello.token));
         else
-            out_add(&o, "-");
+            proto_out_add(&o, "-");
         break;
     case PROTO_RELEASE:
-        out_add(&o, " vars=[");
+        proto_out_add(&o, " vars=[");
         for (uint32_t i = 0; i < req->u.release.count; i++)
-            out_add(&o, "%s%llu", i ? "," : "", (unsigned long long) req->u.release.ids[i]);
-        out_add(&o, "]");
+            proto_out_add(&o, "%s%llu", i ? "," : "", (unsigned long long) req->u.release.ids[i]);
+        proto_out_add(&o, "]");
+        break;
+    case PROTO_SUBMIT:
+        proto_describe_submit(&o, &req->u.submit);
+        break;
+    case PROTO_FETCH:
+        proto_describe_fetch(&o, &req->u.fetch);
         break;
     default:
         break;

@@ -20,6 +20,11 @@ static int pack_str(msgpack_packer *pk, const char *s)
     return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
 }
 
+static int pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
+{
+    return proto_pack_key(pk, key) | msgpack_pack_uint64(pk, v);
+}
+
 /* [kind, session, {...: n pairs}] — the caller packs the pairs. */
 static int pack_request_head(msgpack_packer *pk, int kind, uint64_t session, uint32_t pairs)
 {
@@ -68,17 +73,184 @@ int proto_encode_release(msgpack_sbuffer *sb, uint64_t session, const uint64_t *
     return done(rc);
 }
 
+/* Undo a partly written message: msgpack_sbuffer only ever appends. */
+static int roll_back(msgpack_sbuffer *sb, size_t start, int rc)
+{
+    sb->size = start;
+    return rc;
+}
+
+static bool ids_ok(const uint64_t *ids, uint32_t n)
+{
+    if (n > 0 && ids == NULL)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == 0)
+            return false;
+    return true;
+}
+
+static bool strs_ok(const struct proto_str *s, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (s[i].len > KILN_LIMIT_EXPR_BYTES || (s[i].len > 0 && s[i].ptr == NULL))
+            return false;
+    return true;
+}
+
+static bool node_ok(const struct proto_node *nd)
+{
+    if (nd->id == 0 || (nd->has & ~PROTO_NODE_ALL) != 0)
+        return false;
+    if ((nd->has & PROTO_NODE_IN) && (nd->nin > KILN_LIMIT_NODE_INPUTS || !ids_ok(nd->in, nd->nin)))
+        return false;
+    if (nd->has & PROTO_NODE_SHAPE) {
+        if (nd->rank > KILN_LIMIT_RANK)
+            return false;
+        for (uint32_t j = 0; j < nd->rank; j++)
+            if (nd->shape[j] < 0 || nd->shape[j] > KILN_LIMIT_DIM)
+                return false;
+    }
+    if ((nd->has & PROTO_NODE_DATA) &&
+        (nd->data_len > KILN_LIMIT_MESSAGE_BYTES || (nd->data_len > 0 && nd->data == NULL)))
+        return false;
+    if (nd->has & PROTO_NODE_DIMS) {
+        if (nd->ndims > KILN_LIMIT_RANK)
+            return false;
+        for (uint32_t j = 0; j < nd->ndims; j++)
+            if (nd->dims[j] >= KILN_LIMIT_RANK)
+                return false;
+    }
+    if ((nd->has & PROTO_NODE_EXPRS) && (nd->nexprs > KILN_LIMIT_RANK || !strs_ok(nd->exprs, nd->nexprs)))
+        return false;
+    if ((nd->has & PROTO_NODE_CONDS) && (nd->nconds > KILN_LIMIT_CONDS || !strs_ok(nd->conds, nd->nconds)))
+        return false;
+    return true;
+}
+
+static int pack_number(msgpack_packer *pk, const struct proto_number *v)
+{
+    return v->is_float ? msgpack_pack_double(pk, v->f) : msgpack_pack_int64(pk, v->i);
+}
+
+static int pack_u64s(msgpack_packer *pk, const uint64_t *v, uint32_t n)
+{
+    int rc = msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        rc |= msgpack_pack_uint64(pk, v[i]);
+    return rc;
+}
+
+static int pack_strs(msgpack_packer *pk, const struct proto_str *s, uint32_t n)
+{
+    int rc = msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        rc |= msgpack_pack_str(pk, s[i].len) | msgpack_pack_str_body(pk, s[i].ptr, s[i].len);
+    return rc;
+}
+
+static int pack_node(msgpack_packer *pk, const struct proto_node *nd)
+{
+    uint32_t has = nd->has;
+    uint32_t pairs = 2;
+    for (uint32_t b = has; b != 0; b &= b - 1)
+        pairs++;
+    int rc = msgpack_pack_map(pk, pairs);
+    rc |= pack_kv_u64(pk, "id", nd->id) | pack_kv_u64(pk, "op", nd->op);
+    if (has & PROTO_NODE_IN)
+        rc |= proto_pack_key(pk, "in") | pack_u64s(pk, nd->in, nd->nin);
+    if (has & PROTO_NODE_DTYPE)
+        rc |= pack_kv_u64(pk, "dtype", nd->dtype);
+    if (has & PROTO_NODE_SHAPE) {
+        rc |= proto_pack_key(pk, "shape") | msgpack_pack_array(pk, nd->rank);
+        for (uint32_t j = 0; j < nd->rank; j++)
+            rc |= msgpack_pack_uint64(pk, (uint64_t) nd->shape[j]);
+    }
+    if (has & PROTO_NODE_DATA)
+        rc |= proto_pack_key(pk, "data") | msgpack_pack_bin(pk, nd->data_len) |
+              msgpack_pack_bin_body(pk, nd->data, nd->data_len);
+    if (has & PROTO_NODE_VALUE)
+        rc |= proto_pack_key(pk, "value") | pack_number(pk, &nd->value);
+    if (has & PROTO_NODE_DIM)
+        rc |= pack_kv_u64(pk, "dim", nd->dim);
+    if (has & PROTO_NODE_DIST)
+        rc |= pack_kv_u64(pk, "dist", nd->dist);
+    if (has & PROTO_NODE_SEED)
+        rc |= pack_kv_u64(pk, "seed", nd->seed);
+    if (has & PROTO_NODE_OFFSET)
+        rc |= pack_kv_u64(pk, "offset", nd->offset);
+    if (has & PROTO_NODE_DIMS) {
+        rc |= proto_pack_key(pk, "dims") | msgpack_pack_array(pk, nd->ndims);
+        for (uint32_t j = 0; j < nd->ndims; j++)
+            rc |= msgpack_pack_uint32(pk, nd->dims[j]);
+    }
+    if (has & PROTO_NODE_KEEPDIMS)
+        rc |= proto_pack_key(pk, "keepdims") |
+              (nd->keepdims ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    if (has & PROTO_NODE_REDUCE_OP)
+        rc |= pack_kv_u64(pk, "reduce_op", nd->reduce_op);
+    if (has & PROTO_NODE_EXPRS)
+        rc |= proto_pack_key(pk, "exprs") | pack_strs(pk, nd->exprs, nd->nexprs);
+    if (has & PROTO_NODE_CONDS)
+        rc |= proto_pack_key(pk, "conds") | pack_strs(pk, nd->conds, nd->nconds);
+    if (has & PROTO_NODE_OVERFLOW)
+        rc |= proto_pack_key(pk, "overflow_value") | pack_number(pk, &nd->overflow);
+    return rc;
+}
+
+int proto_encode_submit(msgpack_sbuffer *sb, uint64_t session, const struct proto_submit *s)
+{
+    if (session == 0 || s == NULL || s->nnodes == 0 || s->nnodes > KILN_LIMIT_NODES ||
+        s->nodes == NULL || s->nkeep > KILN_LIMIT_VAR_IDS || !ids_ok(s->keep, s->nkeep))
+        return KILN_EARG;
+    uint64_t payload = 0; /* bin bytes: refuse a huge graph before packing it */
+    for (uint32_t i = 0; i < s->nnodes; i++) {
+        if (!node_ok(&s->nodes[i]))
+            return KILN_EARG;
+        if (s->nodes[i].has & PROTO_NODE_DATA)
+            payload += s->nodes[i].data_len; /* each <= 2^28, at most 2^16 of them */
+    }
+    if (payload > KILN_LIMIT_MESSAGE_BYTES)
+        return KILN_EARG;
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_request_head(&pk, PROTO_SUBMIT, session, 2);
+    rc |= proto_pack_key(&pk, "nodes") | msgpack_pack_array(&pk, s->nnodes);
+    for (uint32_t i = 0; i < s->nnodes && rc == 0; i++)
+        rc |= pack_node(&pk, &s->nodes[i]);
+    rc |= proto_pack_key(&pk, "keep") | pack_u64s(&pk, s->keep, s->nkeep);
+    if (rc != 0)
+        return roll_back(sb, start, KILN_ENOMEM);
+    /* Each part was within its limit, but the whole may not be: many nodes
+     * can add up to more objects or bytes than one message may hold. The
+     * daemon would refuse that, so refuse it here. */
+    if (proto_scan(sb->data + start, sb->size - start, NULL) != KILN_OK)
+        return roll_back(sb, start, KILN_EARG);
+    return KILN_OK;
+}
+
+int proto_encode_fetch(msgpack_sbuffer *sb, uint64_t session, const uint64_t *ids,
+                       uint32_t count, uint64_t timeout_ms)
+{
+    if (session == 0 || count > KILN_LIMIT_VAR_IDS || !ids_ok(ids, count) ||
+        timeout_ms > KILN_FETCH_TIMEOUT_MAX_MS)
+        return KILN_EARG;
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_request_head(&pk, PROTO_FETCH, session, 2);
+    rc |= proto_pack_key(&pk, "vars") | pack_u64s(&pk, ids, count);
+    rc |= pack_kv_u64(&pk, "timeout_ms", timeout_ms);
+    return rc == 0 ? KILN_OK : roll_back(sb, start, KILN_ENOMEM);
+}
+
 /* ---- replies ----------------------------------------------------------- */
 
 static int pack_reply_head(msgpack_packer *pk, int code, uint32_t pairs)
 {
     return msgpack_pack_array(pk, 2) | msgpack_pack_uint32(pk, (uint32_t) code) |
            msgpack_pack_map(pk, pairs);
-}
-
-static int pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
-{
-    return proto_pack_key(pk, key) | msgpack_pack_uint64(pk, v);
 }
 
 int proto_encode_reply_error(msgpack_sbuffer *sb, const struct proto_error *e)
@@ -118,6 +290,11 @@ void proto_limits_default(struct proto_limits *l)
         .dim = (uint64_t) KILN_LIMIT_DIM,
         .elements = (uint64_t) KILN_LIMIT_ELEMENTS,
         .var_ids = KILN_LIMIT_VAR_IDS,
+        .node_inputs = KILN_LIMIT_NODE_INPUTS,
+        .expr_bytes = KILN_LIMIT_EXPR_BYTES,
+        .expr_nodes = KILN_LIMIT_EXPR_NODES,
+        .expr_depth = KILN_LIMIT_EXPR_DEPTH,
+        .conds = KILN_LIMIT_CONDS,
     };
 }
 
@@ -131,7 +308,7 @@ int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply
     rc |= pack_kv_u64(&pk, "session", r->session);
     rc |= proto_pack_key(&pk, "server") | pack_str(&pk, r->server);
     rc |= pack_kv_u64(&pk, "idle_timeout_ms", r->idle_timeout_ms);
-    rc |= proto_pack_key(&pk, "limits") | msgpack_pack_map(&pk, 12);
+    rc |= proto_pack_key(&pk, "limits") | msgpack_pack_map(&pk, 17);
     rc |= pack_kv_u64(&pk, "message_bytes", l->message_bytes);
     rc |= pack_kv_u64(&pk, "depth", l->depth);
     rc |= pack_kv_u64(&pk, "container_items", l->container_items);
@@ -144,6 +321,11 @@ int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply
     rc |= pack_kv_u64(&pk, "dim", l->dim);
     rc |= pack_kv_u64(&pk, "elements", l->elements);
     rc |= pack_kv_u64(&pk, "var_ids", l->var_ids);
+    rc |= pack_kv_u64(&pk, "node_inputs", l->node_inputs);
+    rc |= pack_kv_u64(&pk, "expr_bytes", l->expr_bytes);
+    rc |= pack_kv_u64(&pk, "expr_nodes", l->expr_nodes);
+    rc |= pack_kv_u64(&pk, "expr_depth", l->expr_depth);
+    rc |= pack_kv_u64(&pk, "conds", l->conds);
     return done(rc);
 }
 
@@ -185,4 +367,58 @@ int proto_encode_reply_release(msgpack_sbuffer *sb, const struct proto_release_r
     rc |= pack_kv_u64(&pk, "released", r->released);
     rc |= pack_kv_u64(&pk, "unknown", r->unknown);
     return done(rc);
+}
+
+int proto_encode_reply_submit(msgpack_sbuffer *sb, uint64_t step)
+{
+    if (step == 0)
+        return KILN_EARG;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return done(pack_reply_head(&pk, KILN_OK, 1) | pack_kv_u64(&pk, "step", step));
+}
+
+static bool tensor_ok(const struct proto_tensor *t)
+{
+    if (t->rank > KILN_LIMIT_RANK || (t->bytes > 0 && t->data == NULL) ||
+        t->bytes > KILN_LIMIT_MESSAGE_BYTES)
+        return false;
+    for (uint32_t j = 0; j < t->rank; j++)
+        if (t->shape[j] < 0 || t->shape[j] > KILN_LIMIT_DIM)
+            return false;
+    uint64_t elements = proto_elements(t->shape, t->rank);
+    size_t size = proto_dtype_size(t->dtype);
+    return size == 0 || (elements <= (uint64_t) KILN_LIMIT_ELEMENTS && elements * size == t->bytes);
+}
+
+int proto_encode_reply_fetch(msgpack_sbuffer *sb, const struct proto_tensor *vars, uint32_t n)
+{
+    if (n > KILN_LIMIT_VAR_IDS || (n > 0 && vars == NULL))
+        return KILN_EARG;
+    for (uint32_t i = 0; i < n; i++)
+        if (!tensor_ok(&vars[i]))
+            return KILN_EARG;
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_reply_head(&pk, KILN_OK, 1);
+    rc |= proto_pack_key(&pk, "vars") | msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        const struct proto_tensor *t = &vars[i];
+        rc |= msgpack_pack_map(&pk, 4) | pack_kv_u64(&pk, "id", t->id) |
+              pack_kv_u64(&pk, "dtype", t->dtype);
+        rc |= proto_pack_key(&pk, "shape") | msgpack_pack_array(&pk, t->rank);
+        for (uint32_t j = 0; j < t->rank; j++)
+            rc |= msgpack_pack_uint64(&pk, (uint64_t) t->shape[j]);
+        rc |= proto_pack_key(&pk, "data") | msgpack_pack_bin(&pk, t->bytes) |
+              msgpack_pack_bin_body(&pk, t->data, t->bytes);
+        /* Stop before the buffer grows far past what may be sent. */
+        if (sb->size - start > KILN_LIMIT_MESSAGE_BYTES)
+            return roll_back(sb, start, KILN_EARG);
+    }
+    if (rc != 0)
+        return roll_back(sb, start, KILN_ENOMEM);
+    if (sb->size - start > KILN_LIMIT_MESSAGE_BYTES)
+        return roll_back(sb, start, KILN_EARG);
+    return KILN_OK;
 }

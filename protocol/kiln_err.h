@@ -28,6 +28,8 @@ typedef enum kiln_err {
     KILN_EUNSUPPORTED = 14,  /* valid but not supported by this daemon */
     KILN_ESHUTDOWN = 15,     /* the daemon is draining and takes no new work */
     KILN_EINTERNAL = 16,     /* a bug in kilnd: please report it */
+    KILN_EEXEC = 17,         /* a step failed while running (names the node and op) */
+    KILN_ENOTREADY = 18,     /* a fetched value was not ready within the timeout */
     KILN_ERR_WIRE_COUNT,     /* first unused wire code; not itself an error */
 
     /* Client-side codes: never sent by a daemon. */

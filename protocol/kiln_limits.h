@@ -25,7 +25,11 @@
 #define KILN_LIMIT_RANK            8            /* dimensions of one tensor */
 #define KILN_LIMIT_DIM             (INT64_C(1) << 40) /* size of one dimension */
 #define KILN_LIMIT_ELEMENTS        (INT64_C(1) << 40) /* elements of one tensor */
-#define KILN_LIMIT_VAR_IDS         65536        /* var ids named by one FETCH or RELEASE */
+#define KILN_LIMIT_VAR_IDS         65536        /* var ids named by one FETCH, RELEASE or keep list */
+#define KILN_LIMIT_NODE_INPUTS     9            /* inputs of one node: x and up to 8 extras */
+#define KILN_LIMIT_CONDS           32           /* overflow conditions of one node */
+#define KILN_FETCH_TIMEOUT_DEFAULT_MS 60000     /* FETCH waits this long unless told */
+#define KILN_FETCH_TIMEOUT_MAX_MS     600000    /* and never longer */
 
 /* Index expressions (reindex, reindex_reduce; kernels/expr.h). */
 #define KILN_LIMIT_EXPR_BYTES  1024 /* bytes of one expression's text */

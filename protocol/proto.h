@@ -34,8 +34,8 @@ enum proto_kind {
     PROTO_HELLO = 1,   /* open a session, negotiate the version */
     PROTO_PING = 2,    /* liveness; refreshes a session's idle timer */
     PROTO_STATUS = 3,  /* daemon-wide counters */
-    PROTO_SUBMIT = 4,  /* a graph to run (content: core issue) */
-    PROTO_FETCH = 5,   /* values of vars (content: core issue) */
+    PROTO_SUBMIT = 4,  /* a graph to run (one step) */
+    PROTO_FETCH = 5,   /* values of vars the session keeps */
     PROTO_RELEASE = 6, /* drop vars from the session's table */
     PROTO_BYE = 7,     /* end the session */
     PROTO_KIND_END
@@ -84,15 +84,90 @@ struct proto_release {
     uint64_t *ids; /* owned by the request (freed by proto_request_fini) */
 };
 
+/* A string inside the received message (not NUL-terminated). */
+struct proto_str {
+    const char *ptr;
+    uint32_t len;
+};
+
+/* A number as the client sent it: an int (bool as 0/1) or a float. */
+struct proto_number {
+    bool is_float;
+    int64_t i; /* when !is_float */
+    double f;  /* when is_float */
+};
+
+/* One graph node of a SUBMIT, typed and limit-checked but not yet
+ * validated against the op's rules (that is the daemon's ingest). `has`
+ * is a bit set of the PROTO_NODE_* fields present. Pointers point into the
+ * received message or the request's own allocations. */
+enum proto_node_field {
+    PROTO_NODE_IN = 1u << 0,
+    PROTO_NODE_DTYPE = 1u << 1,
+    PROTO_NODE_SHAPE = 1u << 2,
+    PROTO_NODE_DATA = 1u << 3,
+    PROTO_NODE_VALUE = 1u << 4,
+    PROTO_NODE_DIM = 1u << 5,
+    PROTO_NODE_DIST = 1u << 6,
+    PROTO_NODE_SEED = 1u << 7,
+    PROTO_NODE_OFFSET = 1u << 8,
+    PROTO_NODE_DIMS = 1u << 9,
+    PROTO_NODE_KEEPDIMS = 1u << 10,
+    PROTO_NODE_REDUCE_OP = 1u << 11,
+    PROTO_NODE_EXPRS = 1u << 12,
+    PROTO_NODE_CONDS = 1u << 13,
+    PROTO_NODE_OVERFLOW = 1u << 14,
+};
+
+struct proto_node {
+    uint64_t id;  /* non-zero */
+    uint32_t op;  /* any number: the ingest checks it names an op */
+    uint32_t has; /* enum proto_node_field bits */
+    uint32_t nin;
+    uint64_t in[KILN_LIMIT_NODE_INPUTS];
+    uint32_t dtype;
+    uint32_t rank;
+    int64_t shape[KILN_LIMIT_RANK]; /* each 0..KILN_LIMIT_DIM */
+    const void *data;               /* points into the message; 1-byte aligned only */
+    size_t data_len;
+    struct proto_number value;
+    uint32_t dim;
+    uint32_t dist;
+    uint64_t seed, offset;
+    uint32_t ndims;
+    uint32_t dims[KILN_LIMIT_RANK]; /* each < KILN_LIMIT_RANK */
+    bool keepdims;
+    uint32_t reduce_op;
+    uint32_t nexprs;
+    struct proto_str exprs[KILN_LIMIT_RANK]; /* each <= KILN_LIMIT_EXPR_BYTES */
+    uint32_t nconds;
+    struct proto_str conds[KILN_LIMIT_CONDS];
+    struct proto_number overflow;
+};
+
+struct proto_submit {
+    uint32_t nnodes; /* 1..KILN_LIMIT_NODES */
+    struct proto_node *nodes; /* owned by the request */
+    uint32_t nkeep;
+    uint64_t *keep; /* owned by the request */
+};
+
+struct proto_fetch {
+    uint32_t count;
+    uint64_t *ids;       /* owned by the request */
+    uint64_t timeout_ms; /* KILN_FETCH_TIMEOUT_DEFAULT_MS when absent; <= ..._MAX_MS */
+};
+
 struct proto_request {
     int kind;         /* enum proto_kind */
     uint64_t session; /* 0: none */
     union {
         struct proto_hello hello;
-        struct proto_release release; /* also FETCH's var list, later */
+        struct proto_release release;
+        struct proto_submit submit;
+        struct proto_fetch fetch;
     } u;
-    /* The body map as unpacked, for kinds whose content is decoded by a
-     * later layer (SUBMIT, FETCH). Points into `unpacked`'s zone. */
+    /* The body map as unpacked. Points into `unpacked`'s zone. */
     const msgpack_object *body;
     msgpack_unpacked unpacked; /* internal: the unpack zone */
     bool has_unpacked;
@@ -100,9 +175,13 @@ struct proto_request {
 
 /* Decode one request. On success returns KILN_OK and `req` must be given to
  * proto_request_fini(); on failure returns the code, fills `err` (the
- * field and message name the culprit) and leaves nothing to free.
+ * field and message name the culprit; `err->node` is the position of the
+ * SUBMIT node at fault, else -1) and leaves nothing to free.
  * Sessionless kinds (HELLO, PING, STATUS) accept session 0; HELLO requires
- * it. The body of SUBMIT and FETCH is only checked to be a map here. */
+ * it. SUBMIT and FETCH are decoded into u.submit and u.fetch: types, limits
+ * and non-zero ids are checked here; the graph rules of PROTOCOL.md §8
+ * (unique ids, resolvable inputs, which fields each op takes, element
+ * counts) are the daemon's ingest. */
 int proto_request_decode(struct proto_request *req, const void *buf, size_t len,
                          struct proto_error *err);
 void proto_request_fini(struct proto_request *req);
@@ -122,12 +201,23 @@ int proto_encode_hello(msgpack_sbuffer *sb, const struct proto_hello *h);
 int proto_encode_simple(msgpack_sbuffer *sb, int kind, uint64_t session);
 int proto_encode_release(msgpack_sbuffer *sb, uint64_t session, const uint64_t *ids,
                          uint32_t count);
+/* SUBMIT: only the fields whose bit is set in each node's `has` are sent.
+ * KILN_EARG for session 0, a count, rank or length over its limit, a zero
+ * id, an unknown `has` bit, a NULL pointer with a non-zero length, or a
+ * message that would break a structural limit (message_bytes, objects);
+ * on any failure `sb` is left as it was. */
+int proto_encode_submit(msgpack_sbuffer *sb, uint64_t session, const struct proto_submit *s);
+/* FETCH: `count` ids (non-zero, <= KILN_LIMIT_VAR_IDS) and the timeout
+ * (<= KILN_FETCH_TIMEOUT_MAX_MS; always sent). */
+int proto_encode_fetch(msgpack_sbuffer *sb, uint64_t session, const uint64_t *ids,
+                       uint32_t count, uint64_t timeout_ms);
 
 /* ---- replies ----------------------------------------------------------- */
 
 struct proto_limits {
     uint64_t message_bytes, depth, container_items, objects, string, name, token;
     uint64_t nodes, rank, dim, elements, var_ids;
+    uint64_t node_inputs, expr_bytes, expr_nodes, expr_depth, conds;
 };
 
 /* The limits this build enforces (the KILN_LIMIT_* values). */
@@ -162,6 +252,29 @@ struct proto_release_reply {
     uint64_t unknown;  /* ids that named nothing (not an error: release is idempotent) */
 };
 
+/* One fetched var: a FETCH reply carries these, and the daemon encodes
+ * them. `data` is `bytes` bytes of elements, row-major, little-endian
+ * (bool one byte 0 or 1), 1-byte aligned only. In a decoded reply it
+ * points into the reply buffer (zero-copy), and for dtypes 1..7 the
+ * decoder has checked that `bytes` is elements x dtype size. */
+struct proto_tensor {
+    uint64_t id;
+    uint32_t dtype;
+    uint32_t rank;                  /* <= KILN_LIMIT_RANK */
+    int64_t shape[KILN_LIMIT_RANK]; /* each 0..KILN_LIMIT_DIM */
+    const void *data;
+    size_t bytes;
+};
+
+struct proto_submit_reply {
+    uint64_t step; /* the step's number in its session: 1, 2, ... */
+};
+
+struct proto_fetch_reply {
+    uint32_t count;            /* as many as the FETCH asked for, in its order */
+    struct proto_tensor *vars; /* owned by the reply (freed by proto_reply_fini) */
+};
+
 struct proto_reply {
     int code;   /* KILN_OK, or the error code (then `error` is filled) */
     int kind;   /* the request kind this reply answers, as given to decode */
@@ -170,6 +283,8 @@ struct proto_reply {
         struct proto_hello_reply hello;
         struct proto_status status;
         struct proto_release_reply release;
+        struct proto_submit_reply submit;
+        struct proto_fetch_reply fetch;
     } u;
     const msgpack_object *body; /* the body map, for kinds decoded elsewhere */
     msgpack_unpacked unpacked;
@@ -182,6 +297,14 @@ int proto_encode_reply_empty(msgpack_sbuffer *sb);
 int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply *r);
 int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s);
 int proto_encode_reply_release(msgpack_sbuffer *sb, const struct proto_release_reply *r);
+/* SUBMIT: the step number (non-zero). */
+int proto_encode_reply_submit(msgpack_sbuffer *sb, uint64_t step);
+/* FETCH: `n` (<= KILN_LIMIT_VAR_IDS) vars in the order asked. KILN_EARG for
+ * a rank or dim over its limit, `bytes` that do not match the dtype and
+ * shape (dtypes 1..7), or a reply over KILN_LIMIT_MESSAGE_BYTES (a daemon
+ * configured smaller checks its own limit first and replies LIMIT); on
+ * failure `sb` is left as it was. */
+int proto_encode_reply_fetch(msgpack_sbuffer *sb, const struct proto_tensor *vars, uint32_t n);
 
 /* Decode the reply to a request of `kind`. Returns KILN_OK when the reply
  * is well formed, whether it reports success or an error: check rep->code.

@@ -5,6 +5,8 @@
  * are skipped. Everything a client relies on is still checked, and a reply
  * that breaks the protocol becomes KILN_EPROTO naming the field. The
  * structural scan and limits apply to replies exactly as to requests. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto_impl.h"
@@ -61,6 +63,9 @@ static int decode_limits(const msgpack_object *m, struct proto_limits *l, struct
         {"string", &l->string}, {"name", &l->name}, {"token", &l->token},
         {"nodes", &l->nodes}, {"rank", &l->rank}, {"dim", &l->dim},
         {"elements", &l->elements}, {"var_ids", &l->var_ids},
+        {"node_inputs", &l->node_inputs}, {"expr_bytes", &l->expr_bytes},
+        {"expr_nodes", &l->expr_nodes}, {"expr_depth", &l->expr_depth},
+        {"conds", &l->conds},
     };
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
         char field[PROTO_FIELD_MAX];
@@ -138,6 +143,86 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
     return KILN_OK;
 }
 
+static int decode_submit(struct proto_submit_reply *r, const msgpack_object *b,
+                         struct proto_error *err)
+{
+    int rc = get_u64(b, "step", "body.step", &r->step, err);
+    if (rc == KILN_OK && r->step == 0)
+        return proto_error_set(err, P, "body.step", "SUBMIT reply names step 0");
+    return rc;
+}
+
+/* One element of a FETCH reply's `vars`. */
+static int decode_tensor(const msgpack_object *m, uint32_t i, struct proto_tensor *t,
+                         struct proto_error *err)
+{
+    char path[PROTO_FIELD_MAX], f[PROTO_FIELD_MAX];
+    uint64_t dtype = 0;
+    int rc;
+
+    snprintf(path, sizeof(path), "body.vars[%u]", i);
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return proto_error_set(err, P, path, "%s must be a map", path);
+    if ((rc = proto_check_keys(m, NULL, 0, true, path, err)) != KILN_OK)
+        return rc;
+    snprintf(f, sizeof(f), "body.vars[%u].id", i);
+    if ((rc = get_u64(m, "id", f, &t->id, err)) != KILN_OK)
+        return rc;
+    snprintf(f, sizeof(f), "body.vars[%u].dtype", i);
+    if ((rc = proto_get_uint(proto_map_get(m, "dtype"), f, UINT32_MAX, &dtype, P, err)) != KILN_OK)
+        return rc;
+    t->dtype = (uint32_t) dtype;
+    snprintf(f, sizeof(f), "body.vars[%u].shape", i);
+    const msgpack_object *shape = proto_map_get(m, "shape");
+    if (shape == NULL || shape->type != MSGPACK_OBJECT_ARRAY ||
+        shape->via.array.size > KILN_LIMIT_RANK)
+        return proto_error_set(err, P, f, "%s must be an array of at most %d dims", f,
+                               KILN_LIMIT_RANK);
+    t->rank = shape->via.array.size;
+    for (uint32_t j = 0; j < t->rank; j++) {
+        uint64_t d = 0;
+        if ((rc = proto_get_uint(&shape->via.array.ptr[j], f, (uint64_t) KILN_LIMIT_DIM, &d, P,
+                                 err)) != KILN_OK)
+            return rc;
+        t->shape[j] = (int64_t) d;
+    }
+    snprintf(f, sizeof(f), "body.vars[%u].data", i);
+    const msgpack_object *data = proto_map_get(m, "data");
+    if (data == NULL || data->type != MSGPACK_OBJECT_BIN)
+        return proto_error_set(err, P, f, "%s must be bin", f);
+    t->data = data->via.bin.ptr;
+    t->bytes = data->via.bin.size;
+    /* A client reads shape-many elements from `data`: make sure they are
+     * there. Dtypes this build does not know are left to the caller. */
+    size_t size = proto_dtype_size(t->dtype);
+    uint64_t elements = proto_elements(t->shape, t->rank);
+    if (size != 0 && (elements > (uint64_t) KILN_LIMIT_ELEMENTS || elements * size != t->bytes))
+        return proto_error_set(err, P, f, "%s holds %zu bytes, not the %llu elements of dtype %u",
+                               f, t->bytes, (unsigned long long) elements, t->dtype);
+    return KILN_OK;
+}
+
+static int decode_fetch(struct proto_fetch_reply *r, const msgpack_object *b,
+                        struct proto_error *err)
+{
+    const msgpack_object *vars = proto_map_get(b, "vars");
+    if (vars == NULL || vars->type != MSGPACK_OBJECT_ARRAY)
+        return proto_error_set(err, P, "body.vars", "body.vars must be an array");
+    uint32_t n = vars->via.array.size;
+    if (n > KILN_LIMIT_VAR_IDS)
+        return proto_error_set(err, P, "body.vars", "body.vars holds %u vars, above var_ids %d", n,
+                               KILN_LIMIT_VAR_IDS);
+    if (n > 0 && (r->vars = calloc(n, sizeof(*r->vars))) == NULL)
+        return proto_error_set(err, KILN_ENOMEM, "body.vars", "out of memory for %u vars", n);
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = decode_tensor(&vars->via.array.ptr[i], i, &r->vars[i], err);
+        if (rc != KILN_OK)
+            return rc;
+    }
+    r->count = n;
+    return KILN_OK;
+}
+
 static int decode_ok_body(struct proto_reply *rep, const msgpack_object *b, struct proto_error *err)
 {
     int rc = proto_check_keys(b, NULL, 0, true, "body", err);
@@ -153,11 +238,13 @@ static int decode_ok_body(struct proto_reply *rep, const msgpack_object *b, stru
             KILN_OK)
             return rc;
         return get_u64(b, "unknown", "body.unknown", &rep->u.release.unknown, err);
+    case PROTO_SUBMIT:
+        return decode_submit(&rep->u.submit, b, err);
+    case PROTO_FETCH:
+        return decode_fetch(&rep->u.fetch, b, err);
     case PROTO_PING:
     case PROTO_BYE:
-    case PROTO_SUBMIT:
-    case PROTO_FETCH:
-        return KILN_OK; /* empty, or decoded by the graph layer from rep->body */
+        return KILN_OK; /* empty */
     default:
         return proto_error_set(err, KILN_EARG, "kind", "unknown request kind %d", rep->kind);
     }
@@ -205,6 +292,8 @@ void proto_reply_fini(struct proto_reply *rep)
 {
     if (rep == NULL)
         return;
+    if (rep->kind == PROTO_FETCH && rep->code == KILN_OK)
+        free(rep->u.fetch.vars);
     if (rep->has_unpacked)
         msgpack_unpacked_destroy(&rep->unpacked);
     memset(rep, 0, sizeof(*rep));

@@ -151,6 +151,11 @@ static void conn_copy_limits(struct kiln_limits *dst, const struct proto_limits 
         .dim = src->dim,
         .elements = src->elements,
         .var_ids = src->var_ids,
+        .node_inputs = src->node_inputs,
+        .expr_bytes = src->expr_bytes,
+        .expr_nodes = src->expr_nodes,
+        .expr_depth = src->expr_depth,
+        .conds = src->conds,
     };
 }
 

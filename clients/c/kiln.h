@@ -87,6 +87,7 @@ struct kiln_connect_opts {
 struct kiln_limits {
     uint64_t message_bytes, depth, container_items, objects, string, name, token;
     uint64_t nodes, rank, dim, elements, var_ids;
+    uint64_t node_inputs, expr_bytes, expr_nodes, expr_depth, conds;
 };
 
 /* The session kiln_connect() opened. */

@@ -24,8 +24,28 @@ static void request_outcome(const uint8_t *b, size_t len, char *out, size_t n)
         proto_request_fini(&req);
     } else {
         ck_assert_int_eq(rc, err.code);
+        /* A node error names the node twice: in the field path and in
+         * `node`; every other error has node -1. */
+        unsigned pos;
+        if (sscanf(err.field, "body.nodes[%u]", &pos) == 1)
+            ck_assert_int_eq(err.node, pos);
+        else
+            ck_assert_int_eq(err.node, -1);
         snprintf(out, n, "error %s %s", kiln_err_name(rc), err.field[0] ? err.field : "-");
     }
+}
+
+/* " {id=.. dtype=.. shape=[..] data=0x..}" for one fetched var (PROTOCOL.md §7). */
+static int describe_tensor(char *out, size_t n, const struct proto_tensor *t)
+{
+    int w = snprintf(out, n, " {id=%llu dtype=%u shape=[", (unsigned long long) t->id, t->dtype);
+    for (uint32_t j = 0; j < t->rank; j++)
+        w += snprintf(out + w, n - (size_t) w, "%s%lld", j ? "," : "", (long long) t->shape[j]);
+    w += snprintf(out + w, n - (size_t) w, "] data=0x");
+    for (size_t j = 0; j < t->bytes && (size_t) w + 3 < n; j++)
+        w += snprintf(out + w, n - (size_t) w, "%02x", ((const uint8_t *) t->data)[j]);
+    w += snprintf(out + w, n - (size_t) w, "}");
+    return w;
 }
 
 static void quoted(char *out, size_t n, const char *s)
@@ -66,6 +86,12 @@ static void reply_outcome(int kind, const uint8_t *b, size_t len, char *out, siz
         snprintf(out + w, n - (size_t) w, " released=%llu unknown=%llu",
                  (unsigned long long) rep.u.release.released,
                  (unsigned long long) rep.u.release.unknown);
+    } else if (kind == PROTO_SUBMIT) {
+        snprintf(out + w, n - (size_t) w, " step=%llu", (unsigned long long) rep.u.submit.step);
+    } else if (kind == PROTO_FETCH) {
+        w += snprintf(out + w, n - (size_t) w, " vars=%u", rep.u.fetch.count);
+        for (uint32_t i = 0; i < rep.u.fetch.count; i++)
+            w += describe_tensor(out + w, n - (size_t) w, &rep.u.fetch.vars[i]);
     }
     proto_reply_fini(&rep);
 }
@@ -438,6 +464,506 @@ START_TEST(limit_name_token_var_ids)
 }
 END_TEST
 
+/* ---- SUBMIT and FETCH -------------------------------------------------- */
+
+static const uint8_t f32_data[8] = {0, 0, 0x80, 0x3f, 0, 0, 0, 0x40}; /* 1.0f, 2.0f */
+
+/* Four nodes that between them use every node field. */
+static void full_graph(struct proto_node nodes[4])
+{
+    memset(nodes, 0, 4 * sizeof(*nodes));
+    nodes[0] = (struct proto_node){
+        .id = 1, .op = 1, .has = PROTO_NODE_DTYPE | PROTO_NODE_SHAPE | PROTO_NODE_DATA,
+        .dtype = 6, .rank = 1, .shape = {2}, .data = f32_data, .data_len = sizeof(f32_data)};
+    nodes[1] = (struct proto_node){
+        .id = 2, .op = 4,
+        .has = PROTO_NODE_DTYPE | PROTO_NODE_SHAPE | PROTO_NODE_DIST | PROTO_NODE_SEED |
+               PROTO_NODE_OFFSET,
+        .dtype = 7, .rank = 2, .shape = {KILN_LIMIT_DIM, 0}, .dist = 2, .seed = UINT64_MAX,
+        .offset = 3};
+    nodes[2] = (struct proto_node){.id = 3, .op = 2, .has = PROTO_NODE_VALUE | PROTO_NODE_DIM,
+                                   .value = {.is_float = true, .f = -0.25}, .dim = 7};
+    nodes[3] = (struct proto_node){
+        .id = UINT64_MAX, .op = 97,
+        .has = PROTO_NODE_IN | PROTO_NODE_SHAPE | PROTO_NODE_DIMS | PROTO_NODE_KEEPDIMS |
+               PROTO_NODE_REDUCE_OP | PROTO_NODE_EXPRS | PROTO_NODE_CONDS | PROTO_NODE_OVERFLOW,
+        .nin = 3, .in = {1, 2, 3}, .rank = 0, .ndims = 2, .dims = {7, 0}, .keepdims = true,
+        .reduce_op = 5, .nexprs = 2, .exprs = {{"i0", 2}, {"@e1(i0)", 7}}, .nconds = 1,
+        .conds = {{"i0 < 0", 6}}, .overflow = {.i = -7}};
+}
+
+static bool inside(const void *p, const msgpack_sbuffer *sb)
+{
+    const char *c = p;
+    return c >= sb->data && c < sb->data + sb->size;
+}
+
+static void assert_node_eq(const struct proto_node *a, const struct proto_node *b)
+{
+    ck_assert_uint_eq(a->id, b->id);
+    ck_assert_uint_eq(a->op, b->op);
+    ck_assert_uint_eq(a->has, b->has);
+    ck_assert_uint_eq(a->nin, b->nin);
+    ck_assert_mem_eq(a->in, b->in, a->nin * sizeof(a->in[0]));
+    ck_assert_uint_eq(a->dtype, b->dtype);
+    ck_assert_uint_eq(a->rank, b->rank);
+    ck_assert_mem_eq(a->shape, b->shape, a->rank * sizeof(a->shape[0]));
+    ck_assert_uint_eq(a->data_len, b->data_len);
+    if (a->data_len > 0)
+        ck_assert_mem_eq(a->data, b->data, a->data_len);
+    ck_assert_int_eq(a->value.is_float, b->value.is_float);
+    ck_assert_int_eq(a->value.i, b->value.i);
+    ck_assert(a->value.f == b->value.f);
+    ck_assert_uint_eq(a->dim, b->dim);
+    ck_assert_uint_eq(a->dist, b->dist);
+    ck_assert_uint_eq(a->seed, b->seed);
+    ck_assert_uint_eq(a->offset, b->offset);
+    ck_assert_uint_eq(a->ndims, b->ndims);
+    ck_assert_mem_eq(a->dims, b->dims, a->ndims * sizeof(a->dims[0]));
+    ck_assert_int_eq(a->keepdims, b->keepdims);
+    ck_assert_uint_eq(a->reduce_op, b->reduce_op);
+    ck_assert_uint_eq(a->nexprs, b->nexprs);
+    for (uint32_t j = 0; j < a->nexprs; j++) {
+        ck_assert_uint_eq(a->exprs[j].len, b->exprs[j].len);
+        ck_assert_mem_eq(a->exprs[j].ptr, b->exprs[j].ptr, a->exprs[j].len);
+    }
+    ck_assert_uint_eq(a->nconds, b->nconds);
+    for (uint32_t j = 0; j < a->nconds; j++) {
+        ck_assert_uint_eq(a->conds[j].len, b->conds[j].len);
+        ck_assert_mem_eq(a->conds[j].ptr, b->conds[j].ptr, a->conds[j].len);
+    }
+    ck_assert_int_eq(a->overflow.is_float, b->overflow.is_float);
+    ck_assert_int_eq(a->overflow.i, b->overflow.i);
+}
+
+START_TEST(roundtrip_submit_fetch)
+{
+    struct proto_node nodes[4];
+    full_graph(nodes);
+    uint64_t keep[] = {2, UINT64_MAX};
+    struct proto_submit sub = {.nnodes = 4, .nodes = nodes, .nkeep = 2, .keep = keep};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(proto_encode_submit(&sb, 99, &sub), KILN_OK);
+    struct proto_request req;
+    struct proto_error err;
+    ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_int_eq(req.kind, PROTO_SUBMIT);
+    ck_assert_uint_eq(req.session, 99);
+    ck_assert_uint_eq(req.u.submit.nnodes, 4);
+    ck_assert_uint_eq(req.u.submit.nkeep, 2);
+    ck_assert_mem_eq(req.u.submit.keep, keep, sizeof(keep));
+    for (int i = 0; i < 4; i++)
+        assert_node_eq(&nodes[i], &req.u.submit.nodes[i]);
+    /* Zero-copy: data and expressions point into the message. */
+    ck_assert(inside(req.u.submit.nodes[0].data, &sb));
+    ck_assert(inside(req.u.submit.nodes[3].exprs[1].ptr, &sb));
+    /* What was sent and what arrived describe alike. */
+    struct proto_request sent = {.kind = PROTO_SUBMIT, .session = 99};
+    sent.u.submit = sub;
+    char a[2048], b[2048];
+    ck_assert_int_lt(proto_request_describe(&sent, a, sizeof(a)), (int) sizeof(a));
+    proto_request_describe(&req, b, sizeof(b));
+    ck_assert_str_eq(a, b);
+    ck_assert_ptr_nonnull(strstr(b, " data=0x0000803f00000040"));
+    ck_assert_ptr_nonnull(strstr(b, " value=float:-0.25 dim=7}"));
+    ck_assert_ptr_nonnull(strstr(b, " exprs=[\"i0\",\"@e1(i0)\"] conds=[\"i0 < 0\"]"
+                                    " overflow_value=-7}"));
+    /* A description cut short is a prefix of the whole one, NUL-terminated. */
+    for (size_t n = 1; n < 200; n += 7) {
+        char c[200];
+        int want = proto_request_describe(&req, c, n);
+        ck_assert_int_eq(want, (int) strlen(b));
+        ck_assert_uint_eq(strlen(c), n - 1);
+        ck_assert(strncmp(c, b, n - 1) == 0);
+    }
+    proto_request_fini(&req);
+
+    msgpack_sbuffer_clear(&sb);
+    uint64_t ids[] = {5, 6, UINT64_MAX};
+    ck_assert_int_eq(proto_encode_fetch(&sb, 3, ids, 3, 1234), KILN_OK);
+    ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_int_eq(req.kind, PROTO_FETCH);
+    ck_assert_uint_eq(req.u.fetch.count, 3);
+    ck_assert_mem_eq(req.u.fetch.ids, ids, sizeof(ids));
+    ck_assert_uint_eq(req.u.fetch.timeout_ms, 1234);
+    proto_request_describe(&req, b, sizeof(b));
+    ck_assert_str_eq(b, "FETCH session=3 vars=[5,6,18446744073709551615] timeout_ms=1234");
+    proto_request_fini(&req);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(roundtrip_graph_replies)
+{
+    msgpack_sbuffer sb;
+    struct proto_reply rep;
+    struct proto_error err;
+
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(proto_encode_reply_submit(&sb, 42), KILN_OK);
+    ck_assert_int_eq(proto_reply_decode(&rep, PROTO_SUBMIT, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_int_eq(rep.code, KILN_OK);
+    ck_assert_uint_eq(rep.u.submit.step, 42);
+    proto_reply_fini(&rep);
+
+    struct proto_tensor t[4] = {
+        {.id = 3, .dtype = 6, .rank = 1, .shape = {2}, .data = f32_data, .bytes = 8},
+        {.id = 4, .dtype = 1, .rank = 0, .data = "\x01", .bytes = 1},
+        {.id = 5, .dtype = 5, .rank = 2, .shape = {0, 3}, .data = NULL, .bytes = 0},
+        {.id = UINT64_MAX, .dtype = 42, .rank = 1, .shape = {5}, .data = "abc", .bytes = 3},
+    };
+    msgpack_sbuffer_clear(&sb);
+    ck_assert_int_eq(proto_encode_reply_fetch(&sb, t, 4), KILN_OK);
+    ck_assert_int_eq(proto_reply_decode(&rep, PROTO_FETCH, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_int_eq(rep.code, KILN_OK);
+    ck_assert_uint_eq(rep.u.fetch.count, 4);
+    for (int i = 0; i < 4; i++) {
+        const struct proto_tensor *g = &rep.u.fetch.vars[i];
+        ck_assert_uint_eq(g->id, t[i].id);
+        ck_assert_uint_eq(g->dtype, t[i].dtype);
+        ck_assert_uint_eq(g->rank, t[i].rank);
+        ck_assert_mem_eq(g->shape, t[i].shape, t[i].rank * sizeof(t[i].shape[0]));
+        ck_assert_uint_eq(g->bytes, t[i].bytes);
+        if (g->bytes > 0) {
+            ck_assert_mem_eq(g->data, t[i].data, g->bytes);
+            ck_assert(inside(g->data, &sb)); /* zero-copy */
+        }
+    }
+    proto_reply_fini(&rep);
+
+    msgpack_sbuffer_clear(&sb);
+    ck_assert_int_eq(proto_encode_reply_fetch(&sb, NULL, 0), KILN_OK);
+    ck_assert_int_eq(proto_reply_decode(&rep, PROTO_FETCH, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_uint_eq(rep.u.fetch.count, 0);
+    proto_reply_fini(&rep);
+
+    /* The new HELLO limits travel too. */
+    struct proto_hello_reply h = {.proto = 1, .session = 1};
+    strcpy(h.server, "k");
+    proto_limits_default(&h.limits);
+    ck_assert_uint_eq(h.limits.node_inputs, KILN_LIMIT_NODE_INPUTS);
+    ck_assert_uint_eq(h.limits.expr_bytes, KILN_LIMIT_EXPR_BYTES);
+    ck_assert_uint_eq(h.limits.expr_nodes, KILN_LIMIT_EXPR_NODES);
+    ck_assert_uint_eq(h.limits.expr_depth, KILN_LIMIT_EXPR_DEPTH);
+    ck_assert_uint_eq(h.limits.conds, KILN_LIMIT_CONDS);
+    h.limits.conds = 5;
+    msgpack_sbuffer_clear(&sb);
+    ck_assert_int_eq(proto_encode_reply_hello(&sb, &h), KILN_OK);
+    ck_assert_int_eq(proto_reply_decode(&rep, PROTO_HELLO, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_mem_eq(&rep.u.hello.limits, &h.limits, sizeof(h.limits));
+    proto_reply_fini(&rep);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(encoders_refuse_bad_graphs)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    struct proto_node nodes[4];
+    uint64_t keep[] = {1, 0};
+    struct proto_submit sub = {.nnodes = 4, .nodes = nodes, .nkeep = 1, .keep = keep};
+    char long_expr[KILN_LIMIT_EXPR_BYTES + 1];
+    memset(long_expr, '1', sizeof(long_expr));
+
+    full_graph(nodes);
+    ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), KILN_OK);
+    msgpack_sbuffer_clear(&sb);
+    ck_assert_int_eq(proto_encode_submit(&sb, 0, &sub), KILN_EARG); /* no session */
+    sub.nnodes = 0;
+    ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), KILN_EARG);
+    sub.nnodes = KILN_LIMIT_NODES + 1;
+    ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), KILN_EARG);
+    sub.nnodes = 4;
+    sub.nkeep = 2; /* keep[1] is 0 */
+    ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), KILN_EARG);
+    sub.keep = NULL;
+    ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), KILN_EARG);
+    sub.keep = keep;
+    sub.nkeep = KILN_LIMIT_VAR_IDS + 1;
+    ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), KILN_EARG);
+    sub.nkeep = 1;
+
+    /* Each broken node field, one at a time. */
+    for (int c = 0; c < 14; c++) {
+        full_graph(nodes);
+        struct proto_node *n = &nodes[3];
+        switch (c) {
+        case 0: n->id = 0; break;
+        case 1: n->has |= PROTO_NODE_OVERFLOW << 1; break;
+        case 2: n->nin = KILN_LIMIT_NODE_INPUTS + 1; break;
+        case 3: n->in[1] = 0; break;
+        case 4: nodes[1].rank = KILN_LIMIT_RANK + 1; break;
+        case 5: nodes[1].shape[1] = -1; break;
+        case 6: nodes[1].shape[0] = KILN_LIMIT_DIM + 1; break;
+        case 7: nodes[0].data = NULL; break;
+        case 8: n->ndims = KILN_LIMIT_RANK + 1; break;
+        case 9: n->dims[0] = KILN_LIMIT_RANK; break;
+        case 10: n->nexprs = KILN_LIMIT_RANK + 1; break;
+        case 11: n->exprs[0] = (struct proto_str){long_expr, KILN_LIMIT_EXPR_BYTES + 1}; break;
+        case 12: n->nconds = KILN_LIMIT_CONDS + 1; break;
+        case 13: n->conds[0] = (struct proto_str){NULL, 3}; break;
+        }
+        ck_assert_msg(proto_encode_submit(&sb, 1, &sub) == KILN_EARG, "case %d", c);
+    }
+
+    /* Every part within its limit, but too many objects in all. */
+    uint32_t many = KILN_LIMIT_NODES;
+    struct proto_node *big = calloc(many, sizeof(*big));
+    for (uint32_t i = 0; i < many; i++) {
+        big[i] = (struct proto_node){.id = i + 1, .op = 97, .has = PROTO_NODE_CONDS,
+                                     .nconds = KILN_LIMIT_CONDS};
+        for (int j = 0; j < KILN_LIMIT_CONDS; j++)
+            big[i].conds[j] = (struct proto_str){"0", 1};
+    }
+    struct proto_submit bigsub = {.nnodes = many, .nodes = big};
+    ck_assert_int_eq(proto_encode_submit(&sb, 1, &bigsub), KILN_EARG);
+    free(big);
+
+    uint64_t ids[] = {1, 0};
+    ck_assert_int_eq(proto_encode_fetch(&sb, 0, ids, 1, 0), KILN_EARG);
+    ck_assert_int_eq(proto_encode_fetch(&sb, 1, ids, 2, 0), KILN_EARG); /* id 0 */
+    ck_assert_int_eq(proto_encode_fetch(&sb, 1, NULL, 1, 0), KILN_EARG);
+    ck_assert_int_eq(proto_encode_fetch(&sb, 1, NULL, KILN_LIMIT_VAR_IDS + 1, 0), KILN_EARG);
+    ck_assert_int_eq(proto_encode_fetch(&sb, 1, ids, 1, KILN_FETCH_TIMEOUT_MAX_MS + 1),
+                     KILN_EARG);
+
+    ck_assert_int_eq(proto_encode_reply_submit(&sb, 0), KILN_EARG);
+    struct proto_tensor t = {.id = 1, .dtype = 6, .rank = 1, .shape = {2}, .data = f32_data,
+                             .bytes = 7};
+    ck_assert_int_eq(proto_encode_reply_fetch(&sb, &t, 1), KILN_EARG); /* 7 != 2 x 4 */
+    t.bytes = 8;
+    t.rank = KILN_LIMIT_RANK + 1;
+    ck_assert_int_eq(proto_encode_reply_fetch(&sb, &t, 1), KILN_EARG);
+    t.rank = 1;
+    t.data = NULL;
+    ck_assert_int_eq(proto_encode_reply_fetch(&sb, &t, 1), KILN_EARG);
+    ck_assert_int_eq(proto_encode_reply_fetch(&sb, NULL, 1), KILN_EARG);
+    ck_assert_int_eq(proto_encode_reply_fetch(&sb, NULL, KILN_LIMIT_VAR_IDS + 1), KILN_EARG);
+    ck_assert_uint_eq(sb.size, 0); /* nothing half-written */
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* Graph limits, one below, at and one above, packed by hand so the
+ * over-limit case reaches the decoder. */
+enum graph_limit { GL_NODES, GL_IN, GL_CONDS, GL_EXPR, GL_KEEP, GL_RANK };
+
+static void pack_graph_limit(msgpack_sbuffer *sb, enum graph_limit which, uint32_t n)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint8(&pk, PROTO_SUBMIT);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "nodes", 5);
+    uint32_t nn = which == GL_NODES ? n : 1;
+    msgpack_pack_array(&pk, nn);
+    for (uint32_t i = 0; i < nn; i++) {
+        bool plain = which == GL_NODES || which == GL_KEEP;
+        msgpack_pack_map(&pk, plain ? 2 : 3);
+        msgpack_pack_str_with_body(&pk, "id", 2);
+        msgpack_pack_uint64(&pk, i + 1);
+        msgpack_pack_str_with_body(&pk, "op", 2);
+        msgpack_pack_uint8(&pk, 97);
+        if (which == GL_IN || which == GL_RANK) {
+            msgpack_pack_str_with_body(&pk, which == GL_IN ? "in" : "shape",
+                                       which == GL_IN ? 2 : 5);
+            msgpack_pack_array(&pk, n);
+            for (uint32_t j = 0; j < n; j++)
+                msgpack_pack_uint8(&pk, 1);
+        } else if (which == GL_CONDS) {
+            msgpack_pack_str_with_body(&pk, "conds", 5);
+            msgpack_pack_array(&pk, n);
+            for (uint32_t j = 0; j < n; j++)
+                msgpack_pack_str_with_body(&pk, "0", 1);
+        } else if (which == GL_EXPR) {
+            char *e = malloc(n);
+            memset(e, '1', n);
+            msgpack_pack_str_with_body(&pk, "exprs", 5);
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_str_with_body(&pk, e, n);
+            free(e);
+        }
+    }
+    msgpack_pack_str_with_body(&pk, "keep", 4);
+    uint32_t nk = which == GL_KEEP ? n : 0;
+    msgpack_pack_array(&pk, nk);
+    for (uint32_t i = 0; i < nk; i++)
+        msgpack_pack_uint64(&pk, i + 1);
+}
+
+/* The count the decoder kept for `which`. */
+static uint32_t graph_limit_count(const struct proto_submit *s, enum graph_limit which)
+{
+    switch (which) {
+    case GL_NODES: return s->nnodes;
+    case GL_IN: return s->nodes[0].nin;
+    case GL_CONDS: return s->nodes[0].nconds;
+    case GL_EXPR: return s->nodes[0].exprs[0].len;
+    case GL_KEEP: return s->nkeep;
+    case GL_RANK: return s->nodes[0].rank;
+    }
+    return 0;
+}
+
+START_TEST(limit_graph)
+{
+    static const struct {
+        enum graph_limit which;
+        uint32_t limit;
+        const char *field;
+        int node;
+    } cases[] = {
+        {GL_NODES, KILN_LIMIT_NODES, "body.nodes", -1},
+        {GL_IN, KILN_LIMIT_NODE_INPUTS, "body.nodes[0].in", 0},
+        {GL_CONDS, KILN_LIMIT_CONDS, "body.nodes[0].conds", 0},
+        {GL_EXPR, KILN_LIMIT_EXPR_BYTES, "body.nodes[0].exprs[0]", 0},
+        {GL_KEEP, KILN_LIMIT_VAR_IDS, "body.keep", -1},
+        {GL_RANK, KILN_LIMIT_RANK, "body.nodes[0].shape", 0},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (uint32_t n = cases[c].limit - 1; n <= cases[c].limit + 1; n++) {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            pack_graph_limit(&sb, cases[c].which, n);
+            struct proto_request req;
+            struct proto_error err;
+            int rc = proto_request_decode(&req, sb.data, sb.size, &err);
+            if (n <= cases[c].limit) {
+                ck_assert_msg(rc == KILN_OK, "%s at %u: %s", cases[c].field, n, err.message);
+                ck_assert_uint_eq(graph_limit_count(&req.u.submit, cases[c].which), n);
+                proto_request_fini(&req);
+            } else {
+                ck_assert_int_eq(rc, KILN_ELIMIT);
+                ck_assert_str_eq(err.field, cases[c].field);
+                ck_assert_int_eq(err.node, cases[c].node);
+            }
+            msgpack_sbuffer_destroy(&sb);
+        }
+    }
+    /* dim: 2^40 is the largest size of one dimension */
+    for (int64_t d = KILN_LIMIT_DIM - 1; d <= KILN_LIMIT_DIM + 1; d++) {
+        struct proto_node nd = {.id = 1, .op = 2, .has = PROTO_NODE_SHAPE, .rank = 2,
+                                .shape = {1, d}};
+        struct proto_submit sub = {.nnodes = 1, .nodes = &nd};
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        int rc = proto_encode_submit(&sb, 1, &sub);
+        ck_assert_int_eq(rc, d <= KILN_LIMIT_DIM ? KILN_OK : KILN_EARG);
+        if (rc == KILN_OK) {
+            struct proto_request req;
+            struct proto_error err;
+            ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_OK);
+            ck_assert_int_eq(req.u.submit.nodes[0].shape[1], d);
+            proto_request_fini(&req);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+END_TEST
+
+START_TEST(limit_graph_encoders)
+{
+    /* The encoders accept each graph limit and refuse one more. */
+    uint32_t big = KILN_LIMIT_NODES + 1;
+    struct proto_node *nodes = calloc(big, sizeof(*nodes));
+    uint64_t *ids = malloc(big * sizeof(*ids));
+    char *expr = malloc(KILN_LIMIT_EXPR_BYTES + 1);
+    memset(expr, '1', KILN_LIMIT_EXPR_BYTES + 1);
+    for (uint32_t i = 0; i < big; i++) {
+        nodes[i] = (struct proto_node){.id = i + 1, .op = 2};
+        ids[i] = i + 1;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (int over = 0; over <= 1; over++) {
+        int want = over ? KILN_EARG : KILN_OK;
+        struct proto_submit sub = {.nnodes = KILN_LIMIT_NODES + over, .nodes = nodes};
+        ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), want);
+        sub = (struct proto_submit){.nnodes = 1, .nodes = nodes, .keep = ids,
+                                    .nkeep = KILN_LIMIT_VAR_IDS + over};
+        ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), want);
+        ck_assert_int_eq(proto_encode_fetch(&sb, 1, ids, KILN_LIMIT_VAR_IDS + over, 0), want);
+
+        struct proto_node nd = {.id = 1, .op = 97};
+        sub = (struct proto_submit){.nnodes = 1, .nodes = &nd};
+        nd.has = PROTO_NODE_IN;
+        nd.nin = KILN_LIMIT_NODE_INPUTS + over;
+        for (int j = 0; j < KILN_LIMIT_NODE_INPUTS; j++)
+            nd.in[j] = 1;
+        ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), want);
+        nd.has = PROTO_NODE_CONDS;
+        nd.nconds = KILN_LIMIT_CONDS + over;
+        for (int j = 0; j < KILN_LIMIT_CONDS; j++)
+            nd.conds[j] = (struct proto_str){"0", 1};
+        ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), want);
+        nd.has = PROTO_NODE_EXPRS;
+        nd.nexprs = 1;
+        nd.exprs[0] = (struct proto_str){expr, KILN_LIMIT_EXPR_BYTES + (uint32_t) over};
+        ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), want);
+        nd.has = PROTO_NODE_SHAPE;
+        nd.rank = KILN_LIMIT_RANK + (uint32_t) over;
+        ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), want);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    free(nodes);
+    free(ids);
+    free(expr);
+}
+END_TEST
+
+START_TEST(submit_error_paths_free_everything)
+{
+    /* A valid graph, then the same graph broken at its last node and at
+     * its last keep id: the decoder has allocated by then and must free
+     * it all (LeakSanitizer checks in the ASan build). */
+    struct proto_node nodes[4];
+    full_graph(nodes);
+    uint64_t keep[] = {2, 3};
+    struct proto_submit sub = {.nnodes = 4, .nodes = nodes, .nkeep = 2, .keep = keep};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), KILN_OK);
+    /* The overflow value -7 is the last byte before "keep": make it a nil. */
+    char *p = memmem(sb.data, sb.size, "overflow_value", 14);
+    ck_assert_ptr_nonnull(p);
+    p[14] = (char) 0xc0;
+    struct proto_request req;
+    struct proto_error err;
+    ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_ETYPE);
+    ck_assert_str_eq(err.field, "body.nodes[3].overflow_value");
+    ck_assert_int_eq(err.node, 3);
+    p[14] = (char) 0xf9; /* -7 again */
+    sb.data[sb.size - 1] = (char) 0xff; /* keep[1] = -1 */
+    ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_EVALUE);
+    ck_assert_str_eq(err.field, "body.keep[1]");
+    ck_assert_int_eq(err.node, -1);
+    sb.data[sb.size - 1] = 3;
+    ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_OK);
+    proto_request_fini(&req);
+    proto_request_fini(&req); /* safe twice: fini leaves a zeroed object */
+    msgpack_sbuffer_destroy(&sb);
+
+    /* A FETCH reply broken at its last var frees the vars decoded before. */
+    struct proto_tensor t[2] = {
+        {.id = 3, .dtype = 6, .rank = 1, .shape = {2}, .data = f32_data, .bytes = 8},
+        {.id = 4, .dtype = 3, .rank = 1, .shape = {1}, .data = "x", .bytes = 1},
+    };
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(proto_encode_reply_fetch(&sb, t, 2), KILN_OK);
+    struct proto_reply rep;
+    char *d = memmem(sb.data, sb.size, "dtype\x03", 6);
+    ck_assert_ptr_nonnull(d);
+    d[5] = 4; /* int32: one byte is not one element */
+    ck_assert_int_eq(proto_reply_decode(&rep, PROTO_FETCH, sb.data, sb.size, &err), KILN_EPROTO);
+    ck_assert_str_eq(err.field, "body.vars[1].data");
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 /* ---- malformed input --------------------------------------------------- */
 
 START_TEST(every_truncation_is_malformed)
@@ -491,19 +1017,31 @@ static uint64_t rng_next(uint64_t *s)
 
 START_TEST(mutation_storm)
 {
+    enum { NSEEDS = 6 };
     struct proto_hello h = {.proto_min = 1, .proto_max = 2};
     strcpy(h.client, "storm");
     uint64_t ids[] = {1, 2, 3};
-    msgpack_sbuffer seeds[3];
-    for (int i = 0; i < 3; i++)
+    struct proto_node nodes[4];
+    full_graph(nodes);
+    struct proto_submit sub = {.nnodes = 4, .nodes = nodes, .nkeep = 3, .keep = ids};
+    struct proto_tensor t[2] = {
+        {.id = 3, .dtype = 6, .rank = 1, .shape = {2}, .data = f32_data, .bytes = 8},
+        {.id = 4, .dtype = 1, .rank = 0, .data = "\x01", .bytes = 1},
+    };
+    msgpack_sbuffer seeds[NSEEDS];
+    for (int i = 0; i < NSEEDS; i++)
         msgpack_sbuffer_init(&seeds[i]);
-    proto_encode_hello(&seeds[0], &h);
-    proto_encode_release(&seeds[1], 5, ids, 3);
-    proto_encode_simple(&seeds[2], PROTO_PING, 0);
+    ck_assert_int_eq(proto_encode_hello(&seeds[0], &h), KILN_OK);
+    ck_assert_int_eq(proto_encode_release(&seeds[1], 5, ids, 3), KILN_OK);
+    ck_assert_int_eq(proto_encode_simple(&seeds[2], PROTO_PING, 0), KILN_OK);
+    ck_assert_int_eq(proto_encode_submit(&seeds[3], 5, &sub), KILN_OK);
+    ck_assert_int_eq(proto_encode_fetch(&seeds[4], 5, ids, 3, 10), KILN_OK);
+    ck_assert_int_eq(proto_encode_reply_fetch(&seeds[5], t, 2), KILN_OK);
+    static const int reply_kinds[] = {PROTO_STATUS, PROTO_FETCH, PROTO_SUBMIT, PROTO_HELLO};
     uint64_t s = 0x9e3779b97f4a7c15ULL;
     int ok = 0, failed = 0;
     for (int iter = 0; iter < 100000; iter++) {
-        const msgpack_sbuffer *seed = &seeds[iter % 3];
+        const msgpack_sbuffer *seed = &seeds[iter % NSEEDS];
         size_t len = seed->size + rng_next(&s) % 8;
         uint8_t *b = malloc(len);
         for (size_t i = 0; i < len; i++)
@@ -519,7 +1057,8 @@ START_TEST(mutation_storm)
         ck_assert_int_ne(rc, KILN_EINTERNAL);
         if (rc == KILN_OK) {
             char d[512];
-            proto_request_describe(&req, d, sizeof(d));
+            int want = proto_request_describe(&req, d, sizeof(d));
+            ck_assert_uint_eq(strlen(d), (size_t) want < sizeof(d) ? (size_t) want : sizeof(d) - 1);
             proto_request_fini(&req);
             ok++;
         } else {
@@ -528,12 +1067,15 @@ START_TEST(mutation_storm)
             failed++;
         }
         struct proto_reply rep;
-        if (proto_reply_decode(&rep, PROTO_STATUS, b, len, &err) == KILN_OK)
+        if (proto_reply_decode(&rep, reply_kinds[(iter / NSEEDS) % 4], b, len, &err) == KILN_OK)
             proto_reply_fini(&rep);
+        else
+            ck_assert(err.code == KILN_EPROTO || err.code == KILN_ENOMEM);
         free(b);
     }
     ck_assert_int_gt(failed, 0);
-    for (int i = 0; i < 3; i++)
+    ck_assert_int_gt(ok, 0);
+    for (int i = 0; i < NSEEDS; i++)
         msgpack_sbuffer_destroy(&seeds[i]);
 }
 END_TEST
@@ -603,6 +1145,12 @@ static Suite *codec_suite(void)
     tcase_add_test(t, limit_depth);
     tcase_add_test(t, limit_message_bytes);
     tcase_add_test(t, limit_name_token_var_ids);
+    tcase_add_test(t, roundtrip_submit_fetch);
+    tcase_add_test(t, roundtrip_graph_replies);
+    tcase_add_test(t, encoders_refuse_bad_graphs);
+    tcase_add_test(t, limit_graph);
+    tcase_add_test(t, limit_graph_encoders);
+    tcase_add_test(t, submit_error_paths_free_everything);
     tcase_add_test(t, every_truncation_is_malformed);
     tcase_add_test(t, every_type_byte);
     tcase_add_test(t, mutation_storm);
