@@ -33,6 +33,7 @@ struct kilnd {
     struct sess_table sessions;
     struct stats stats;
     struct disp disp;
+    struct exec exec;
     uv_signal_t sig_term, sig_int;
     uv_timer_t sweep; /* ends idle sessions */
     uv_timer_t drain; /* polls for the end of draining */
@@ -77,6 +78,7 @@ static void on_signal(uv_signal_t *h, int signum)
     log_end(&l);
 
     kd->disp.draining = true;
+    exec_drain(&kd->exec);
     wd_stop(&kd->watchdog);
     srv_stop_listening(&kd->srv);
     kd->drain_started_ms = uv_now(&kd->loop);
@@ -165,6 +167,11 @@ static bool start(struct kilnd *kd)
     const struct cfg *cfg = kd->cfg;
     if (srv_init(&kd->srv, &kd->loop, &kd->log, cfg->max_message, disp_request, &kd->disp) != 0)
         return false;
+    if (exec_init(&kd->exec, &kd->loop, &kd->sessions, &kd->srv, &kd->stats, &kd->log,
+                  cfg->max_message) != 0) {
+        log_msg(&kd->log, LOG_ERROR, "cannot create the executor's timer");
+        return false;
+    }
 
     char def[256];
     const char *const *addrs = cfg->listen;
@@ -218,6 +225,7 @@ static void close_handle(uv_handle_t *h, void *arg)
 static void stop(struct kilnd *kd)
 {
     wd_stop(&kd->watchdog);
+    exec_stop(&kd->exec);
     srv_fini(&kd->srv);
     uv_walk(&kd->loop, close_handle, NULL);
     uv_run(&kd->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
@@ -245,6 +253,7 @@ int kilnd_run(const struct cfg *cfg)
         .log = &kd.log,
         .sessions = &kd.sessions,
         .stats = &kd.stats,
+        .exec = &kd.exec,
         .loop = &kd.loop,
     };
     /* Handles first: initialising them cannot fail in a way that matters,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "dispatch.h"
+#include "step.h"
 
 #define SERVER_NAME "kilnd " KILN_VERSION
 
@@ -92,6 +93,18 @@ static int on_release(struct disp *d, struct sess *s, const struct proto_request
     return proto_encode_reply_release(reply, &r) == KILN_OK ? KILN_OK : encode_failed(err);
 }
 
+static int on_submit(struct disp *d, struct sess *s, const struct proto_request *req,
+                     msgpack_sbuffer *reply, struct proto_error *err)
+{
+    struct step *st;
+    int rc = ingest_submit(d->sessions, s, &req->u.submit, &st, err);
+    if (rc != KILN_OK)
+        return rc;
+    uint64_t number = st->number;
+    exec_submit(d->exec, s, st); /* runs asynchronously; FETCH waits for it */
+    return proto_encode_reply_submit(reply, number) == KILN_OK ? KILN_OK : encode_failed(err);
+}
+
 static bool refused_while_draining(int kind)
 {
     return kind == PROTO_HELLO || kind == PROTO_PING || kind == PROTO_SUBMIT ||
@@ -123,8 +136,9 @@ static int run(struct disp *d, const struct proto_request *req, msgpack_sbuffer 
     case PROTO_STATUS:
         return on_status(d, reply, err);
     case PROTO_SUBMIT:
+        return on_submit(d, s, req, reply, err);
     case PROTO_FETCH:
-        return proto_error_set(err, KILN_EUNSUPPORTED, "", "graph execution is not implemented yet");
+        return exec_fetch(d->exec, s, &req->u.fetch, reply, err);
     case PROTO_RELEASE:
         return on_release(d, s, req, reply, err);
     case PROTO_BYE:
@@ -180,5 +194,7 @@ void disp_request(void *arg, const void *buf, size_t len, msgpack_sbuffer *reply
         log_msg(d->log, LOG_ERROR, "cannot encode an error reply");
         return;
     }
-    stats_count_reply(d->stats, rc);
+    /* An empty success is a deferred FETCH: it is counted when answered. */
+    if (rc != KILN_OK || reply->size > 0)
+        stats_count_reply(d->stats, rc);
 }

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "exec.h"
 #include "log.h"
 #include "session.h"
 #include "stats.h"
@@ -28,7 +29,8 @@ struct disp {
     const struct log *log;
     struct sess_table *sessions;
     struct stats *stats;
-    uv_loop_t *loop; /* its clock times sessions */
+    struct exec *exec; /* runs SUBMITted steps, answers FETCH */
+    uv_loop_t *loop;   /* its clock times sessions */
     bool draining;   /* new work is refused with KILN_ESHUTDOWN */
 };
 

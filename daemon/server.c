@@ -22,6 +22,7 @@ struct srv_ctx {
     nng_aio *send_aio;
     nng_msg *msg;         /* the request, while parked on the queue */
     struct srv_ctx *next; /* queue link */
+    bool deferred;        /* answered later with srv_respond() */
 };
 
 /* A reply buffer that grew past this is given back after use, so one big
@@ -111,7 +112,13 @@ static void handle(struct srv *srv, struct srv_ctx *c)
     c->msg = NULL;
 
     msgpack_sbuffer_clear(&srv->reply);
+    srv->current = c;
     srv->handler(srv->handler_arg, nng_msg_body(msg), nng_msg_len(msg), &srv->reply);
+    srv->current = NULL;
+    if (c->deferred) {
+        nng_msg_free(msg); /* srv_respond() builds the reply message */
+        return;
+    }
 
     /* Reuse the request's message for the reply: the handler is done with
      * the request bytes. */
@@ -129,6 +136,31 @@ static void handle(struct srv *srv, struct srv_ctx *c)
         /* No reply (the handler logged why): the client's request times
          * out, and this context waits for the next one. */
         nng_msg_free(msg);
+        atomic_fetch_sub(&srv->busy, 1);
+        arm_recv(c);
+        return;
+    }
+    nng_aio_set_msg(c->send_aio, msg);
+    nng_ctx_send(c->ctx, c->send_aio);
+}
+
+struct srv_ctx *srv_defer(struct srv *srv)
+{
+    struct srv_ctx *c = srv->current;
+    if (c != NULL)
+        c->deferred = true;
+    return c;
+}
+
+void srv_respond(struct srv *srv, struct srv_ctx *c, const void *data, size_t len)
+{
+    c->deferred = false;
+    nng_msg *msg;
+    int rv = nng_msg_alloc(&msg, 0);
+    if (rv == 0 && (rv = nng_msg_append(msg, data, len)) != 0)
+        nng_msg_free(msg);
+    if (rv != 0) {
+        log_nng(srv, "no reply sent", "nng_msg_append", rv);
         atomic_fetch_sub(&srv->busy, 1);
         arm_recv(c);
         return;

@@ -37,7 +37,9 @@
 
 /* Called on the loop thread with one request's bytes (valid only during the
  * call). Must append exactly one reply to `reply`, which is empty on entry;
- * leaving it empty sends nothing (the client's request then times out). */
+ * leaving it empty sends nothing (the client's request then times out) —
+ * unless the handler called srv_defer(), which keeps the context aside for
+ * a reply sent later with srv_respond(). */
 typedef void (*srv_handler_fn)(void *arg, const void *req, size_t len, msgpack_sbuffer *reply);
 
 struct srv_ctx; /* one NNG context with its receive and send aio: server.c */
@@ -68,6 +70,7 @@ struct srv {
 
     srv_handler_fn handler;
     void *handler_arg;
+    struct srv_ctx *current; /* the context whose request the handler is answering */
     msgpack_sbuffer reply; /* reused for every reply (loop thread only) */
     const struct log *log;
 };
@@ -90,6 +93,16 @@ int srv_relisten(struct srv *srv, size_t i);
 /* How many connections from this very process the socket has attached so
  * far (the watchdog's probes). Any thread. */
 uint64_t srv_own_pipes(struct srv *srv);
+
+/* From inside the handler: do not reply now. Returns the context to pass
+ * to srv_respond() later; it stays busy (counted by srv_idle) until then.
+ * The request's bytes are gone once the handler returns: copy what the
+ * reply will need. Every deferred context must be answered before
+ * srv_fini(), or its client waits for its own timeout. */
+struct srv_ctx *srv_defer(struct srv *srv);
+
+/* Send the reply of a deferred request (`len` bytes). Loop thread. */
+void srv_respond(struct srv *srv, struct srv_ctx *c, const void *data, size_t len);
 
 /* Start receiving on every context. */
 void srv_start(struct srv *srv);

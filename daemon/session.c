@@ -121,14 +121,21 @@ void sess_touch(struct sess_table *t, struct sess *s, uint64_t now_ms)
 
 void sess_close(struct sess_table *t, struct sess *s, const char *reason)
 {
+    if (t->on_close != NULL)
+        t->on_close(t->on_close_arg, s);
+    /* Remove the session first, so that vars freed below (and vars a
+     * running step frees later) no longer find it and only return their
+     * bytes to the daemon's total. */
+    void *removed = idmap_remove(&t->by_id, s->id);
+    assert(removed == s);
+    (void) removed;
+    list_unlink(t, s);
+
     size_t cursor = 0;
     uint64_t key;
     void *val;
-    while (idmap_next(&s->vars, &cursor, &key, &val)) {
-        struct sess_var *v = val;
-        sess_mem_uncharge(t, s, v->bytes);
-        free(v);
-    }
+    while (idmap_next(&s->vars, &cursor, &key, &val))
+        sess_var_unref(t, val);
     idmap_fini(&s->vars);
 
     struct log_line l;
@@ -138,19 +145,8 @@ void sess_close(struct sess_table *t, struct sess *s, const char *reason)
     log_str(&l, "reason", reason);
     log_end(&l);
 
-    /* Every charge belongs to a var, so all of it has been returned. */
-    if (s->mem_in_use != 0) {
-        struct log_line e;
-        log_begin(&e, t->log, LOG_ERROR, "session memory accounting is off");
-        log_hex(&e, "session", s->id);
-        log_u64(&e, "bytes", s->mem_in_use);
-        log_end(&e);
-        sess_mem_uncharge(t, s, s->mem_in_use);
-    }
-    void *removed = idmap_remove(&t->by_id, s->id);
-    assert(removed == s);
-    (void) removed;
-    list_unlink(t, s);
+    /* What is still charged belongs to vars a running step holds: they
+     * stay in the daemon's total until the step drops them. */
     free(s);
 }
 
@@ -195,7 +191,84 @@ bool sess_var_release(struct sess_table *t, struct sess *s, uint64_t id)
     struct sess_var *v = idmap_remove(&s->vars, id);
     if (v == NULL)
         return false;
-    sess_mem_uncharge(t, s, v->bytes);
-    free(v);
+    sess_var_unref(t, v);
     return true;
+}
+
+int sess_var_add(struct sess *s, uint64_t id, uint8_t dtype, uint8_t rank, const int64_t *shape,
+                 struct sess_var **out, const char *field, struct proto_error *err)
+{
+    if (idmap_get(&s->vars, id) != NULL)
+        return proto_error_set(err, KILN_EVALUE, field,
+                               "var %" PRIu64 " is still kept by the session: release it first",
+                               id);
+    struct sess_var *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return proto_error_set(err, KILN_ENOMEM, field, "out of memory for a var");
+    v->id = id;
+    v->session = s->id;
+    v->refs = 1;
+    v->state = SESS_VAR_PENDING;
+    v->dtype = dtype;
+    v->rank = rank;
+    if (rank > 0)
+        memcpy(v->shape, shape, rank * sizeof(shape[0]));
+    if (idmap_put(&s->vars, id, v) != KILN_OK) {
+        free(v);
+        return proto_error_set(err, KILN_ENOMEM, field, "out of memory for a var");
+    }
+    *out = v;
+    return KILN_OK;
+}
+
+struct sess_var *sess_var_get(const struct sess *s, uint64_t id)
+{
+    return idmap_get(&s->vars, id);
+}
+
+/* Return `bytes` to the owner if it still exists, else to the total. */
+static void var_uncharge(struct sess_table *t, struct sess_var *v)
+{
+    struct sess *owner = sess_find(t, v->session);
+    if (owner != NULL)
+        sess_mem_uncharge(t, owner, v->bytes);
+    else
+        t->mem_in_use -= v->bytes <= t->mem_in_use ? v->bytes : t->mem_in_use;
+    v->bytes = 0;
+}
+
+void sess_var_unref(struct sess_table *t, struct sess_var *v)
+{
+    assert(v->refs > 0);
+    if (--v->refs > 0)
+        return;
+    var_uncharge(t, v);
+    free(v->data);
+    free(v);
+}
+
+int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uint64_t bytes)
+{
+    struct proto_error err;
+    struct sess *owner = sess_find(t, v->session);
+    int rc = owner == NULL ? KILN_ESESSION : sess_mem_charge(t, owner, bytes, &err);
+    if (rc != KILN_OK) {
+        free(data);
+        if (owner == NULL)
+            proto_error_set(&err, KILN_ESESSION, "", "the session ended");
+        sess_var_set_failed(v, &err);
+        return rc;
+    }
+    v->data = data;
+    v->bytes = bytes;
+    v->state = SESS_VAR_READY;
+    return KILN_OK;
+}
+
+void sess_var_set_failed(struct sess_var *v, const struct proto_error *e)
+{
+    v->state = SESS_VAR_FAILED;
+    v->err_code = e->code;
+    v->err_node = e->node;
+    snprintf(v->err_msg, sizeof(v->err_msg), "%s", e->message);
 }

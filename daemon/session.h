@@ -1,14 +1,15 @@
 /* session.h: client sessions, their var tables and memory accounting.
  *
  * A session is what HELLO opens: an unguessable random id (never 0), the
- * client's name, a table of vars (client-assigned ids -> entries; the
- * entries gain tensors with the core issue), and the bytes it holds. The
+ * client's name, a table of the vars it keeps (client-assigned ids ->
+ * refcounted values), and the bytes it holds. The
  * table keeps sessions in order of last activity so the idle sweep only
  * looks at the ones that may have expired.
  *
  * Memory accounting: every byte a session holds for a client is charged
- * here with sess_mem_charge() before it is allocated, against the daemon's
- * budget, and uncharged when freed; closing a session returns all of it.
+ * here with sess_mem_charge() against the daemon's budget, and uncharged
+ * when freed. A var still held by a running step when its session closes
+ * stays charged to the daemon's total until the step lets go of it.
  *
  * Ownership: the table owns its sessions and each session owns its vars.
  * Only the loop thread touches any of it. sess_table_fini() is safe on a
@@ -28,9 +29,30 @@
  * memory, and a client must not be able to exhaust it by saying hello. */
 #define SESS_MAX_OPEN 16384
 
-/* One entry of a var table. Only its accounting exists so far. */
+enum sess_var_state {
+    SESS_VAR_PENDING = 0, /* a queued or running step will compute it */
+    SESS_VAR_READY = 1,   /* `data` holds the value */
+    SESS_VAR_FAILED = 2,  /* the step that computes it failed: err_* say why */
+};
+
+/* One var a session keeps. Refcounted, because a var can outlive its
+ * place in the table: RELEASE or the end of the session drop the table's
+ * reference, while a step that reads or writes the var holds its own until
+ * it is done. All references are taken and dropped on the loop thread;
+ * workers only read `data` of vars a running step holds. */
 struct sess_var {
-    uint64_t bytes; /* charged to the session while the var lives */
+    uint64_t id;
+    uint64_t session; /* the owner's id; the session may be gone while steps hold this */
+    uint32_t refs;
+    uint8_t state; /* enum sess_var_state */
+    uint8_t dtype;
+    uint8_t rank;
+    int64_t shape[KILN_LIMIT_RANK];
+    uint64_t bytes; /* charged while `data` is held */
+    void *data;
+    int err_code; /* FAILED: the error FETCH reports */
+    int64_t err_node;
+    char err_msg[PROTO_MESSAGE_MAX];
 };
 
 struct sess {
@@ -39,9 +61,17 @@ struct sess {
     uint64_t opened_ms;      /* loop time of HELLO */
     uint64_t last_active_ms; /* loop time of the latest request */
     uint64_t mem_in_use;     /* bytes charged to this session */
-    struct idmap vars;       /* var id -> struct sess_var * */
+    struct idmap vars;       /* var id -> struct sess_var * (the table's reference) */
     struct sess *prev, *next; /* activity order, least recent first */
+    void *exec;               /* the executor's per-session state, or NULL */
+    uint64_t steps;           /* steps submitted so far */
 };
+
+struct sess;
+
+/* Called by sess_close() before a session's table is freed, so the
+ * executor can drop what it queued for that session. */
+typedef void (*sess_close_hook)(void *arg, struct sess *s);
 
 struct sess_table {
     struct idmap by_id; /* session id -> struct sess * */
@@ -50,6 +80,8 @@ struct sess_table {
     uint64_t mem_in_use; /* bytes charged by all sessions */
     uint64_t mem_budget; /* 0: no budget */
     const struct log *log;
+    sess_close_hook on_close; /* may be NULL */
+    void *on_close_arg;
 };
 
 void sess_table_init(struct sess_table *t, uint64_t mem_budget, const struct log *log);
@@ -89,5 +121,31 @@ void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes);
 /* Drop var `id` from the session's table. Returns false when it names
  * nothing (RELEASE is idempotent: that is counted, not an error). */
 bool sess_var_release(struct sess_table *t, struct sess *s, uint64_t id);
+
+/* A new PENDING var `id` of the given dtype and shape in the session's
+ * table (one reference, the table's). KILN_OK, or KILN_EVALUE when the id
+ * is already kept, or KILN_ENOMEM; `err` names `field`. */
+int sess_var_add(struct sess *s, uint64_t id, uint8_t dtype, uint8_t rank, const int64_t *shape,
+                 struct sess_var **out, const char *field, struct proto_error *err);
+
+/* The kept var `id`, or NULL. */
+struct sess_var *sess_var_get(const struct sess *s, uint64_t id);
+
+static inline void sess_var_ref(struct sess_var *v)
+{
+    v->refs++;
+}
+
+/* Drop a reference; the last one frees the value and returns its charge. */
+void sess_var_unref(struct sess_table *t, struct sess_var *v);
+
+/* Give a PENDING var its value (`data`, malloc'd, `bytes` long; the var
+ * takes it). Charges the bytes to the owner: on KILN_ENOMEM the var is
+ * FAILED with that error instead and `data` is freed. */
+int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uint64_t bytes);
+
+/* Mark a PENDING var FAILED with a copy of `e`. */
+void sess_var_set_failed(struct sess_var *v, const struct proto_error *e);
+
 
 #endif

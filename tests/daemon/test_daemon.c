@@ -179,12 +179,14 @@ START_TEST(bye_release_and_submit)
     ck_assert_uint_eq(rep.u.release.unknown, 4);
     proto_reply_fini(&rep);
 
+    /* A SUBMIT without nodes, and a FETCH of a var never kept. */
     msgpack_sbuffer_clear(&sb);
     pack_request(&sb, PROTO_SUBMIT, id);
-    expect_error(s, sb.data, sb.size, KILN_EUNSUPPORTED, NULL);
+    expect_error(s, sb.data, sb.size, KILN_EMISSING, "body.nodes");
     msgpack_sbuffer_clear(&sb);
-    pack_request(&sb, PROTO_FETCH, id);
-    expect_error(s, sb.data, sb.size, KILN_EUNSUPPORTED, NULL);
+    uint64_t missing = 7;
+    ck_assert_int_eq(proto_encode_fetch(&sb, id, &missing, 1, 1000), KILN_OK);
+    expect_error(s, sb.data, sb.size, KILN_ENOTFOUND, "body.vars[0]");
 
     ck_assert_int_eq(th_simple(s, PROTO_BYE, id, NULL), KILN_OK);
     struct proto_status st;

@@ -1,0 +1,403 @@
+/* exec.c: step queues, workers and deferred FETCHes (see exec.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+#include "interp.h"
+
+#define WAIT_TICK_MS 20
+
+/* Per-session queue, hung on struct sess's `exec`. */
+struct exec_sess {
+    struct step *head, *tail;
+    struct step *running;
+    uint32_t nwaits;
+};
+
+struct exec_wait {
+    struct exec_wait *next;
+    uint64_t session;
+    uint64_t deadline_ms;
+    uint32_t count;
+    uint64_t *ids;
+    struct srv_ctx *ctx;
+};
+
+static uint64_t now_ns(void)
+{
+    return uv_hrtime();
+}
+
+static struct exec_sess *sess_state(struct sess *s)
+{
+    if (s->exec == NULL)
+        s->exec = calloc(1, sizeof(struct exec_sess));
+    return s->exec;
+}
+
+/* ---- running steps ------------------------------------------------------ */
+
+static void step_fail(struct exec *x, struct step *st, const struct proto_error *e)
+{
+    for (uint32_t j = 0; j < st->nkeep; j++)
+        if (st->keep[j].var->state == SESS_VAR_PENDING)
+            sess_var_set_failed(st->keep[j].var, e);
+    x->steps_failed++;
+}
+
+static void resolve_waits(struct exec *x, uint64_t session);
+static void start_next(struct exec *x, struct sess *s);
+
+static void step_work(uv_work_t *w)
+{
+    struct step *st = w->data;
+    uint64_t t0 = now_ns();
+    st->rc = ir_interp_run(&st->graph, st->inputs, &st->outs, &st->ierr);
+    st->ran_ns = now_ns() - t0;
+}
+
+static void step_done(uv_work_t *w, int status)
+{
+    struct step *st = w->data;
+    struct exec *x = st->exec;
+    x->running--;
+    x->run_ns += st->ran_ns;
+    struct sess_table *t = x->sessions;
+    if (status != 0 || st->rc != KILN_OK) {
+        struct proto_error e;
+        proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " failed: %s", st->number,
+                        status != 0 ? "cancelled" : st->ierr.message);
+        step_fail(x, st, &e);
+    } else {
+        for (uint32_t j = 0; j < st->nkeep; j++) {
+            const struct ir_node *n = &st->graph.nodes[st->keep[j].node];
+            void *data = st->outs[st->keep[j].node];
+            st->outs[st->keep[j].node] = NULL; /* the var takes it */
+            uint64_t bytes = (uint64_t) n->numel * ir_dtype_size((enum ir_dtype) n->dtype);
+            sess_var_set_ready(t, st->keep[j].var, data, bytes);
+        }
+        x->steps_done++;
+    }
+    uint64_t session = st->session;
+    bool orphan = st->orphan;
+    step_free(t, st);
+    if (!orphan) {
+        struct sess *s = sess_find(t, session);
+        if (s != NULL) {
+            sess_state(s)->running = NULL;
+            start_next(x, s);
+        }
+    }
+    resolve_waits(x, session);
+}
+
+/* Gather the inputs of `st`; false (and the step failed) when one of them
+ * failed earlier. */
+static bool gather(struct exec *x, struct step *st)
+{
+    if (st->nbind > 0 && (st->inputs = calloc(st->nbind, sizeof(*st->inputs))) == NULL) {
+        struct proto_error e;
+        proto_error_set(&e, KILN_ENOMEM, "", "out of memory starting step %" PRIu64,
+                        st->number);
+        step_fail(x, st, &e);
+        return false;
+    }
+    for (uint32_t k = 0; k < st->nbind; k++) {
+        const struct sess_var *v = st->bind[k];
+        if (v->state != SESS_VAR_READY) {
+            /* Steps run in order, so an input is never still pending. */
+            struct proto_error e;
+            proto_error_set(&e, KILN_EEXEC, "",
+                            "step %" PRIu64 " cannot run: its input var %" PRIu64 " %s%s",
+                            st->number, v->id,
+                            v->state == SESS_VAR_FAILED ? "failed: " : "is not ready",
+                            v->state == SESS_VAR_FAILED ? v->err_msg : "");
+            step_fail(x, st, &e);
+            return false;
+        }
+        st->inputs[k] = v->data;
+    }
+    return true;
+}
+
+static void start_next(struct exec *x, struct sess *s)
+{
+    struct exec_sess *es = s->exec;
+    while (!x->stopping && es != NULL && es->running == NULL && es->head != NULL) {
+        struct step *st = es->head;
+        es->head = st->next;
+        if (es->head == NULL)
+            es->tail = NULL;
+        st->next = NULL;
+        if (!gather(x, st)) {
+            uint64_t session = st->session;
+            step_free(x->sessions, st);
+            resolve_waits(x, session);
+            continue;
+        }
+        st->work.data = st;
+        if (uv_queue_work(x->loop, &st->work, step_work, step_done) != 0) {
+            struct proto_error e;
+            proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
+            step_fail(x, st, &e);
+            step_free(x->sessions, st);
+            continue;
+        }
+        es->running = st;
+        x->running++;
+    }
+}
+
+void exec_submit(struct exec *x, struct sess *s, struct step *st)
+{
+    st->exec = x;
+    struct exec_sess *es = sess_state(s);
+    if (es == NULL || x->stopping) {
+        struct proto_error e;
+        proto_error_set(&e, x->stopping ? KILN_ESHUTDOWN : KILN_ENOMEM, "",
+                        "step %" PRIu64 " was not queued", st->number);
+        step_fail(x, st, &e);
+        step_free(x->sessions, st);
+        return;
+    }
+    if (es->tail != NULL)
+        es->tail->next = st;
+    else
+        es->head = st;
+    es->tail = st;
+    start_next(x, s);
+}
+
+/* ---- FETCH ---------------------------------------------------------------- */
+
+/* KILN_OK when every var is ready (reply encoded), 1 when some is still
+ * pending, or an error for a missing or failed var or an oversized reply. */
+static int try_reply(struct exec *x, struct sess *s, const uint64_t *ids, uint32_t count,
+                     msgpack_sbuffer *reply, struct proto_error *err)
+{
+    bool pending = false;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const struct sess_var *v = sess_var_get(s, ids[i]);
+        char field[PROTO_FIELD_MAX];
+        snprintf(field, sizeof(field), "body.vars[%u]", i);
+        if (v == NULL)
+            return proto_error_set(err, KILN_ENOTFOUND, field,
+                                   "var %" PRIu64 " is not kept by this session", ids[i]);
+        if (v->state == SESS_VAR_FAILED) {
+            proto_error_set(err, v->err_code, field, "var %" PRIu64 ": %s", ids[i], v->err_msg);
+            err->node = v->err_node;
+            return v->err_code;
+        }
+        if (v->state == SESS_VAR_PENDING)
+            pending = true;
+        else
+            total += v->bytes;
+    }
+    if (pending)
+        return 1;
+    /* Room for the envelope and per-var headers besides the data. */
+    if (total > x->max_reply || x->max_reply - total < 64 + (uint64_t) count * 128)
+        return proto_error_set(err, KILN_ELIMIT, "body.vars",
+                               "the values hold %" PRIu64 " bytes, more than one reply of %" PRIu64
+                               " bytes carries: fetch fewer vars at once",
+                               total, x->max_reply);
+    struct proto_tensor *ts = calloc(count ? count : 1, sizeof(*ts));
+    if (ts == NULL)
+        return proto_error_set(err, KILN_ENOMEM, "", "out of memory for the reply");
+    for (uint32_t i = 0; i < count; i++) {
+        const struct sess_var *v = sess_var_get(s, ids[i]);
+        ts[i].id = v->id;
+        ts[i].dtype = v->dtype;
+        ts[i].rank = v->rank;
+        memcpy(ts[i].shape, v->shape, sizeof(ts[i].shape));
+        ts[i].data = v->data;
+        ts[i].bytes = v->bytes;
+    }
+    int rc = proto_encode_reply_fetch(reply, ts, count);
+    free(ts);
+    if (rc != KILN_OK)
+        return proto_error_set(err, KILN_ENOMEM, "", "out of memory encoding the reply");
+    return KILN_OK;
+}
+
+static void timer_tick(uv_timer_t *h);
+
+int exec_fetch(struct exec *x, struct sess *s, const struct proto_fetch *f,
+               msgpack_sbuffer *reply, struct proto_error *err)
+{
+    int rc = try_reply(x, s, f->ids, f->count, reply, err);
+    if (rc != 1)
+        return rc;
+    struct exec_sess *es = sess_state(s);
+    if (es == NULL)
+        return proto_error_set(err, KILN_ENOMEM, "", "out of memory");
+    if (es->nwaits >= EXEC_WAITS_PER_SESSION || x->nwaits >= EXEC_WAITS_MAX)
+        return proto_error_set(err, KILN_EBUSY, "",
+                               "too many FETCH requests waiting (%u for this session, at most "
+                               "%d): retry when one returns",
+                               es->nwaits, EXEC_WAITS_PER_SESSION);
+    struct exec_wait *w = calloc(1, sizeof(*w));
+    uint64_t *ids = calloc(f->count ? f->count : 1, sizeof(*ids));
+    if (w == NULL || ids == NULL) {
+        free(w);
+        free(ids);
+        return proto_error_set(err, KILN_ENOMEM, "", "out of memory");
+    }
+    memcpy(ids, f->ids, f->count * sizeof(*ids));
+    w->session = s->id;
+    w->ids = ids;
+    w->count = f->count;
+    w->deadline_ms = uv_now(x->loop) + f->timeout_ms;
+    w->ctx = srv_defer(x->srv);
+    w->next = x->waits;
+    x->waits = w;
+    x->nwaits++;
+    es->nwaits++;
+    if (x->timer_init && !uv_is_active((uv_handle_t *) &x->timer))
+        uv_timer_start(&x->timer, timer_tick, WAIT_TICK_MS, WAIT_TICK_MS);
+    return KILN_OK;
+}
+
+/* Send a deferred reply: `code` KILN_OK with `reply` built, or an error. */
+static void answer(struct exec *x, struct exec_wait *w, int code, msgpack_sbuffer *reply,
+                   struct proto_error *err)
+{
+    if (code != KILN_OK) {
+        err->code = code;
+        msgpack_sbuffer_clear(reply);
+        if (proto_encode_reply_error(reply, err) != KILN_OK)
+            msgpack_sbuffer_clear(reply);
+    }
+    srv_respond(x->srv, w->ctx, reply->data, reply->size);
+    stats_count_reply(x->stats, code);
+}
+
+/* Unlink and free one wait, given the link that points to it. */
+static void drop_wait(struct exec *x, struct exec_wait **link)
+{
+    struct exec_wait *w = *link;
+    *link = w->next;
+    x->nwaits--;
+    struct sess *s = sess_find(x->sessions, w->session);
+    if (s != NULL && s->exec != NULL)
+        ((struct exec_sess *) s->exec)->nwaits--;
+    free(w->ids);
+    free(w);
+}
+
+/* Answer the waits of `session` that can be answered now. Also used with
+ * session 0 by the timer, for deadlines. */
+static void resolve_waits(struct exec *x, uint64_t session)
+{
+    if (x->stopping)
+        return;
+    uint64_t now = uv_now(x->loop);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (struct exec_wait **link = &x->waits; *link != NULL;) {
+        struct exec_wait *w = *link;
+        struct proto_error err = {.node = -1};
+        int rc = 1;
+        if (session == 0 || w->session == session) {
+            struct sess *s = sess_find(x->sessions, w->session);
+            msgpack_sbuffer_clear(&sb);
+            if (s == NULL)
+                rc = proto_error_set(&err, KILN_ESESSION, "session", "the session ended");
+            else
+                rc = try_reply(x, s, w->ids, w->count, &sb, &err);
+        }
+        if (rc == 1 && now >= w->deadline_ms)
+            rc = proto_error_set(&err, KILN_ENOTREADY, "body.timeout_ms",
+                                 "the values were not ready within the timeout");
+        if (rc == 1) {
+            link = &w->next;
+            continue;
+        }
+        answer(x, w, rc, &sb, &err);
+        drop_wait(x, link);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (x->waits == NULL && x->timer_init)
+        uv_timer_stop(&x->timer);
+}
+
+static void timer_tick(uv_timer_t *h)
+{
+    resolve_waits(h->data, 0);
+}
+
+/* Answer every wait (of `session`, or all when 0) with `code`. */
+static void answer_all(struct exec *x, uint64_t session, int code, const char *why)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (struct exec_wait **link = &x->waits; *link != NULL;) {
+        if (session != 0 && (*link)->session != session) {
+            link = &(*link)->next;
+            continue;
+        }
+        struct proto_error err;
+        proto_error_set(&err, code, "", "%s", why);
+        answer(x, *link, code, &sb, &err);
+        drop_wait(x, link);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- life ----------------------------------------------------------------- */
+
+int exec_init(struct exec *x, uv_loop_t *loop, struct sess_table *t, struct srv *srv,
+              struct stats *stats, const struct log *log, uint64_t max_reply)
+{
+    memset(x, 0, sizeof(*x));
+    x->loop = loop;
+    x->sessions = t;
+    x->srv = srv;
+    x->stats = stats;
+    x->log = log;
+    x->max_reply = max_reply;
+    int rv = uv_timer_init(loop, &x->timer);
+    if (rv == 0) {
+        x->timer.data = x;
+        x->timer_init = true;
+    }
+    t->on_close = exec_session_closed;
+    t->on_close_arg = x;
+    return rv;
+}
+
+void exec_session_closed(void *arg, struct sess *s)
+{
+    struct exec *x = arg;
+    struct exec_sess *es = s->exec;
+    if (es != NULL) {
+        while (es->head != NULL) {
+            struct step *st = es->head;
+            es->head = st->next;
+            step_free(x->sessions, st);
+        }
+        if (es->running != NULL)
+            es->running->orphan = true;
+    }
+    if (!x->stopping)
+        answer_all(x, s->id, KILN_ESESSION, "the session ended");
+    free(es);
+    s->exec = NULL;
+}
+
+void exec_drain(struct exec *x)
+{
+    answer_all(x, 0, KILN_ESHUTDOWN, "kilnd is shutting down");
+}
+
+void exec_stop(struct exec *x)
+{
+    x->stopping = true;
+    while (x->waits != NULL)
+        drop_wait(x, &x->waits);
+    if (x->timer_init)
+        uv_timer_stop(&x->timer);
+}

@@ -1,0 +1,84 @@
+/* exec.h: running steps, and answering FETCH when their values are ready.
+ *
+ * Each session has a queue of steps; its steps run one at a time, in the
+ * order they were submitted, while steps of different sessions run at the
+ * same time on libuv's worker threads. A step runs on a worker (so the
+ * loop thread never blocks on compute) and its results come back to the
+ * loop thread, which makes the kept vars READY (or FAILED) and answers the
+ * FETCH requests that were waiting for them.
+ *
+ * For now a step runs on the reference interpreter (kernels/interp.h):
+ * correct for every op, and the path the fused JIT replaces later.
+ *
+ * A FETCH whose vars are not ready yet is deferred (srv_defer) until they
+ * are, its timeout passes (KILN_ENOTREADY), the session ends
+ * (KILN_ESESSION) or the daemon drains (KILN_ESHUTDOWN). Deferred FETCHes
+ * hold server contexts, so their number is bounded per session and in all
+ * (KILN_EBUSY beyond).
+ *
+ * Loop thread only, except the worker function, which touches nothing
+ * but its own step.
+ */
+#ifndef KILND_EXEC_H
+#define KILND_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "log.h"
+#include "server.h"
+#include "session.h"
+#include "stats.h"
+#include "step.h"
+
+#define EXEC_WAITS_PER_SESSION 4                 /* deferred FETCHes per session */
+#define EXEC_WAITS_MAX         (SRV_CONTEXTS / 2) /* and in all: half the contexts */
+
+struct exec_wait;
+
+struct exec {
+    uv_loop_t *loop;
+    struct sess_table *sessions;
+    struct srv *srv;
+    struct stats *stats;
+    const struct log *log;
+    uint64_t max_reply; /* bytes one FETCH reply may hold */
+    struct exec_wait *waits;
+    uint32_t nwaits;
+    uv_timer_t timer; /* checks wait deadlines while there are waits */
+    bool timer_init;
+    bool stopping; /* exec_stop: start nothing, answer nothing */
+    uint32_t running; /* steps on workers now */
+    uint64_t steps_done, steps_failed;
+    uint64_t run_ns; /* worker time of all steps */
+};
+
+int exec_init(struct exec *x, uv_loop_t *loop, struct sess_table *t, struct srv *srv,
+              struct stats *stats, const struct log *log, uint64_t max_reply);
+
+/* Queue a step (the executor takes it) for session `s` and start it if
+ * nothing of that session is running. */
+void exec_submit(struct exec *x, struct sess *s, struct step *st);
+
+/* FETCH: on KILN_OK the reply is either encoded into `reply` or, when
+ * some var is still pending, deferred (`reply` left empty); otherwise the
+ * error (KILN_ENOTFOUND naming body.vars[i], KILN_EEXEC for a failed var,
+ * KILN_ELIMIT for a reply too big, KILN_EBUSY for too many waits). */
+int exec_fetch(struct exec *x, struct sess *s, const struct proto_fetch *f,
+               msgpack_sbuffer *reply, struct proto_error *err);
+
+/* sess_close_hook: drop the session's queued steps, let a running one
+ * finish as an orphan, and answer its waiting FETCHes with KILN_ESESSION. */
+void exec_session_closed(void *arg, struct sess *s);
+
+/* Draining: answer every waiting FETCH with KILN_ESHUTDOWN. */
+void exec_drain(struct exec *x);
+
+/* Before the server closes: forget the waits (their contexts close with
+ * the server) and start no more steps. Running steps still finish. */
+void exec_stop(struct exec *x);
+
+#endif

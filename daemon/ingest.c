@@ -1,0 +1,462 @@
+/* ingest.c: a decoded SUBMIT becomes a step (see step.h).
+ *
+ * The codec has already checked types and limits; here each node is
+ * checked against its op: which fields it must and may carry, that its
+ * inputs name earlier nodes or vars the session keeps, and then the IR
+ * constructor checks dtypes, shapes and attributes. Errors are translated
+ * to wire errors naming the node's position and field. Nothing touches
+ * the session until the whole graph has been accepted.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "idmap.h"
+#include "interp.h"
+#include "step.h"
+
+/* Which node fields each op requires and which it also accepts. */
+struct op_fields {
+    uint32_t need, may;
+    int8_t nin_min, nin_max; /* -1: no bound beyond the codec's */
+};
+
+#define F_IN PROTO_NODE_IN
+#define F_DT PROTO_NODE_DTYPE
+#define F_SH PROTO_NODE_SHAPE
+
+static bool op_fields(int op, struct op_fields *f)
+{
+    const uint32_t checks = F_DT | F_SH; /* optional on derived ops: checked */
+    switch (op) {
+    case IR_OP_ARRAY:
+        *f = (struct op_fields){F_DT | F_SH | PROTO_NODE_DATA, 0, 0, 0};
+        return true;
+    case IR_OP_CONST:
+        *f = (struct op_fields){F_DT | F_SH | PROTO_NODE_VALUE, 0, 0, 0};
+        return true;
+    case IR_OP_INDEX:
+        *f = (struct op_fields){F_DT | F_SH | PROTO_NODE_DIM, 0, 0, 0};
+        return true;
+    case IR_OP_RANDOM:
+        *f = (struct op_fields){F_DT | F_SH | PROTO_NODE_DIST | PROTO_NODE_SEED,
+                                PROTO_NODE_OFFSET, 0, 0};
+        return true;
+    case IR_OP_RESHAPE:
+        *f = (struct op_fields){F_IN | F_SH, F_DT, 1, 1};
+        return true;
+    case IR_OP_CAST:
+        *f = (struct op_fields){F_IN | F_DT, F_SH, 1, 1};
+        return true;
+    case IR_OP_WHERE:
+        *f = (struct op_fields){F_IN, checks, 3, 3};
+        return true;
+    case IR_OP_BROADCAST_TO:
+        *f = (struct op_fields){F_IN | F_SH | PROTO_NODE_DIMS, F_DT, 1, 1};
+        return true;
+    case IR_OP_REDUCE:
+        *f = (struct op_fields){F_IN | PROTO_NODE_REDUCE_OP | PROTO_NODE_DIMS,
+                                PROTO_NODE_KEEPDIMS | checks, 1, 1};
+        return true;
+    case IR_OP_REINDEX:
+        *f = (struct op_fields){F_IN | F_SH | PROTO_NODE_EXPRS,
+                                PROTO_NODE_CONDS | PROTO_NODE_OVERFLOW | F_DT, 1, -1};
+        return true;
+    case IR_OP_REINDEX_REDUCE:
+        *f = (struct op_fields){F_IN | F_SH | PROTO_NODE_EXPRS | PROTO_NODE_REDUCE_OP,
+                                PROTO_NODE_CONDS | F_DT, 1, -1};
+        return true;
+    default:
+        break;
+    }
+    if (op >= IR_OP_NEG && op <= IR_OP_BITWISE_NOT && ir_op_name(op) != NULL) {
+        *f = (struct op_fields){F_IN, checks, 1, 1};
+        return true;
+    }
+    if (op >= IR_OP_ADD && op <= IR_OP_SHR && ir_op_name(op) != NULL) {
+        *f = (struct op_fields){F_IN, checks, 2, 2};
+        return true;
+    }
+    return false; /* includes EXTERN, which is the daemon's own */
+}
+
+static const char *field_name(uint32_t bit)
+{
+    switch (bit) {
+    case PROTO_NODE_IN: return "in";
+    case PROTO_NODE_DTYPE: return "dtype";
+    case PROTO_NODE_SHAPE: return "shape";
+    case PROTO_NODE_DATA: return "data";
+    case PROTO_NODE_VALUE: return "value";
+    case PROTO_NODE_DIM: return "dim";
+    case PROTO_NODE_DIST: return "dist";
+    case PROTO_NODE_SEED: return "seed";
+    case PROTO_NODE_OFFSET: return "offset";
+    case PROTO_NODE_DIMS: return "dims";
+    case PROTO_NODE_KEEPDIMS: return "keepdims";
+    case PROTO_NODE_REDUCE_OP: return "reduce_op";
+    case PROTO_NODE_EXPRS: return "exprs";
+    case PROTO_NODE_CONDS: return "conds";
+    case PROTO_NODE_OVERFLOW: return "overflow_value";
+    default: return "?";
+    }
+}
+
+/* Everything one ingest needs, so helpers take one pointer. */
+struct ingest {
+    struct sess *s;
+    const struct proto_submit *sub;
+    struct step *st;
+    struct idmap pos;     /* id -> position + 1 of the node defining it */
+    struct idmap local;   /* id -> graph index + 1, for nodes seen so far */
+    struct idmap externs; /* session var id -> graph index + 1 of its EXTERN */
+    struct sess_var **bind;
+    uint32_t nbind, capbind;
+    uint32_t i; /* the node being ingested */
+    struct proto_error *err;
+};
+
+#define AS_PTR(n) ((void *) (uintptr_t) ((n) + 1))
+#define AS_IDX(p) ((int) ((uintptr_t) (p) - 1))
+
+static int node_error(struct ingest *in, int code, const char *sub, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int node_error(struct ingest *in, int code, const char *sub, const char *fmt, ...)
+{
+    char field[PROTO_FIELD_MAX], msg[PROTO_MESSAGE_MAX];
+    snprintf(field, sizeof(field), "body.nodes[%u]%s%s", in->i, sub[0] ? "." : "", sub);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    proto_error_set(in->err, code, field, "node %u: %s", in->i, msg);
+    in->err->node = in->i;
+    return -1;
+}
+
+/* The graph index for input id `id`, adding an EXTERN for a kept var. */
+static int resolve_input(struct ir_graph *g, struct ingest *in, uint64_t id, int k)
+{
+    char sub[16];
+    snprintf(sub, sizeof(sub), "in[%d]", k);
+    void *p = idmap_get(&in->local, id);
+    if (p != NULL)
+        return AS_IDX(p);
+    if (idmap_get(&in->pos, id) != NULL)
+        return node_error(in, KILN_EVALUE, sub,
+                          "input %" PRIu64 " is defined by a later node (or this one): "
+                          "nodes must be in topological order, so a cycle is never valid",
+                          id);
+    if ((p = idmap_get(&in->externs, id)) != NULL)
+        return AS_IDX(p);
+    struct sess_var *v = sess_var_get(in->s, id);
+    if (v == NULL)
+        return node_error(in, KILN_ENOTFOUND, sub,
+                          "input %" PRIu64 " is neither an earlier node nor a kept var", id);
+    struct ir_error ie;
+    int x = ir_add_extern(g, (enum ir_dtype) v->dtype, v->rank, v->shape, &ie);
+    if (x < 0)
+        return node_error(in, ie.code, sub, "%s", ie.message);
+    if (in->nbind == in->capbind) {
+        uint32_t cap = in->capbind ? in->capbind * 2 : 8;
+        struct sess_var **grown = realloc(in->bind, cap * sizeof(*grown));
+        if (grown == NULL)
+            return node_error(in, KILN_ENOMEM, sub, "out of memory");
+        in->bind = grown;
+        in->capbind = cap;
+    }
+    if (idmap_put(&in->externs, id, AS_PTR(x)) != KILN_OK)
+        return node_error(in, KILN_ENOMEM, sub, "out of memory");
+    in->bind[in->nbind++] = v; /* referenced once the graph is accepted */
+    return x;
+}
+
+static struct ir_scalar scalar_for(enum ir_dtype dt, const struct proto_number *v)
+{
+    struct ir_scalar s = {0};
+    if (ir_dtype_info(dt) != NULL && ir_dtype_info(dt)->kind == IR_KIND_FLOAT)
+        s.f = v->is_float ? v->f : (double) v->i;
+    else
+        s.i = v->i;
+    return s;
+}
+
+/* An int dtype given a float value is a client mistake, not a rounding. */
+static int check_number(struct ingest *in, enum ir_dtype dt, const struct proto_number *v,
+                        const char *field)
+{
+    if (v->is_float && ir_dtype_info(dt) != NULL && ir_dtype_info(dt)->kind != IR_KIND_FLOAT)
+        return node_error(in, KILN_ETYPE, field, "%s is a float, but the dtype is %s", field,
+                          ir_dtype_name(dt));
+    return 0;
+}
+
+static int dims_mask(struct ingest *in, const struct proto_node *n, uint16_t *mask)
+{
+    *mask = 0;
+    for (uint32_t k = 0; k < n->ndims; k++) {
+        if (*mask & (1u << n->dims[k]))
+            return node_error(in, KILN_EVALUE, "dims", "dim %u is given twice", n->dims[k]);
+        *mask |= (uint16_t) (1u << n->dims[k]);
+    }
+    return 0;
+}
+
+/* Call the op's constructor; returns the graph index or -1 (err set). */
+static int construct(struct ir_graph *g, struct ingest *in, const struct proto_node *n,
+                     const int *x)
+{
+    struct ir_error ie = {0};
+    int r = -1;
+    enum ir_dtype dt = (enum ir_dtype) n->dtype;
+    uint16_t mask;
+    switch (n->op) {
+    case IR_OP_ARRAY:
+        r = ir_add_array(g, dt, (int) n->rank, n->shape, n->data, n->data_len, &ie);
+        break;
+    case IR_OP_CONST:
+        if (!ir_dtype_valid(dt))
+            return node_error(in, KILN_EVALUE, "dtype", "dtype %u is not a dtype", n->dtype);
+        if (check_number(in, dt, &n->value, "value") < 0)
+            return -1;
+        r = ir_add_const(g, dt, (int) n->rank, n->shape, scalar_for(dt, &n->value), &ie);
+        break;
+    case IR_OP_INDEX:
+        r = ir_add_index(g, dt, (int) n->rank, n->shape, (int) n->dim, &ie);
+        break;
+    case IR_OP_RANDOM:
+        r = ir_add_random(g, dt, (int) n->rank, n->shape, (enum ir_random_dist) n->dist, n->seed,
+                          n->offset, &ie);
+        break;
+    case IR_OP_RESHAPE:
+        r = ir_add_reshape(g, x[0], (int) n->rank, n->shape, &ie);
+        break;
+    case IR_OP_CAST:
+        r = ir_add_cast(g, x[0], dt, &ie);
+        break;
+    case IR_OP_WHERE:
+        r = ir_add_where(g, x[0], x[1], x[2], &ie);
+        break;
+    case IR_OP_BROADCAST_TO:
+        if (dims_mask(in, n, &mask) < 0)
+            return -1;
+        r = ir_add_broadcast(g, x[0], (int) n->rank, n->shape, mask, &ie);
+        break;
+    case IR_OP_REDUCE:
+        if (dims_mask(in, n, &mask) < 0)
+            return -1;
+        r = ir_add_reduce(g, (enum ir_reduce_op) n->reduce_op, x[0], mask, n->keepdims, &ie);
+        break;
+    case IR_OP_REINDEX:
+    case IR_OP_REINDEX_REDUCE: {
+        struct ir_reindex_text t = {.nexprs = (int) n->nexprs, .nconds = (int) n->nconds,
+                                    .nextras = (int) n->nin - 1, .extras = x + 1};
+        const char *conds[KILN_LIMIT_CONDS];
+        size_t lens[KILN_LIMIT_CONDS];
+        for (uint32_t k = 0; k < n->nexprs; k++) {
+            t.exprs[k] = n->exprs[k].ptr;
+            t.expr_len[k] = n->exprs[k].len;
+        }
+        for (uint32_t k = 0; k < n->nconds; k++) {
+            conds[k] = n->conds[k].ptr;
+            lens[k] = n->conds[k].len;
+        }
+        t.conds = conds;
+        t.cond_len = lens;
+        if (n->op == IR_OP_REINDEX) {
+            if (n->has & PROTO_NODE_OVERFLOW) {
+                enum ir_dtype xdt = (enum ir_dtype) g->nodes[x[0]].dtype;
+                if (check_number(in, xdt, &n->overflow, "overflow_value") < 0)
+                    return -1;
+                t.overflow = scalar_for(xdt, &n->overflow);
+            }
+            r = ir_add_reindex(g, x[0], (int) n->rank, n->shape, &t, &ie);
+        } else {
+            r = ir_add_reindex_reduce(g, (enum ir_reduce_op) n->reduce_op, x[0], (int) n->rank,
+                                      n->shape, &t, &ie);
+        }
+        break;
+    }
+    default:
+        if (n->op >= IR_OP_ADD)
+            r = ir_add_binary(g, (enum ir_op) n->op, x[0], x[1], &ie);
+        else
+            r = ir_add_unary(g, (enum ir_op) n->op, x[0], &ie);
+        break;
+    }
+    if (r < 0)
+        return node_error(in, ie.code ? ie.code : KILN_EINTERNAL, ie.field, "%s %s",
+                          ir_op_name((int) n->op), ie.message);
+    return r;
+}
+
+/* Optional dtype and shape on derived ops must agree with inference. */
+static int check_declared(struct ingest *in, const struct proto_node *n, const struct ir_node *got)
+{
+    bool source = n->op <= IR_OP_RANDOM;
+    if (source)
+        return 0;
+    if ((n->has & F_DT) && n->op != IR_OP_CAST && n->dtype != got->dtype)
+        return node_error(in, KILN_EVALUE, "dtype", "declared dtype %u, but the result is %s",
+                          n->dtype, ir_dtype_name(got->dtype));
+    if ((n->has & F_SH) && n->op != IR_OP_RESHAPE && n->op != IR_OP_BROADCAST_TO &&
+        n->op != IR_OP_REINDEX && n->op != IR_OP_REINDEX_REDUCE &&
+        (n->rank != got->rank ||
+         (n->rank > 0 && memcmp(n->shape, got->shape, n->rank * sizeof(n->shape[0])) != 0)))
+        return node_error(in, KILN_EVALUE, "shape", "declared shape differs from the result's");
+    return 0;
+}
+
+static int ingest_node(struct ir_graph *g, struct ingest *in)
+{
+    const struct proto_node *n = &in->sub->nodes[in->i];
+    struct op_fields f;
+    if (!op_fields((int) n->op, &f))
+        return node_error(in, KILN_EVALUE, "op", "op %u is not an op of this protocol", n->op);
+    uint32_t missing = f.need & ~n->has;
+    uint32_t extra = n->has & ~(f.need | f.may);
+    if (extra & F_IN && n->nin == 0)
+        extra &= ~F_IN; /* an empty `in` is as good as none */
+    for (uint32_t bit = 1; bit <= PROTO_NODE_OVERFLOW; bit <<= 1) {
+        if (missing & bit)
+            return node_error(in, KILN_EMISSING, field_name(bit), "%s needs `%s`",
+                              ir_op_name((int) n->op), field_name(bit));
+        if (extra & bit)
+            return node_error(in, KILN_EFIELD, field_name(bit), "%s does not take `%s`",
+                              ir_op_name((int) n->op), field_name(bit));
+    }
+    if ((f.nin_min >= 0 && n->nin < (uint32_t) f.nin_min) ||
+        (f.nin_max >= 0 && n->nin > (uint32_t) f.nin_max))
+        return node_error(in, KILN_EVALUE, "in", "%s takes %d input%s, not %u",
+                          ir_op_name((int) n->op), f.nin_min, f.nin_min == 1 ? "" : "s", n->nin);
+    if (idmap_get(&in->local, n->id) != NULL || AS_IDX(idmap_get(&in->pos, n->id)) != (int) in->i)
+        return node_error(in, KILN_EVALUE, "id", "id %" PRIu64 " is defined twice", n->id);
+    if (sess_var_get(in->s, n->id) != NULL)
+        return node_error(in, KILN_EVALUE, "id",
+                          "id %" PRIu64 " is still kept by the session: release it first",
+                          n->id);
+    int x[KILN_LIMIT_NODE_INPUTS];
+    for (uint32_t k = 0; k < n->nin; k++)
+        if ((x[k] = resolve_input(g, in, n->in[k], (int) k)) < 0)
+            return -1;
+    int r = construct(g, in, n, x);
+    if (r < 0 || check_declared(in, n, &g->nodes[r]) < 0)
+        return -1;
+    if (idmap_put(&in->local, n->id, AS_PTR(r)) != KILN_OK)
+        return node_error(in, KILN_ENOMEM, "", "out of memory");
+    return 0;
+}
+
+static int ingest_keep(struct ingest *in, struct proto_error *err)
+{
+    const struct proto_submit *sub = in->sub;
+    struct step *st = in->st;
+    if (sub->nkeep > 0 && (st->keep = calloc(sub->nkeep, sizeof(*st->keep))) == NULL)
+        return proto_error_set(err, KILN_ENOMEM, "body.keep", "out of memory");
+    for (uint32_t j = 0; j < sub->nkeep; j++) {
+        char field[PROTO_FIELD_MAX];
+        snprintf(field, sizeof(field), "body.keep[%u]", j);
+        void *p = idmap_get(&in->local, sub->keep[j]);
+        if (p == NULL)
+            return proto_error_set(err, KILN_EVALUE, field,
+                                   "keep names %" PRIu64 ", which no node of this SUBMIT defines",
+                                   sub->keep[j]);
+        for (uint32_t k = 0; k < j; k++)
+            if (sub->keep[k] == sub->keep[j])
+                return proto_error_set(err, KILN_EVALUE, field, "keep names %" PRIu64 " twice",
+                                       sub->keep[j]);
+        st->keep[j].node = (uint32_t) AS_IDX(p);
+    }
+    return KILN_OK;
+}
+
+/* Every check passed: the kept vars become PENDING in the session, and the
+ * step takes its references. Undone completely if a var cannot be added. */
+static int commit(struct sess_table *t, struct ingest *in, struct proto_error *err)
+{
+    struct step *st = in->st;
+    for (uint32_t j = 0; j < in->sub->nkeep; j++) {
+        const struct ir_node *node = &st->graph.nodes[st->keep[j].node];
+        char field[PROTO_FIELD_MAX];
+        snprintf(field, sizeof(field), "body.keep[%u]", j);
+        struct sess_var *v;
+        int rc = sess_var_add(in->s, in->sub->keep[j], node->dtype, node->rank, node->shape, &v,
+                              field, err);
+        if (rc != KILN_OK) {
+            for (uint32_t k = 0; k < j; k++) {
+                sess_var_release(t, in->s, st->keep[k].var->id); /* the table's reference */
+                sess_var_unref(t, st->keep[k].var);              /* the step's */
+            }
+            st->nkeep = 0;
+            return rc;
+        }
+        sess_var_ref(v);
+        st->keep[j].var = v;
+        st->nkeep = j + 1;
+    }
+    for (uint32_t k = 0; k < in->nbind; k++)
+        sess_var_ref(in->bind[k]);
+    st->bind = in->bind;
+    st->nbind = in->nbind;
+    in->bind = NULL;
+    return KILN_OK;
+}
+
+int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submit *sub,
+                  struct step **out, struct proto_error *err)
+{
+    struct step *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return proto_error_set(err, KILN_ENOMEM, "", "out of memory for a step");
+    ir_graph_init(&st->graph);
+    st->session = s->id;
+    struct ingest in = {.s = s, .sub = sub, .st = st, .err = err};
+    idmap_init(&in.pos);
+    idmap_init(&in.local);
+    idmap_init(&in.externs);
+
+    int rc = KILN_OK;
+    /* Positions first, so a forward reference can be told from a dangling one. */
+    for (uint32_t i = 0; rc == KILN_OK && i < sub->nnodes; i++)
+        if (idmap_get(&in.pos, sub->nodes[i].id) == NULL &&
+            idmap_put(&in.pos, sub->nodes[i].id, AS_PTR(i)) != KILN_OK)
+            rc = proto_error_set(err, KILN_ENOMEM, "body.nodes", "out of memory");
+    for (in.i = 0; rc == KILN_OK && in.i < sub->nnodes; in.i++)
+        if (ingest_node(&st->graph, &in) < 0)
+            rc = err->code;
+    if (rc == KILN_OK)
+        rc = ingest_keep(&in, err);
+    if (rc == KILN_OK)
+        rc = commit(t, &in, err);
+
+    idmap_fini(&in.pos);
+    idmap_fini(&in.local);
+    idmap_fini(&in.externs);
+    free(in.bind); /* NULL once the step owns it */
+    if (rc != KILN_OK) {
+        step_free(t, st);
+        return rc;
+    }
+    st->number = ++s->steps;
+    *out = st;
+    return KILN_OK;
+}
+
+void step_free(struct sess_table *t, struct step *st)
+{
+    if (st == NULL)
+        return;
+    for (uint32_t k = 0; k < st->nbind; k++)
+        sess_var_unref(t, st->bind[k]);
+    for (uint32_t j = 0; j < st->nkeep; j++)
+        sess_var_unref(t, st->keep[j].var);
+    free(st->bind);
+    free(st->keep);
+    free(st->inputs);
+    if (st->outs != NULL)
+        ir_interp_free(&st->graph, st->outs);
+    ir_graph_fini(&st->graph);
+    free(st);
+}

@@ -1,0 +1,63 @@
+/* step.h: one SUBMIT turned into something the executor can run.
+ *
+ * ingest_submit() checks a decoded SUBMIT against the session and builds
+ * the step: an IR graph made only through the validating constructors of
+ * kernels/ir.h, the session vars the graph reads (bound to EXTERN nodes),
+ * and the vars it produces for the session to keep. A graph with any
+ * error is refused as a whole, with an error naming the node by its
+ * position in the SUBMIT, and leaves the session exactly as it was.
+ *
+ * A step holds one reference on every var it reads or writes, so RELEASE
+ * or the end of the session cannot free them under a running step.
+ * Loop thread only, except `graph` and the data of the bound vars, which
+ * the worker running the step reads.
+ */
+#ifndef KILND_STEP_H
+#define KILND_STEP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "ir.h"
+#include "proto.h"
+#include "session.h"
+
+struct step_keep {
+    struct sess_var *var; /* PENDING until the step finishes */
+    uint32_t node;        /* the graph node that computes it */
+};
+
+struct step {
+    uint64_t session; /* the owner's id */
+    uint64_t number;  /* 1, 2, ... within the session */
+    struct ir_graph graph;
+    uint32_t nbind;
+    struct sess_var **bind; /* EXTERN slot k reads bind[k] */
+    uint32_t nkeep;
+    struct step_keep *keep;
+
+    /* The executor's. */
+    void *exec;        /* the struct exec running it */
+    struct step *next; /* queue link */
+    bool orphan;       /* the session ended while this step ran */
+    uv_work_t work;
+    const void **inputs; /* bind[k]->data, gathered when the step starts */
+    void **outs;         /* the interpreter's results */
+    int rc;
+    struct ir_error ierr;
+    uint64_t started_ns, ran_ns;
+};
+
+/* Build a step from `sub` for session `s`. On success *out is a new step
+ * (its keep vars are now PENDING in the session's table) and the step
+ * number is taken; on failure `err` names the culprit (field
+ * "body.nodes[i]...", node i) and nothing changed. */
+int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submit *sub,
+                  struct step **out, struct proto_error *err);
+
+/* Drop the step's var references and free it. Safe on NULL. */
+void step_free(struct sess_table *t, struct step *st);
+
+#endif
