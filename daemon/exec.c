@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exec.h"
 #include "interp.h"
@@ -54,8 +55,21 @@ static void step_work(uv_work_t *w)
 {
     struct step *st = w->data;
     uint64_t t0 = now_ns();
-    st->rc = ir_interp_run(&st->graph, st->inputs, &st->outs, &st->ierr);
+    st->rc = ir_interp_run_quota(&st->graph, st->inputs, st->quota, &st->outs, &st->ierr);
     st->ran_ns = now_ns() - t0;
+}
+
+/* How many bytes one step may hold while it runs: what is left of the
+ * memory budget, or without a budget half the machine's memory, so that a
+ * client's graph gets an error instead of the kernel's OOM killer. */
+static size_t step_quota(const struct sess_table *t)
+{
+    if (t->mem_budget != 0)
+        return t->mem_in_use < t->mem_budget ? (size_t) (t->mem_budget - t->mem_in_use) : 0;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return (size_t) 1 << 32;
+    return (size_t) pages / 2 * (size_t) page;
 }
 
 static void step_done(uv_work_t *w, int status)
@@ -138,6 +152,7 @@ static void start_next(struct exec *x, struct sess *s)
             continue;
         }
         st->work.data = st;
+        st->quota = step_quota(x->sessions);
         if (uv_queue_work(x->loop, &st->work, step_work, step_done) != 0) {
             struct proto_error e;
             proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
@@ -218,8 +233,11 @@ static int try_reply(struct exec *x, struct sess *s, const uint64_t *ids, uint32
     }
     int rc = proto_encode_reply_fetch(reply, ts, count);
     free(ts);
-    if (rc != KILN_OK)
+    if (rc == KILN_ENOMEM)
         return proto_error_set(err, KILN_ENOMEM, "", "out of memory encoding the reply");
+    if (rc != KILN_OK) /* a var whose bytes disagree with its shape: our bug */
+        return proto_error_set(err, KILN_EINTERNAL, "", "cannot encode the values (%s)",
+                               kiln_err_name(rc));
     return KILN_OK;
 }
 

@@ -44,6 +44,7 @@ struct step {
     bool orphan;       /* the session ended while this step ran */
     uv_work_t work;
     const void **inputs; /* bind[k]->data, gathered when the step starts */
+    size_t quota;        /* bytes the step may hold while it runs */
     void **outs;         /* the interpreter's results */
     int rc;
     struct ir_error ierr;

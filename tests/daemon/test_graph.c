@@ -293,7 +293,7 @@ START_TEST(deferred_fetch_timeout_and_failure)
 {
     struct th_daemon d;
     th_prepare(&d);
-    const char *flags[] = {"--memory-budget", "64K", NULL};
+    const char *flags[] = {"--memory-budget", "64M", NULL};
     th_start(&d, flags);
     nng_socket s = th_connect(d.addr, 30000);
     uint64_t sid = th_hello(s, "slow");
@@ -312,7 +312,7 @@ START_TEST(deferred_fetch_timeout_and_failure)
     ck_assert_double_eq_tol(mean, 0.5, 0.01);
 
     /* Too short a wait: NOTREADY; the value is still there afterwards. */
-    g[0] = big_random(3, INT64_C(1) << 23);
+    g[0] = big_random(3, INT64_C(1) << 22);
     g[1].id = 4;
     g[1].in[0] = 3;
     ck_assert_int_eq(submit(s, sid, g, 2, (uint64_t[]){4}, 1, NULL, NULL), KILN_OK);
@@ -320,11 +320,13 @@ START_TEST(deferred_fetch_timeout_and_failure)
     ck_assert_int_eq(fetch(s, sid, 4, &mean, sizeof(mean), 0, &err), KILN_ENOTREADY);
     ck_assert_int_eq(fetch(s, sid, 4, &mean, sizeof(mean), 30000, NULL), KILN_OK);
 
-    /* A kept value over the memory budget fails its var with NOMEM. */
-    g[0] = big_random(5, 1 << 14); /* 128 KiB of float64 */
+    /* A step needing more than the memory budget fails, with EXEC saying so,
+     * instead of the daemon growing past its budget. */
+    ck_assert_int_eq(fetch(s, sid, 2, &mean, sizeof(mean), 30000, NULL), KILN_OK);
+    g[0] = big_random(5, INT64_C(1) << 24); /* 128 MiB of float64 */
     ck_assert_int_eq(submit(s, sid, g, 1, (uint64_t[]){5}, 1, NULL, NULL), KILN_OK);
-    ck_assert_int_eq(fetch(s, sid, 5, &mean, sizeof(mean), 30000, &err), KILN_ENOMEM);
-    ck_assert_ptr_nonnull(strstr(err.message, "budget"));
+    ck_assert_int_eq(fetch(s, sid, 5, &mean, sizeof(mean), 30000, &err), KILN_EEXEC);
+    ck_assert_ptr_nonnull(strstr(err.message, "quota"));
     /* A step reading the failed var fails too, with EXEC naming it. */
     g[1] = node(6, 18);
     set_in(&g[1], 1, (uint64_t[]){5});
