@@ -132,7 +132,8 @@ struct ir_scalar {
  * non-zero, is `overflow`. For REINDEX_REDUCE the loop runs over the
  * input: exprs[d] gives output coordinate d (nexprs == output rank), and
  * an input element that lands outside the output, or for which any cond
- * is non-zero, is dropped; the output starts at the identity of `op`. */
+ * is non-zero, is dropped; the output starts at the identity of `op`.
+ * Extra inputs (read by @e0..) hold bool or integer values. */
 struct ir_reindex {
     uint8_t nexprs;
     uint8_t nconds;
@@ -194,9 +195,10 @@ struct ir_graph {
     size_t nowned, capowned;
 };
 
-/* What was wrong with a constructor call. `node` is set by the caller
- * (the ingest knows the client's node number); constructors leave it -1.
- * `field` names the argument ("shape", "dims", "in[1]", "exprs[2]"). */
+/* What was wrong with a constructor call, or with a run. `node` is set
+ * by the caller (the ingest knows the client's node number); constructors
+ * and the interpreter leave it -1. `field` names the argument ("shape",
+ * "dims", "in[1]", "exprs[2]"), or for a run the graph node ("nodes[7]"). */
 struct ir_error {
     int code; /* enum kiln_err: KILN_EVALUE, KILN_ELIMIT, KILN_ETYPE, KILN_ENOMEM */
     int64_t node;
@@ -217,7 +219,8 @@ int64_t ir_shape_numel(int rank, const int64_t *shape, struct ir_error *err);
  * `err` filled and the graph unchanged. Input indices must name existing
  * nodes (else KILN_EVALUE naming the input). */
 
-/* `data` is copied; `bytes` must equal numel * dtype size. */
+/* `data` is copied; `bytes` must equal numel * dtype size. For bool any
+ * non-zero byte means true (backends normalise when they load). */
 int ir_add_array(struct ir_graph *g, enum ir_dtype dt, int rank, const int64_t *shape,
                  const void *data, size_t bytes, struct ir_error *err);
 /* `value.i` is used for bool and integer dtypes (must fit: ir_dtype_int_fits),
@@ -278,7 +281,9 @@ int ir_add_reindex_reduce(struct ir_graph *g, enum ir_reduce_op op, int x, int r
                           const int64_t *shape, const struct ir_reindex_text *t,
                           struct ir_error *err);
 
-/* Row-major strides (in elements) of a node's shape. */
+/* Row-major strides (in elements) of a node's shape. A zero-size dim
+ * makes the strides of the dims before it 0; index expressions can read
+ * strides (xstride/ystride), so every backend uses exactly this. */
 void ir_node_strides(const struct ir_node *n, int64_t *strides);
 
 #endif
