@@ -257,6 +257,8 @@ int exec_fetch(struct exec *x, struct sess *s, const struct proto_fetch *f,
                                "too many FETCH requests waiting (%u for this session, at most "
                                "%d): retry when one returns",
                                es->nwaits, EXEC_WAITS_PER_SESSION);
+    if (x->srv->current == NULL) /* only a request being handled can wait */
+        return proto_error_set(err, KILN_EINTERNAL, "", "FETCH cannot wait outside a request");
     struct exec_wait *w = calloc(1, sizeof(*w));
     uint64_t *ids = calloc(f->count ? f->count : 1, sizeof(*ids));
     if (w == NULL || ids == NULL) {
