@@ -4,8 +4,9 @@
  * HELLO opened, and one encode buffer reused by every request (so that a
  * round trip allocates only the NNG messages and the reply's unpack zone).
  * conn.c owns the connection's life, call.c the round trip, error.c the
- * translation of NNG and protocol errors into struct kiln_error, and
- * ops.c the public requests built on the round trip.
+ * translation of NNG and protocol errors into struct kiln_error, ops.c
+ * the public requests that need no graph, and graph.c SUBMIT, FETCH and
+ * RELEASE.
  */
 #ifndef KILN_CLIENT_IMPL_H
 #define KILN_CLIENT_IMPL_H

@@ -156,6 +156,241 @@ KILN_API int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error
  * 1 s if that is shorter) and free the connection. Safe on NULL. */
 KILN_API void kiln_close(kiln_conn *c);
 
+/* ---- graphs ------------------------------------------------------------
+ *
+ * A session runs graphs of meta-operators (PROTOCOL.md §8). kiln_submit()
+ * sends one graph (a "step"): nodes in topological order, each defining
+ * one var named by a caller-chosen non-zero id, and the ids of the vars
+ * the session keeps once the step has run (the rest are temporaries). The
+ * daemon checks the whole graph before it answers and then runs it in the
+ * background; kiln_fetch() waits for kept vars and copies their values
+ * out; kiln_release() drops kept vars. Steps of one session run in the
+ * order they were submitted. Ids are per session: a connection only ever
+ * sees its own vars, and closing it frees them all. */
+
+#define KILN_MAX_RANK           8    /* dimensions of one tensor (the protocol's `rank` limit) */
+#define KILN_MAX_INPUTS         9    /* inputs of one node (`node_inputs`) */
+#define KILN_MAX_CONDS          32   /* overflow conditions of one node (`conds`) */
+#define KILN_MAX_EXPR           1024 /* bytes of one index expression or condition (`expr_bytes`) */
+#define KILN_FETCH_WAIT_DEFAULT -1   /* kiln_fetch timeout_ms: the daemon's default, 60 s */
+#define KILN_FETCH_WAIT_MAX     600000 /* the longest kiln_fetch may ask the daemon to wait */
+
+/* Element types; numbers as on the wire (PROTOCOL.md §8, "Dtypes"). */
+enum kiln_dtype {
+    KILN_DTYPE_BOOL = 1, /* one byte, 0 or 1 */
+    KILN_DTYPE_INT8 = 2,
+    KILN_DTYPE_UINT8 = 3,
+    KILN_DTYPE_INT32 = 4,
+    KILN_DTYPE_INT64 = 5,
+    KILN_DTYPE_FLOAT32 = 6,
+    KILN_DTYPE_FLOAT64 = 7,
+    /* 8 float16 and 9 bfloat16 are reserved: daemons refuse them (UNSUPPORTED). */
+};
+
+/* Bytes of one element of `dtype`, or 0 for a number this build does not
+ * know. Thread-safe. */
+KILN_API size_t kiln_dtype_size(int dtype);
+
+/* "bool", "int8", ..., "float64"; "float16" and "bfloat16" for the reserved
+ * numbers; NULL for any other number. Thread-safe. */
+KILN_API const char *kiln_dtype_name(int dtype);
+
+/* Op numbers, stable forever (PROTOCOL.md §8, "Ops", says what each takes
+ * and computes). */
+enum kiln_op {
+    KILN_OP_ARRAY = 1,   /* dtype, shape, data */
+    KILN_OP_CONST = 2,   /* dtype, shape, value */
+    KILN_OP_INDEX = 3,   /* dtype, shape, dim */
+    KILN_OP_RANDOM = 4,  /* dtype, shape, dist, seed, offset */
+    KILN_OP_RESHAPE = 8, /* x; shape */
+    KILN_OP_NEG = 16,
+    KILN_OP_ABS = 17,
+    KILN_OP_EXP = 18,
+    KILN_OP_LOG = 19,
+    KILN_OP_SQRT = 20,
+    KILN_OP_RSQRT = 21,
+    KILN_OP_SIN = 22,
+    KILN_OP_COS = 23,
+    KILN_OP_TAN = 24,
+    KILN_OP_TANH = 25,
+    KILN_OP_SIGMOID = 26,
+    KILN_OP_ERF = 27,
+    KILN_OP_FLOOR = 28,
+    KILN_OP_CEIL = 29,
+    KILN_OP_ROUND = 30,
+    KILN_OP_SIGN = 31,
+    KILN_OP_LOGICAL_NOT = 32,
+    KILN_OP_BITWISE_NOT = 33,
+    KILN_OP_CAST = 34, /* x; dtype */
+    KILN_OP_ADD = 48,
+    KILN_OP_SUB = 49,
+    KILN_OP_MUL = 50,
+    KILN_OP_DIV = 51,
+    KILN_OP_FLOOR_DIV = 52,
+    KILN_OP_MOD = 53,
+    KILN_OP_POW = 54,
+    KILN_OP_MAXIMUM = 55,
+    KILN_OP_MINIMUM = 56,
+    KILN_OP_EQ = 57,
+    KILN_OP_NE = 58,
+    KILN_OP_LT = 59,
+    KILN_OP_LE = 60,
+    KILN_OP_GT = 61,
+    KILN_OP_GE = 62,
+    KILN_OP_LOGICAL_AND = 63,
+    KILN_OP_LOGICAL_OR = 64,
+    KILN_OP_LOGICAL_XOR = 65,
+    KILN_OP_BITWISE_AND = 66,
+    KILN_OP_BITWISE_OR = 67,
+    KILN_OP_BITWISE_XOR = 68,
+    KILN_OP_SHL = 69,
+    KILN_OP_SHR = 70,
+    KILN_OP_WHERE = 80,          /* cond, a, b */
+    KILN_OP_BROADCAST_TO = 96,   /* x; shape, dims */
+    KILN_OP_REINDEX = 97,        /* x, extras...; shape, exprs, conds, overflow_value */
+    KILN_OP_REDUCE = 98,         /* x; reduce_op, dims, keepdims */
+    KILN_OP_REINDEX_REDUCE = 99, /* x, extras...; shape, reduce_op, exprs, conds */
+};
+
+/* `reduce_op` values, and `dist` values of random. */
+enum kiln_reduce_op {
+    KILN_REDUCE_ADD = 1,
+    KILN_REDUCE_MUL = 2,
+    KILN_REDUCE_MAX = 3,
+    KILN_REDUCE_MIN = 4,
+    KILN_REDUCE_MEAN = 5, /* reduce only */
+};
+enum kiln_dist { KILN_DIST_UNIFORM = 1, KILN_DIST_NORMAL = 2 };
+
+/* The optional fields of a node. A field is sent if and only if its bit
+ * is set in kiln_node.has: there is no "zero means absent" rule, because
+ * zero is a meaningful value of most fields (dim 0, seed 0, value 0, a
+ * rank-0 shape). Which fields an op takes is in PROTOCOL.md's op table;
+ * the daemon refuses a field the op does not take (FIELD). */
+enum kiln_node_field {
+    KILN_NODE_IN = 1u << 0,
+    KILN_NODE_DTYPE = 1u << 1,
+    KILN_NODE_SHAPE = 1u << 2,
+    KILN_NODE_DATA = 1u << 3,
+    KILN_NODE_VALUE = 1u << 4,
+    KILN_NODE_DIM = 1u << 5,
+    KILN_NODE_DIST = 1u << 6,
+    KILN_NODE_SEED = 1u << 7,
+    KILN_NODE_OFFSET = 1u << 8,
+    KILN_NODE_DIMS = 1u << 9,
+    KILN_NODE_KEEPDIMS = 1u << 10,
+    KILN_NODE_REDUCE_OP = 1u << 11,
+    KILN_NODE_EXPRS = 1u << 12,
+    KILN_NODE_CONDS = 1u << 13,
+    KILN_NODE_OVERFLOW_VALUE = 1u << 14,
+};
+
+/* A scalar as the wire carries it: an integer (a bool is the integer 0 or
+ * 1) or a double (which a daemon converts to the node's dtype). */
+struct kiln_number {
+    bool is_float;
+    int64_t i; /* when !is_float */
+    double f;  /* when is_float */
+};
+
+/* One node of a graph, mirroring the wire's node map (PROTOCOL.md §8).
+ * `id` and `op` are always sent; every other field only when its bit is
+ * in `has`. A zeroed node plus id and op is a complete node of an op that
+ * takes nothing else. Pointers are borrowed: they must stay valid for the
+ * kiln_submit() call only (the library copies what it sends). */
+struct kiln_node {
+    uint64_t id;  /* the var this node defines; non-zero */
+    uint32_t op;  /* enum kiln_op */
+    uint32_t has; /* enum kiln_node_field bits */
+    uint32_t nin; /* KILN_NODE_IN: inputs, in the op's order */
+    uint64_t in[KILN_MAX_INPUTS];
+    uint32_t dtype; /* KILN_NODE_DTYPE: enum kiln_dtype */
+    uint32_t rank;  /* KILN_NODE_SHAPE: 0 (a scalar) .. KILN_MAX_RANK */
+    int64_t shape[KILN_MAX_RANK];
+    const void *data;         /* KILN_NODE_DATA: elements row-major, little-endian, */
+    size_t data_len;          /*   bool one byte 0/1; exactly elements x dtype size bytes */
+    struct kiln_number value; /* KILN_NODE_VALUE: const's value */
+    uint32_t dim;             /* KILN_NODE_DIM: index's dimension */
+    uint32_t dist;            /* KILN_NODE_DIST: enum kiln_dist */
+    uint64_t seed, offset;    /* KILN_NODE_SEED, KILN_NODE_OFFSET: random's key and counter */
+    uint32_t ndims;           /* KILN_NODE_DIMS: dimension numbers, each < KILN_MAX_RANK */
+    uint32_t dims[KILN_MAX_RANK];
+    bool keepdims;      /* KILN_NODE_KEEPDIMS */
+    uint32_t reduce_op; /* KILN_NODE_REDUCE_OP: enum kiln_reduce_op */
+    uint32_t nexprs;    /* KILN_NODE_EXPRS: NUL-terminated, each <= KILN_MAX_EXPR bytes */
+    const char *exprs[KILN_MAX_RANK];
+    uint32_t nconds; /* KILN_NODE_CONDS: likewise */
+    const char *conds[KILN_MAX_CONDS];
+    struct kiln_number overflow_value; /* KILN_NODE_OVERFLOW_VALUE */
+};
+
+/* A fetched value, owned by the caller (see kiln_fetch). */
+struct kiln_tensor {
+    uint64_t id;
+    uint32_t dtype; /* enum kiln_dtype (a newer daemon may send one this build does not know) */
+    uint32_t rank;
+    int64_t shape[KILN_MAX_RANK];
+    void *data;   /* `bytes` bytes, row-major, little-endian, bool one byte 0/1; */
+    size_t bytes; /*   aligned for any element type; NULL when bytes is 0 */
+};
+
+/* Submit one graph of `n` nodes and keep the `nkeep` vars listed in `keep`
+ * (may be NULL when nkeep is 0). On success *step (if step is not NULL) is
+ * the step's number in this session (1, 2, ...; never 0): the graph was
+ * valid and now runs in the background; its failures while running show
+ * up in kiln_fetch() as KILN_EEXEC. A refused graph changes nothing in the
+ * session; the error names the culprit: err->node is the index into
+ * `nodes` of the node at fault (or -1), err->field the path
+ * ("body.nodes[3].shape[1]") and err->message the reason.
+ *
+ * The library checks what it must before sending, and fails with
+ * KILN_EARG (node and field set as the daemon would set them) for: c or
+ * nodes NULL, n of 0 or over the daemon's `nodes` limit, nkeep over
+ * `var_ids`, an id or input or keep entry of 0, an unknown `has` bit, a
+ * count over its KILN_MAX_* bound, a shape size that is negative or over
+ * `dim`, a dims entry >= KILN_MAX_RANK, a NULL pointer where data or a
+ * string is due, an expression over KILN_MAX_EXPR bytes, or a graph whose
+ * message would exceed the daemon's `message_bytes` (a daemon does not
+ * answer such a message at all). Everything else about what the graph
+ * means (ops, dtypes, shapes, unknown inputs) is the daemon's to refuse:
+ * KILN_EVALUE, KILN_EFIELD, KILN_EMISSING, KILN_ENOTFOUND, KILN_ELIMIT,
+ * KILN_EUNSUPPORTED. Also fails like kiln_ping(). Blocks like kiln_ping(). */
+KILN_API int kiln_submit(kiln_conn *c, const struct kiln_node *nodes, size_t n,
+                         const uint64_t *keep, size_t nkeep, uint64_t *step,
+                         struct kiln_error *err);
+
+/* Fetch the values of `n` vars the session keeps (ids may be NULL when n
+ * is 0), waiting up to timeout_ms (0: not at all; KILN_FETCH_WAIT_DEFAULT:
+ * the daemon's default of 60 s; at most KILN_FETCH_WAIT_MAX) for the
+ * steps that compute them. The connection's receive timeout is lengthened
+ * by the wait for this call, so a long wait is not cut short here.
+ *
+ * On success *out is an array of n tensors in the order of `ids`, their
+ * data copied out of the reply into memory the caller owns: give the
+ * array to kiln_tensors_free() once (it frees the data too). When n is 0,
+ * *out is NULL. On failure *out is NULL and nothing is to be freed; codes:
+ * KILN_ENOTFOUND (an id the session does not keep: err->field is
+ * "body.vars[i]"), KILN_ENOTREADY (the wait ran out), KILN_EEXEC (the step
+ * that computes a var failed; err->node is that step's node), KILN_ELIMIT
+ * (the values do not fit in one reply of the daemon's `message_bytes`:
+ * fetch fewer vars per call), KILN_EARG (c or out NULL, an id of 0, n over
+ * `var_ids`, a timeout out of range), KILN_EPROTO (a reply with other ids
+ * or data that does not match its shape), or as kiln_ping(). */
+KILN_API int kiln_fetch(kiln_conn *c, const uint64_t *ids, size_t n, int timeout_ms,
+                        struct kiln_tensor **out, struct kiln_error *err);
+
+/* Free what kiln_fetch() returned: the array and every tensor's data.
+ * Safe on NULL. */
+KILN_API void kiln_tensors_free(struct kiln_tensor *vars);
+
+/* Drop `n` kept vars from the session (a var still being computed is
+ * freed when its step ends). Idempotent: ids the session does not keep
+ * are counted in *unknown, not refused. *released and *unknown may be
+ * NULL. An id of 0 names nothing and counts as unknown. Fails with
+ * KILN_EARG (ids NULL with n > 0, n over `var_ids`) or as kiln_ping(). */
+KILN_API int kiln_release(kiln_conn *c, const uint64_t *ids, size_t n, uint64_t *released,
+                          uint64_t *unknown, struct kiln_error *err);
+
 /* The address used when none is given: $KILN_ADDRESS if set and not
  * empty, else ipc://<runtime dir>/kilnd.sock, where the runtime dir is
  * $XDG_RUNTIME_DIR/kiln or /tmp/kiln-<uid>. Writes it to buf; returns

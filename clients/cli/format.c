@@ -12,6 +12,7 @@
  * escaped, and each byte that does not start a valid UTF-8 sequence
  * becomes \xNN in text and U+FFFD in JSON. */
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,20 @@ void cli_json_string(FILE *f, const char *s)
         p += step;
     }
     fputc('"', f);
+}
+
+void cli_format_double(char *buf, size_t n, double v, bool single)
+{
+    if (isnan(v) || isinf(v)) {
+        snprintf(buf, n, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return;
+    }
+    /* The first precision that reads back exactly; %.9g and %.17g always do. */
+    for (int prec = 1; prec <= (single ? 9 : 17); prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (single ? strtof(buf, NULL) == (float) v : strtod(buf, NULL) == v)
+            break;
+    }
 }
 
 int cli_parse_long(const char *s, long min, long max, long *out)

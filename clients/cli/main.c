@@ -6,7 +6,7 @@
  * command parses its own arguments. The address flag wins over
  * KILN_ADDRESS, which wins over the default ipc:// socket (libkiln applies
  * the last two). Exit status: 0 success, 1 the daemon or the connection
- * failed, 2 bad usage. */
+ * failed (or, for submit, the graph file is wrong), 2 bad usage. */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -24,6 +24,10 @@ static void usage(FILE *f)
           "commands:\n"
           "  ping [-c COUNT] [-i MS]  round trips to the daemon, with their times\n"
           "  status [--json]          the daemon's counters, as a table or as JSON\n"
+          "  submit FILE.json [--fetch ID,...] [--wait MS]\n"
+          "                           run the graph in FILE (\"-\": stdin) as one step, then\n"
+          "                           fetch the vars that --fetch or the file's \"fetch\" names,\n"
+          "                           waiting up to MS (default 60000) for them\n"
           "  version                  this client's version and protocol\n"
           "  help                     this text\n"
           "\n"
@@ -31,7 +35,25 @@ static void usage(FILE *f)
           "  -a, --address ADDR  daemon address (ipc://PATH, tcp://HOST:PORT);\n"
           "                      default $KILN_ADDRESS, else ipc://<runtime dir>/kilnd.sock\n"
           "  -t, --timeout MS    send and receive timeout (default 10000)\n"
-          "  -h, --help          this text\n",
+          "  -h, --help          this text\n"
+          "\n"
+          "graph files (submit) are JSON in the wire's schema (protocol/PROTOCOL.md, section 8):\n"
+          "  {\"nodes\": [{\"id\": 1, \"op\": \"array\", \"dtype\": \"float32\", \"shape\": [2],\n"
+          "              \"data\": [1.5, 2]},\n"
+          "             {\"id\": 2, \"op\": \"exp\", \"in\": [1]}],\n"
+          "   \"keep\": [2], \"fetch\": [2]}\n"
+          "  op, dtype, reduce_op and dist are numbers or names (\"add\", \"float32\", \"mean\",\n"
+          "  \"normal\"); data is a flat row-major array converted to the dtype, each number\n"
+          "  fitting it exactly (bool: true/false or 0/1); value and overflow_value are\n"
+          "  numbers or booleans; \"nan\", \"inf\" and \"-inf\" stand for the IEEE values in\n"
+          "  data and values. fetched vars must be in keep. The result is printed as\n"
+          "  {\"step\": N, \"vars\": [{\"id\": 2, \"dtype\": \"float32\", \"shape\": [2],\n"
+          "                        \"data\": [4.481689, 7.389056]}]}\n"
+          "  with floats in the fewest digits that read back exactly and NaN and the\n"
+          "  infinities as the strings \"nan\", \"inf\", \"-inf\".\n"
+          "\n"
+          "exit status: 0 success, 1 failure (daemon, connection, or a bad graph file),\n"
+          "2 bad usage\n",
           f);
 }
 
@@ -151,6 +173,8 @@ int main(int argc, char **argv)
         return cli_cmd_ping(&o, cargc, cargv);
     if (strcmp(cmd, "status") == 0)
         return cli_cmd_status(&o, cargc, cargv);
+    if (strcmp(cmd, "submit") == 0)
+        return cli_cmd_submit(&o, cargc, cargv);
     if (strcmp(cmd, "version") == 0)
         return cmd_version(cargc, cargv);
     if (strcmp(cmd, "help") == 0) {

@@ -276,6 +276,12 @@ static int run_capture(struct fixture_run *r, const char *const *argv, const cha
 
 int fixture_run_cli(struct fixture_run *r, const char *kiln_address, const char *const *argv)
 {
+    return fixture_run_cli_stdin(r, kiln_address, argv, NULL);
+}
+
+int fixture_run_cli_stdin(struct fixture_run *r, const char *kiln_address, const char *const *argv,
+                          const char *input)
+{
     const char *cli = getenv("KILN_CLI");
     if (cli == NULL || cli[0] == '\0') {
         fprintf(stderr, "fixture: KILN_CLI is not set\n");
@@ -286,7 +292,7 @@ int fixture_run_cli(struct fixture_run *r, const char *kiln_address, const char 
     for (size_t i = 0; argv[i] != NULL && n + 1 < 32; i++)
         full[n++] = argv[i];
     full[n] = NULL;
-    return run_capture(r, full, kiln_address, NULL);
+    return run_capture(r, full, kiln_address, input);
 }
 
 void fixture_run_fini(struct fixture_run *r)

@@ -106,6 +106,10 @@ struct fixture_run {
  * KILN_ADDRESS (NULL: unset it), feeding no stdin; kill it after 20 s.
  * Returns 0, or -1 if it could not be run. */
 int fixture_run_cli(struct fixture_run *r, const char *kiln_address, const char *const *argv);
+/* fixture_run_cli() with `input` (NULL: none; small enough for a pipe's
+ * buffer) on its stdin. */
+int fixture_run_cli_stdin(struct fixture_run *r, const char *kiln_address, const char *const *argv,
+                          const char *input);
 void fixture_run_fini(struct fixture_run *r);
 
 /* Have python3 check that text is UTF-8 (strictly: no surrogateescape,
