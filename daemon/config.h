@@ -23,7 +23,7 @@
 struct cfg {
     const char **listen; /* addresses; none given: the default ipc:// socket */
     size_t nlisten;
-    uint32_t workers;         /* executor threads (reported; the executor comes later) */
+    uint32_t workers;         /* threads that run steps (libuv's pool holds one more) */
     enum log_level log_level;
     uint64_t idle_timeout_ms; /* a session with no request this long is ended */
     uint64_t mem_budget;      /* bytes sessions may hold; 0: no budget */

@@ -10,6 +10,7 @@
  * NNG's threads are gone before exit (leak checkers see nothing). A second
  * signal skips all that and exits at once. */
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -235,10 +236,24 @@ static void stop(struct kilnd *kd)
     nng_fini();
 }
 
+/* Steps run on libuv's thread pool, which reads its size from the
+ * environment when first used: one thread per worker, plus one for the
+ * watchdog's probes, which may block for a second. An operator's own
+ * UV_THREADPOOL_SIZE wins. */
+static void size_thread_pool(const struct cfg *cfg)
+{
+    if (getenv("UV_THREADPOOL_SIZE") != NULL)
+        return;
+    char n[16];
+    snprintf(n, sizeof(n), "%u", cfg->workers + 1);
+    setenv("UV_THREADPOOL_SIZE", n, 0);
+}
+
 int kilnd_run(const struct cfg *cfg)
 {
     struct kilnd kd;
     memset(&kd, 0, sizeof(kd));
+    size_thread_pool(cfg);
     kd.cfg = cfg;
     log_init(&kd.log, cfg->log_level, STDERR_FILENO);
     int rv = uv_loop_init(&kd.loop);

@@ -90,6 +90,8 @@ static int on_release(struct disp *d, struct sess *s, const struct proto_request
         else
             r.unknown++;
     }
+    if (r.released > 0)
+        exec_released(d->exec, s);
     return proto_encode_reply_release(reply, &r) == KILN_OK ? KILN_OK : encode_failed(err);
 }
 
@@ -97,12 +99,18 @@ static int on_submit(struct disp *d, struct sess *s, const struct proto_request 
                      msgpack_sbuffer *reply, struct proto_error *err)
 {
     struct step *st;
-    int rc = ingest_submit(d->sessions, s, &req->u.submit, &st, err);
+    int rc = exec_can_queue(d->exec, s, err);
+    if (rc == KILN_OK)
+        rc = ingest_submit(d->sessions, s, &req->u.submit, &st, err);
     if (rc != KILN_OK)
         return rc;
-    uint64_t number = st->number;
+    /* Encode first: once queued, the step runs, so nothing may fail after. */
+    if (proto_encode_reply_submit(reply, st->number) != KILN_OK) {
+        exec_discard(d->exec, s, st);
+        return encode_failed(err);
+    }
     exec_submit(d->exec, s, st); /* runs asynchronously; FETCH waits for it */
-    return proto_encode_reply_submit(reply, number) == KILN_OK ? KILN_OK : encode_failed(err);
+    return KILN_OK;
 }
 
 static bool refused_while_draining(int kind)

@@ -14,6 +14,7 @@
 struct exec_sess {
     struct step *head, *tail;
     struct step *running;
+    uint32_t queued; /* steps in head..tail */
     uint32_t nwaits;
 };
 
@@ -55,21 +56,26 @@ static void step_work(uv_work_t *w)
 {
     struct step *st = w->data;
     uint64_t t0 = now_ns();
-    st->rc = ir_interp_run_quota(&st->graph, st->inputs, st->quota, &st->outs, &st->ierr);
+    st->rc = ir_interp_run_quota(&st->graph, st->inputs, (size_t) st->quota, &st->outs,
+                                 &st->ierr);
     st->ran_ns = now_ns() - t0;
 }
 
 /* How many bytes one step may hold while it runs: what is left of the
  * memory budget, or without a budget half the machine's memory, so that a
  * client's graph gets an error instead of the kernel's OOM killer. */
-static size_t step_quota(const struct sess_table *t)
+static uint64_t step_quota(const struct exec *x)
 {
-    if (t->mem_budget != 0)
-        return t->mem_in_use < t->mem_budget ? (size_t) (t->mem_budget - t->mem_in_use) : 0;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0)
-        return (size_t) 1 << 32;
-    return (size_t) pages / 2 * (size_t) page;
+    const struct sess_table *t = x->sessions;
+    uint64_t limit = t->mem_budget;
+    if (limit == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        limit = pages > 0 && page > 0 ? (uint64_t) pages / 2 * (uint64_t) page : UINT64_C(1) << 32;
+    }
+    /* Steps running side by side share what is left: each reserves its
+     * quota until it finishes, so together they stay within the limit. */
+    uint64_t used = t->mem_in_use + x->reserved;
+    return used < limit ? limit - used : 0;
 }
 
 static void step_done(uv_work_t *w, int status)
@@ -77,12 +83,21 @@ static void step_done(uv_work_t *w, int status)
     struct step *st = w->data;
     struct exec *x = st->exec;
     x->running--;
+    x->reserved -= st->quota;
     x->run_ns += st->ran_ns;
     struct sess_table *t = x->sessions;
     if (status != 0 || st->rc != KILN_OK) {
         struct proto_error e;
-        proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " failed: %s", st->number,
-                        status != 0 ? "cancelled" : st->ierr.message);
+        int64_t at = -1;
+        if (status == 0 && st->ierr.node >= 0 && (uint64_t) st->ierr.node < st->graph.count)
+            at = st->from[st->ierr.node];
+        if (at >= 0)
+            proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " failed at node %" PRId64 ": %s",
+                            st->number, at, st->ierr.message);
+        else
+            proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " failed: %s", st->number,
+                            status != 0 ? "cancelled before it ran" : st->ierr.message);
+        e.node = at;
         step_fail(x, st, &e);
     } else {
         for (uint32_t j = 0; j < st->nkeep; j++) {
@@ -145,6 +160,7 @@ static void start_next(struct exec *x, struct sess *s)
         if (es->head == NULL)
             es->tail = NULL;
         st->next = NULL;
+        es->queued--;
         if (!gather(x, st)) {
             uint64_t session = st->session;
             step_free(x->sessions, st);
@@ -152,7 +168,7 @@ static void start_next(struct exec *x, struct sess *s)
             continue;
         }
         st->work.data = st;
-        st->quota = step_quota(x->sessions);
+        st->quota = step_quota(x);
         if (uv_queue_work(x->loop, &st->work, step_work, step_done) != 0) {
             struct proto_error e;
             proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
@@ -162,7 +178,20 @@ static void start_next(struct exec *x, struct sess *s)
         }
         es->running = st;
         x->running++;
+        x->reserved += st->quota;
     }
+}
+
+int exec_can_queue(struct exec *x, struct sess *s, struct proto_error *err)
+{
+    const struct exec_sess *es = s->exec;
+    uint32_t queued = es != NULL ? es->queued : 0;
+    if (queued >= EXEC_QUEUE_PER_SESSION)
+        return proto_error_set(err, KILN_EBUSY, "",
+                               "%u steps of this session are waiting to run (at most %d): "
+                               "FETCH a result before submitting more",
+                               queued, EXEC_QUEUE_PER_SESSION);
+    return KILN_OK;
 }
 
 void exec_submit(struct exec *x, struct sess *s, struct step *st)
@@ -182,6 +211,7 @@ void exec_submit(struct exec *x, struct sess *s, struct step *st)
     else
         es->head = st;
     es->tail = st;
+    es->queued++;
     start_next(x, s);
 }
 
@@ -196,12 +226,12 @@ static int try_reply(struct exec *x, struct sess *s, const uint64_t *ids, uint32
     uint64_t total = 0;
     for (uint32_t i = 0; i < count; i++) {
         const struct sess_var *v = sess_var_get(s, ids[i]);
-        char field[PROTO_FIELD_MAX];
-        snprintf(field, sizeof(field), "body.vars[%u]", i);
-        if (v == NULL)
-            return proto_error_set(err, KILN_ENOTFOUND, field,
-                                   "var %" PRIu64 " is not kept by this session", ids[i]);
-        if (v->state == SESS_VAR_FAILED) {
+        if (v == NULL || v->state == SESS_VAR_FAILED) {
+            char field[PROTO_FIELD_MAX];
+            snprintf(field, sizeof(field), "body.vars[%u]", i);
+            if (v == NULL)
+                return proto_error_set(err, KILN_ENOTFOUND, field,
+                                       "var %" PRIu64 " is not kept by this session", ids[i]);
             proto_error_set(err, v->err_code, field, "var %" PRIu64 ": %s", ids[i], v->err_msg);
             err->node = v->err_node;
             return v->err_code;
@@ -209,7 +239,7 @@ static int try_reply(struct exec *x, struct sess *s, const uint64_t *ids, uint32
         if (v->state == SESS_VAR_PENDING)
             pending = true;
         else
-            total += v->bytes;
+            total += v->data_len;
     }
     if (pending)
         return 1;
@@ -229,7 +259,7 @@ static int try_reply(struct exec *x, struct sess *s, const uint64_t *ids, uint32
         ts[i].rank = v->rank;
         memcpy(ts[i].shape, v->shape, sizeof(ts[i].shape));
         ts[i].data = v->data;
-        ts[i].bytes = v->bytes;
+        ts[i].bytes = v->data_len;
     }
     int rc = proto_encode_reply_fetch(reply, ts, count);
     free(ts);
@@ -249,14 +279,22 @@ int exec_fetch(struct exec *x, struct sess *s, const struct proto_fetch *f,
     int rc = try_reply(x, s, f->ids, f->count, reply, err);
     if (rc != 1)
         return rc;
+    if (f->timeout_ms == 0)
+        return proto_error_set(err, KILN_ENOTREADY, "body.timeout_ms",
+                               "the values are not ready yet");
     struct exec_sess *es = sess_state(s);
     if (es == NULL)
         return proto_error_set(err, KILN_ENOMEM, "", "out of memory");
-    if (es->nwaits >= EXEC_WAITS_PER_SESSION || x->nwaits >= EXEC_WAITS_MAX)
+    if (es->nwaits >= EXEC_WAITS_PER_SESSION)
         return proto_error_set(err, KILN_EBUSY, "",
-                               "too many FETCH requests waiting (%u for this session, at most "
+                               "%u FETCH requests of this session are waiting already (at most "
                                "%d): retry when one returns",
                                es->nwaits, EXEC_WAITS_PER_SESSION);
+    if (x->nwaits >= EXEC_WAITS_MAX)
+        return proto_error_set(err, KILN_EBUSY, "",
+                               "%u FETCH requests are waiting in kilnd (at most %d): retry "
+                               "shortly",
+                               x->nwaits, EXEC_WAITS_MAX);
     if (x->srv->current == NULL) /* only a request being handled can wait */
         return proto_error_set(err, KILN_EINTERNAL, "", "FETCH cannot wait outside a request");
     struct exec_wait *w = calloc(1, sizeof(*w));
@@ -321,7 +359,10 @@ static void resolve_waits(struct exec *x, uint64_t session)
         struct exec_wait *w = *link;
         struct proto_error err = {.node = -1};
         int rc = 1;
-        if (session == 0 || w->session == session) {
+        /* Readiness changes only when a step of the session finishes or
+         * one of its vars is released; the timer (session 0) only checks
+         * deadlines, so waits cost nothing while nothing happens. */
+        if (session != 0 && w->session == session) {
             struct sess *s = sess_find(x->sessions, w->session);
             msgpack_sbuffer_clear(&sb);
             if (s == NULL)
@@ -360,7 +401,7 @@ static void answer_all(struct exec *x, uint64_t session, int code, const char *w
             continue;
         }
         struct proto_error err;
-        proto_error_set(&err, code, "", "%s", why);
+        proto_error_set(&err, code, code == KILN_ESESSION ? "session" : "", "%s", why);
         answer(x, *link, code, &sb, &err);
         drop_wait(x, link);
     }
@@ -385,8 +426,32 @@ int exec_init(struct exec *x, uv_loop_t *loop, struct sess_table *t, struct srv 
         x->timer_init = true;
     }
     t->on_close = exec_session_closed;
-    t->on_close_arg = x;
+    t->is_busy = exec_session_busy;
+    t->hook_arg = x;
     return rv;
+}
+
+void exec_discard(struct exec *x, struct sess *s, struct step *st)
+{
+    for (uint32_t j = 0; j < st->nkeep; j++)
+        sess_var_release(x->sessions, s, st->keep[j].var->id);
+    if (s->steps == st->number)
+        s->steps--;
+    step_free(x->sessions, st);
+}
+
+bool exec_session_busy(void *arg, const struct sess *s)
+{
+    (void) arg;
+    const struct exec_sess *es = s->exec;
+    return es != NULL && (es->running != NULL || es->head != NULL || es->nwaits > 0);
+}
+
+void exec_released(struct exec *x, struct sess *s)
+{
+    /* A released var turns a waiting FETCH that names it into NOTFOUND. */
+    if (s->exec != NULL && ((struct exec_sess *) s->exec)->nwaits > 0)
+        resolve_waits(x, s->id);
 }
 
 void exec_session_closed(void *arg, struct sess *s)
@@ -399,8 +464,11 @@ void exec_session_closed(void *arg, struct sess *s)
             es->head = st->next;
             step_free(x->sessions, st);
         }
-        if (es->running != NULL)
+        if (es->running != NULL) {
             es->running->orphan = true;
+            /* Not started yet: it never will. (Started: it runs out.) */
+            uv_cancel((uv_req_t *) &es->running->work);
+        }
     }
     if (!x->stopping)
         answer_all(x, s->id, KILN_ESESSION, "the session ended");

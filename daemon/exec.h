@@ -36,6 +36,7 @@
 
 #define EXEC_WAITS_PER_SESSION 4                 /* deferred FETCHes per session */
 #define EXEC_WAITS_MAX         (SRV_CONTEXTS / 2) /* and in all: half the contexts */
+#define EXEC_QUEUE_PER_SESSION 64                 /* steps of a session waiting to run */
 
 struct exec_wait;
 
@@ -52,12 +53,18 @@ struct exec {
     bool timer_init;
     bool stopping; /* exec_stop: start nothing, answer nothing */
     uint32_t running; /* steps on workers now */
+    uint64_t reserved; /* memory quotas of the running steps */
     uint64_t steps_done, steps_failed;
     uint64_t run_ns; /* worker time of all steps */
 };
 
 int exec_init(struct exec *x, uv_loop_t *loop, struct sess_table *t, struct srv *srv,
               struct stats *stats, const struct log *log, uint64_t max_reply);
+
+/* KILN_OK when session `s` may queue one more step, else KILN_EBUSY:
+ * a client that submits faster than its steps run is told to wait, so
+ * queued steps (which hold their graphs and uploaded data) stay bounded. */
+int exec_can_queue(struct exec *x, struct sess *s, struct proto_error *err);
 
 /* Queue a step (the executor takes it) for session `s` and start it if
  * nothing of that session is running. */
@@ -73,6 +80,16 @@ int exec_fetch(struct exec *x, struct sess *s, const struct proto_fetch *f,
 /* sess_close_hook: drop the session's queued steps, let a running one
  * finish as an orphan, and answer its waiting FETCHes with KILN_ESESSION. */
 void exec_session_closed(void *arg, struct sess *s);
+
+/* Undo an ingested step that will not be queued: its kept vars leave the
+ * session's table and its charges are returned. */
+void exec_discard(struct exec *x, struct sess *s, struct step *st);
+
+/* sess_busy_hook: a session with steps or waiting FETCHes is not idle. */
+bool exec_session_busy(void *arg, const struct sess *s);
+
+/* After RELEASE: waiting FETCHes naming a released var are answered. */
+void exec_released(struct exec *x, struct sess *s);
 
 /* Draining: answer every waiting FETCH with KILN_ESHUTDOWN. */
 void exec_drain(struct exec *x);

@@ -115,6 +115,7 @@ struct ingest {
     struct sess_var **bind;
     uint32_t nbind, capbind;
     uint32_t i; /* the node being ingested */
+    uint32_t nfrom, capfrom; /* entries of st->from filled, allocated */
     struct proto_error *err;
 };
 
@@ -309,6 +310,26 @@ static int check_declared(struct ingest *in, const struct proto_node *n, const s
     return 0;
 }
 
+/* Every graph node added for SUBMIT node i (its EXTERNs and itself) maps
+ * back to i, so a failure while running names the client's node. */
+static int note_origin(struct ingest *in, const struct ir_graph *g)
+{
+    struct step *st = in->st;
+    if (g->count > in->capfrom) {
+        uint32_t cap = in->capfrom ? in->capfrom : 64;
+        while (cap < g->count)
+            cap *= 2;
+        uint32_t *grown = realloc(st->from, cap * sizeof(*grown));
+        if (grown == NULL)
+            return node_error(in, KILN_ENOMEM, "", "out of memory");
+        st->from = grown;
+        in->capfrom = cap;
+    }
+    while (in->nfrom < g->count)
+        st->from[in->nfrom++] = in->i;
+    return 0;
+}
+
 static int ingest_node(struct ir_graph *g, struct ingest *in)
 {
     const struct proto_node *n = &in->sub->nodes[in->i];
@@ -342,7 +363,7 @@ static int ingest_node(struct ir_graph *g, struct ingest *in)
         if ((x[k] = resolve_input(g, in, n->in[k], (int) k)) < 0)
             return -1;
     int r = construct(g, in, n, x);
-    if (r < 0 || check_declared(in, n, &g->nodes[r]) < 0)
+    if (r < 0 || check_declared(in, n, &g->nodes[r]) < 0 || note_origin(in, g) < 0)
         return -1;
     if (idmap_put(&in->local, n->id, AS_PTR(r)) != KILN_OK)
         return node_error(in, KILN_ENOMEM, "", "out of memory");
@@ -353,23 +374,43 @@ static int ingest_keep(struct ingest *in, struct proto_error *err)
 {
     const struct proto_submit *sub = in->sub;
     struct step *st = in->st;
-    if (sub->nkeep > 0 && (st->keep = calloc(sub->nkeep, sizeof(*st->keep))) == NULL)
+    if (sub->nkeep == 0)
+        return KILN_OK;
+    /* One flag per graph node finds an id kept twice in linear time. */
+    uint8_t *kept = calloc(st->graph.count, 1);
+    if ((st->keep = calloc(sub->nkeep, sizeof(*st->keep))) == NULL || kept == NULL) {
+        free(kept);
         return proto_error_set(err, KILN_ENOMEM, "body.keep", "out of memory");
-    for (uint32_t j = 0; j < sub->nkeep; j++) {
+    }
+    int rc = KILN_OK;
+    for (uint32_t j = 0; rc == KILN_OK && j < sub->nkeep; j++) {
         char field[PROTO_FIELD_MAX];
-        snprintf(field, sizeof(field), "body.keep[%u]", j);
         void *p = idmap_get(&in->local, sub->keep[j]);
-        if (p == NULL)
-            return proto_error_set(err, KILN_EVALUE, field,
-                                   "keep names %" PRIu64 ", which no node of this SUBMIT defines",
-                                   sub->keep[j]);
-        for (uint32_t k = 0; k < j; k++)
-            if (sub->keep[k] == sub->keep[j])
-                return proto_error_set(err, KILN_EVALUE, field, "keep names %" PRIu64 " twice",
-                                       sub->keep[j]);
+        if (p == NULL || kept[AS_IDX(p)]) {
+            snprintf(field, sizeof(field), "body.keep[%u]", j);
+            rc = proto_error_set(err, KILN_EVALUE, field,
+                                 p == NULL ? "keep names %" PRIu64
+                                             ", which no node of this SUBMIT defines"
+                                           : "keep names %" PRIu64 " twice",
+                                 sub->keep[j]);
+            break;
+        }
+        kept[AS_IDX(p)] = 1;
         st->keep[j].node = (uint32_t) AS_IDX(p);
     }
-    return KILN_OK;
+    free(kept);
+    return rc;
+}
+
+/* What a queued step holds until it finishes: its nodes, and the data of
+ * its ARRAY nodes (a copy of what the client uploaded). */
+static uint64_t step_bytes(const struct ir_graph *g)
+{
+    uint64_t bytes = (uint64_t) g->count * (sizeof(struct ir_node) + sizeof(uint32_t));
+    for (uint32_t i = 0; i < g->count; i++)
+        if (g->nodes[i].op == IR_OP_ARRAY)
+            bytes += g->nodes[i].attr.array.bytes;
+    return bytes;
 }
 
 /* Every check passed: the kept vars become PENDING in the session, and the
@@ -377,12 +418,21 @@ static int ingest_keep(struct ingest *in, struct proto_error *err)
 static int commit(struct sess_table *t, struct ingest *in, struct proto_error *err)
 {
     struct step *st = in->st;
+    if (sess_var_count(in->s) + in->sub->nkeep > SESS_MAX_VARS)
+        return proto_error_set(err, KILN_ELIMIT, "body.keep",
+                               "the session would keep more than %d vars: release some first",
+                               SESS_MAX_VARS);
+    uint64_t bytes = step_bytes(&st->graph);
+    int rc = sess_mem_charge(t, in->s, bytes, err);
+    if (rc != KILN_OK)
+        return rc;
+    st->charged = bytes;
     for (uint32_t j = 0; j < in->sub->nkeep; j++) {
         const struct ir_node *node = &st->graph.nodes[st->keep[j].node];
         char field[PROTO_FIELD_MAX];
         snprintf(field, sizeof(field), "body.keep[%u]", j);
         struct sess_var *v;
-        int rc = sess_var_add(in->s, in->sub->keep[j], node->dtype, node->rank, node->shape, &v,
+        rc = sess_var_add(t, in->s, in->sub->keep[j], node->dtype, node->rank, node->shape, &v,
                               field, err);
         if (rc != KILN_OK) {
             for (uint32_t k = 0; k < j; k++) {
@@ -390,7 +440,7 @@ static int commit(struct sess_table *t, struct ingest *in, struct proto_error *e
                 sess_var_unref(t, st->keep[k].var);              /* the step's */
             }
             st->nkeep = 0;
-            return rc;
+            return rc; /* step_free returns the step's charge */
         }
         sess_var_ref(v);
         st->keep[j].var = v;
@@ -452,8 +502,16 @@ void step_free(struct sess_table *t, struct step *st)
         sess_var_unref(t, st->bind[k]);
     for (uint32_t j = 0; j < st->nkeep; j++)
         sess_var_unref(t, st->keep[j].var);
+    if (st->charged != 0) {
+        struct sess *owner = sess_find(t, st->session);
+        if (owner != NULL)
+            sess_mem_uncharge(t, owner, st->charged);
+        else
+            sess_mem_uncharge_orphan(t, st->charged);
+    }
     free(st->bind);
     free(st->keep);
+    free(st->from);
     free(st->inputs);
     if (st->outs != NULL)
         ir_interp_free(&st->graph, st->outs);

@@ -122,7 +122,7 @@ void sess_touch(struct sess_table *t, struct sess *s, uint64_t now_ms)
 void sess_close(struct sess_table *t, struct sess *s, const char *reason)
 {
     if (t->on_close != NULL)
-        t->on_close(t->on_close_arg, s);
+        t->on_close(t->hook_arg, s);
     /* Remove the session first, so that vars freed below (and vars a
      * running step frees later) no longer find it and only return their
      * bytes to the daemon's total. */
@@ -155,6 +155,11 @@ uint64_t sess_expire(struct sess_table *t, uint64_t now_ms, uint64_t idle_ms)
     uint64_t n = 0;
     /* The list is ordered by last activity, and loop time never goes back. */
     while (t->oldest != NULL && now_ms - t->oldest->last_active_ms >= idle_ms) {
+        if (t->is_busy != NULL && t->is_busy(t->hook_arg, t->oldest)) {
+            /* Waiting on its own work is not idleness. */
+            sess_touch(t, t->oldest, now_ms);
+            continue;
+        }
         sess_close(t, t->oldest, "idle");
         n++;
     }
@@ -195,16 +200,23 @@ bool sess_var_release(struct sess_table *t, struct sess *s, uint64_t id)
     return true;
 }
 
-int sess_var_add(struct sess *s, uint64_t id, uint8_t dtype, uint8_t rank, const int64_t *shape,
-                 struct sess_var **out, const char *field, struct proto_error *err)
+int sess_var_add(struct sess_table *t, struct sess *s, uint64_t id, uint8_t dtype, uint8_t rank,
+                 const int64_t *shape, struct sess_var **out, const char *field,
+                 struct proto_error *err)
 {
     if (idmap_get(&s->vars, id) != NULL)
         return proto_error_set(err, KILN_EVALUE, field,
                                "var %" PRIu64 " is still kept by the session: release it first",
                                id);
+    int rc = sess_mem_charge(t, s, SESS_VAR_OVERHEAD, err);
+    if (rc != KILN_OK)
+        return rc;
     struct sess_var *v = calloc(1, sizeof(*v));
-    if (v == NULL)
+    if (v == NULL) {
+        sess_mem_uncharge(t, s, SESS_VAR_OVERHEAD);
         return proto_error_set(err, KILN_ENOMEM, field, "out of memory for a var");
+    }
+    v->bytes = SESS_VAR_OVERHEAD;
     v->id = id;
     v->session = s->id;
     v->refs = 1;
@@ -215,6 +227,7 @@ int sess_var_add(struct sess *s, uint64_t id, uint8_t dtype, uint8_t rank, const
         memcpy(v->shape, shape, rank * sizeof(shape[0]));
     if (idmap_put(&s->vars, id, v) != KILN_OK) {
         free(v);
+        sess_mem_uncharge(t, s, SESS_VAR_OVERHEAD);
         return proto_error_set(err, KILN_ENOMEM, field, "out of memory for a var");
     }
     *out = v;
@@ -226,6 +239,11 @@ struct sess_var *sess_var_get(const struct sess *s, uint64_t id)
     return idmap_get(&s->vars, id);
 }
 
+void sess_mem_uncharge_orphan(struct sess_table *t, uint64_t bytes)
+{
+    t->mem_in_use -= bytes <= t->mem_in_use ? bytes : t->mem_in_use;
+}
+
 /* Return `bytes` to the owner if it still exists, else to the total. */
 static void var_uncharge(struct sess_table *t, struct sess_var *v)
 {
@@ -233,7 +251,7 @@ static void var_uncharge(struct sess_table *t, struct sess_var *v)
     if (owner != NULL)
         sess_mem_uncharge(t, owner, v->bytes);
     else
-        t->mem_in_use -= v->bytes <= t->mem_in_use ? v->bytes : t->mem_in_use;
+        sess_mem_uncharge_orphan(t, v->bytes);
     v->bytes = 0;
 }
 
@@ -260,7 +278,8 @@ int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uin
         return rc;
     }
     v->data = data;
-    v->bytes = bytes;
+    v->data_len = bytes;
+    v->bytes += bytes; /* on top of the record's overhead */
     v->state = SESS_VAR_READY;
     return KILN_OK;
 }

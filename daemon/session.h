@@ -29,6 +29,13 @@
  * memory, and a client must not be able to exhaust it by saying hello. */
 #define SESS_MAX_OPEN 16384
 
+/* Vars one session may keep at once; each costs memory beyond its data. */
+#define SESS_MAX_VARS (1 << 20)
+
+/* Bytes charged for each kept var besides its data: the record and its
+ * table slot, so that many empty vars still count against the budget. */
+#define SESS_VAR_OVERHEAD 512
+
 enum sess_var_state {
     SESS_VAR_PENDING = 0, /* a queued or running step will compute it */
     SESS_VAR_READY = 1,   /* `data` holds the value */
@@ -48,8 +55,9 @@ struct sess_var {
     uint8_t dtype;
     uint8_t rank;
     int64_t shape[KILN_LIMIT_RANK];
-    uint64_t bytes; /* charged while `data` is held */
+    uint64_t bytes; /* charged to the owner: the record's overhead, plus the data's */
     void *data;
+    uint64_t data_len; /* bytes of `data` */
     int err_code; /* FAILED: the error FETCH reports */
     int64_t err_node;
     char err_msg[PROTO_MESSAGE_MAX];
@@ -72,6 +80,9 @@ struct sess;
 /* Called by sess_close() before a session's table is freed, so the
  * executor can drop what it queued for that session. */
 typedef void (*sess_close_hook)(void *arg, struct sess *s);
+/* Asked by the idle sweep: true while a session has work in progress (a
+ * step queued or running, a FETCH waiting), which keeps it from expiring. */
+typedef bool (*sess_busy_hook)(void *arg, const struct sess *s);
 
 struct sess_table {
     struct idmap by_id; /* session id -> struct sess * */
@@ -81,7 +92,8 @@ struct sess_table {
     uint64_t mem_budget; /* 0: no budget */
     const struct log *log;
     sess_close_hook on_close; /* may be NULL */
-    void *on_close_arg;
+    sess_busy_hook is_busy;   /* may be NULL */
+    void *hook_arg;           /* for both hooks */
 };
 
 void sess_table_init(struct sess_table *t, uint64_t mem_budget, const struct log *log);
@@ -108,8 +120,8 @@ void sess_touch(struct sess_table *t, struct sess *s, uint64_t now_ms);
  * ("bye", "idle", "shutdown"). */
 void sess_close(struct sess_table *t, struct sess *s, const char *reason);
 
-/* End every session idle for at least `idle_ms` at `now_ms`; returns how
- * many were ended. */
+/* End every session idle for at least `idle_ms` at `now_ms`, except busy
+ * ones (which count as active); returns how many were ended. */
 uint64_t sess_expire(struct sess_table *t, uint64_t now_ms, uint64_t idle_ms);
 
 /* Charge `bytes` to `s` within the budget: KILN_OK, or KILN_ENOMEM with
@@ -117,16 +129,25 @@ uint64_t sess_expire(struct sess_table *t, uint64_t now_ms, uint64_t idle_ms);
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err);
 /* Return bytes charged earlier. */
 void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes);
+/* Return bytes charged by a session that has ended since. */
+void sess_mem_uncharge_orphan(struct sess_table *t, uint64_t bytes);
+
+static inline size_t sess_var_count(const struct sess *s)
+{
+    return idmap_count(&s->vars);
+}
 
 /* Drop var `id` from the session's table. Returns false when it names
  * nothing (RELEASE is idempotent: that is counted, not an error). */
 bool sess_var_release(struct sess_table *t, struct sess *s, uint64_t id);
 
 /* A new PENDING var `id` of the given dtype and shape in the session's
- * table (one reference, the table's). KILN_OK, or KILN_EVALUE when the id
- * is already kept, or KILN_ENOMEM; `err` names `field`. */
-int sess_var_add(struct sess *s, uint64_t id, uint8_t dtype, uint8_t rank, const int64_t *shape,
-                 struct sess_var **out, const char *field, struct proto_error *err);
+ * table (one reference, the table's), charged SESS_VAR_OVERHEAD bytes.
+ * KILN_OK, or KILN_EVALUE when the id is already kept, or KILN_ENOMEM
+ * (memory or budget); `err` names `field`. */
+int sess_var_add(struct sess_table *t, struct sess *s, uint64_t id, uint8_t dtype, uint8_t rank,
+                 const int64_t *shape, struct sess_var **out, const char *field,
+                 struct proto_error *err);
 
 /* The kept var `id`, or NULL. */
 struct sess_var *sess_var_get(const struct sess *s, uint64_t id);

@@ -37,6 +37,8 @@ struct step {
     struct sess_var **bind; /* EXTERN slot k reads bind[k] */
     uint32_t nkeep;
     struct step_keep *keep;
+    uint32_t *from;    /* graph node -> position of the SUBMIT node it came from */
+    uint64_t charged;  /* bytes charged to the session while the step exists */
 
     /* The executor's. */
     void *exec;        /* the struct exec running it */
@@ -52,9 +54,11 @@ struct step {
 };
 
 /* Build a step from `sub` for session `s`. On success *out is a new step
- * (its keep vars are now PENDING in the session's table) and the step
- * number is taken; on failure `err` names the culprit (field
- * "body.nodes[i]...", node i) and nothing changed. */
+ * (its keep vars are now PENDING in the session's table, and the memory
+ * the step holds until it finishes — its graph and uploaded data — is
+ * charged to the session) and the step number is taken; on failure `err`
+ * names the culprit (field "body.nodes[i]...", node i) and nothing
+ * changed. */
 int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submit *sub,
                   struct step **out, struct proto_error *err);
 

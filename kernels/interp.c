@@ -692,11 +692,10 @@ static int interp_oom(struct interp *in, uint32_t node, const char *why, size_t 
     if (in->err) {
         const char *name = ir_op_name(in->g->nodes[node].op);
         in->err->code = KILN_ENOMEM;
-        in->err->node = -1;
+        in->err->node = node; /* the graph's node: callers map it to their own numbering */
         snprintf(in->err->field, sizeof in->err->field, "nodes[%u]", (unsigned) node);
-        snprintf(in->err->message, sizeof in->err->message,
-                 "interpreter: node %u (%s): %s (%zu bytes)", (unsigned) node, name ? name : "?",
-                 why, bytes);
+        snprintf(in->err->message, sizeof in->err->message, "%s: %s (%zu bytes)",
+                 name ? name : "?", why, bytes);
     }
     return KILN_ENOMEM;
 }

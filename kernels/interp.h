@@ -165,8 +165,8 @@
  * to a new array of g->count buffers, buffer i holding node i's value
  * (never NULL, even for zero elements); the caller frees them all with
  * ir_interp_free. On failure returns KILN_ENOMEM (memory, or an
- * allocation size that overflows size_t), fills *err (node -1; the
- * message names the graph node and its op) and sets *out to NULL; nothing
+ * allocation size that overflows size_t), fills *err (node: the graph
+ * node that failed; the message names its op) and sets *out to NULL; nothing
  * is leaked. No other failure is possible. */
 int ir_interp_run(const struct ir_graph *g, const void *const *externs, void ***out,
                   struct ir_error *err);

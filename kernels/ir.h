@@ -195,9 +195,9 @@ struct ir_graph {
     size_t nowned, capowned;
 };
 
-/* What was wrong with a constructor call, or with a run. `node` is set
- * by the caller (the ingest knows the client's node number); constructors
- * and the interpreter leave it -1. `field` names the argument ("shape",
+/* What was wrong with a constructor call, or with a run. Constructors
+ * leave `node` -1 (the ingest knows the client's node number); a run sets
+ * it to the graph node that failed. `field` names the argument ("shape",
  * "dims", "in[1]", "exprs[2]"), or for a run the graph node ("nodes[7]"). */
 struct ir_error {
     int code; /* enum kiln_err: KILN_EVALUE, KILN_ELIMIT, KILN_ETYPE, KILN_ENOMEM */

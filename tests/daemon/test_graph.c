@@ -150,10 +150,12 @@ START_TEST(steps_keep_and_fetch)
     /* Temporaries are not kept. */
     ck_assert_int_eq(fetch(s, sid, 5, got, sizeof(got), 5000, &err), KILN_ENOTFOUND);
 
-    /* Memory: kept vars are charged, RELEASE returns it. */
+    /* Memory: kept vars are charged (their data, plus 512 bytes each for
+     * the record: SESS_VAR_OVERHEAD), finished steps are not, and RELEASE
+     * returns it all. */
     struct proto_status st;
     th_status(s, &st);
-    ck_assert_uint_eq(st.mem_in_use, 24 + 8 + 24);
+    ck_assert_uint_eq(st.mem_in_use, 24 + 8 + 24 + 3 * 512);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     ck_assert_int_eq(proto_encode_release(&sb, sid, (uint64_t[]){3, 4, 6}, 3), KILN_OK);
@@ -327,6 +329,7 @@ START_TEST(deferred_fetch_timeout_and_failure)
     ck_assert_int_eq(submit(s, sid, g, 1, (uint64_t[]){5}, 1, NULL, NULL), KILN_OK);
     ck_assert_int_eq(fetch(s, sid, 5, &mean, sizeof(mean), 30000, &err), KILN_EEXEC);
     ck_assert_ptr_nonnull(strstr(err.message, "quota"));
+    ck_assert_int_eq(err.node, 0); /* the client's node, not the daemon's graph index */
     /* A step reading the failed var fails too, with EXEC naming it. */
     g[1] = node(6, 18);
     set_in(&g[1], 1, (uint64_t[]){5});
@@ -345,6 +348,64 @@ START_TEST(deferred_fetch_timeout_and_failure)
 }
 END_TEST
 
+START_TEST(admission_limits_and_busy_sessions)
+{
+    struct th_daemon d;
+    th_prepare(&d);
+    const char *flags[] = {"--idle-timeout", "1", NULL};
+    th_start(&d, flags);
+    nng_socket s = th_connect(d.addr, 60000);
+    uint64_t sid = th_hello(s, "eager");
+
+    /* A session waiting on its own work is not idle: a FETCH that outlasts
+     * the idle timeout still gets its value. */
+    struct proto_node g[2];
+    g[0] = big_random(1, INT64_C(1) << 24);
+    g[1] = node(2, 98);
+    set_in(&g[1], 1, (uint64_t[]){1});
+    g[1].has |= PROTO_NODE_REDUCE_OP | PROTO_NODE_DIMS;
+    g[1].reduce_op = 5;
+    g[1].ndims = 1;
+    struct proto_node slow[3];
+    memcpy(slow, g, sizeof(g));
+    slow[2] = node(3, 18);
+    set_in(&slow[2], 1, (uint64_t[]){2});
+    for (int i = 0; i < 5; i++) { /* five in a row: well over the idle second */
+        for (int k = 0; k < 3; k++)
+            slow[k].id = (uint64_t) (10 * i + k + 1);
+        slow[1].in[0] = slow[0].id;
+        slow[2].in[0] = slow[1].id;
+        ck_assert_int_eq(submit(s, sid, slow, 3, (uint64_t[]){slow[2].id}, 1, NULL, NULL),
+                         KILN_OK);
+    }
+    double v = 0;
+    ck_assert_int_eq(fetch(s, sid, 43, &v, sizeof(v), 60000, NULL), KILN_OK);
+    ck_assert_double_eq_tol(v, exp(0.5), 0.02);
+    ck_assert(!th_log_contains(&d, "reason=\"idle\""));
+
+    /* Submitting faster than steps run: the queue is bounded. */
+    int code = KILN_OK;
+    struct proto_error err;
+    int n = 0;
+    for (; n < 200 && code == KILN_OK; n++) {
+        g[0].id = (uint64_t) (1000 + 2 * n);
+        g[1].id = (uint64_t) (1001 + 2 * n);
+        g[1].in[0] = g[0].id;
+        code = submit(s, sid, g, 2, NULL, 0, &err, NULL);
+    }
+    ck_assert_int_eq(code, KILN_EBUSY);
+    ck_assert_int_gt(n, 60);
+    ck_assert_ptr_nonnull(strstr(err.message, "waiting to run"));
+    /* Ending the session drops the queue at once; kilnd stays healthy. */
+    ck_assert_int_eq(th_simple(s, PROTO_BYE, sid, NULL), KILN_OK);
+    struct proto_status st;
+    th_status(s, &st);
+    ck_assert_uint_eq(st.sessions, 0);
+    nng_close(s);
+    ck_assert_int_eq(th_stop(&d), 0);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -355,6 +416,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, steps_keep_and_fetch);
     tcase_add_test(tc, invalid_graphs_name_the_node);
     tcase_add_test(tc, deferred_fetch_timeout_and_failure);
+    tcase_add_test(tc, admission_limits_and_busy_sessions);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
