@@ -40,6 +40,24 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+void fixture_require_kilnd(void)
+{
+    if (fixture_kilnd_path() == NULL) {
+        fprintf(stderr, "KILN_KILND is not set: the tests that need kilnd cannot run\n");
+        exit(EXIT_FAILURE);
+    }
+}
+
+int fixture_run_suite(Suite *s)
+{
+    signal(SIGPIPE, SIG_IGN);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 const char *fixture_kilnd_path(void)
 {
     const char *p = getenv("KILN_KILND");

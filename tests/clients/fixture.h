@@ -8,6 +8,7 @@
 #ifndef KILN_TEST_FIXTURE_H
 #define KILN_TEST_FIXTURE_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,15 @@ struct fixture_daemon {
 
 /* The daemon's path, or NULL when the build has none. */
 const char *fixture_kilnd_path(void);
+
+/* Exit the test program with a failure when meson did not pass kilnd:
+ * running without it is a broken setup, and silently testing less would
+ * hide it. */
+void fixture_require_kilnd(void);
+
+/* Run a suite (with SIGPIPE ignored) and turn its result into the exit
+ * status of main(). */
+int fixture_run_suite(Suite *s);
 
 /* Start kilnd listening on a fresh private socket, with `extra` arguments
  * (NULL-terminated, may be NULL), and wait until it accepts connections.

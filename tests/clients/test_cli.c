@@ -405,29 +405,18 @@ static Suite *cli_suite(void)
     tcase_add_test(off, unsafe_default_dir_is_refused);
     tcase_add_test(off, missing_default_dir_is_no_daemon);
     suite_add_tcase(s, off);
-    if (fixture_kilnd_path() != NULL) {
-        TCase *live = tcase_create("daemon");
-        tcase_set_timeout(live, 30);
-        tcase_add_test(live, ping_prints_each_round_trip);
-        tcase_add_test(live, kiln_address_is_honoured);
-        tcase_add_test(live, status_table_has_every_row);
-        tcase_add_test(live, status_json_parses);
-        suite_add_tcase(s, live);
-    } else {
-        /* meson always passes the daemon: running without it is a broken
-         * setup, and silently testing less would hide it. */
-        fprintf(stderr, "KILN_KILND is not set: the tests that need kilnd cannot run\n");
-        exit(EXIT_FAILURE);
-    }
+    fixture_require_kilnd();
+    TCase *live = tcase_create("daemon");
+    tcase_set_timeout(live, 30);
+    tcase_add_test(live, ping_prints_each_round_trip);
+    tcase_add_test(live, kiln_address_is_honoured);
+    tcase_add_test(live, status_table_has_every_row);
+    tcase_add_test(live, status_json_parses);
+    suite_add_tcase(s, live);
     return s;
 }
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fixture_run_suite(cli_suite());
 }

@@ -574,30 +574,19 @@ static Suite *client_suite(void)
     tcase_add_test(off, close_says_bye);
     tcase_add_test(off, decode_failure_codes);
     suite_add_tcase(s, off);
-    if (fixture_kilnd_path() != NULL) {
-        TCase *live = tcase_create("daemon");
-        tcase_set_timeout(live, 30);
-        tcase_add_test(live, connect_ping_status);
-        tcase_add_test(live, two_connections_at_once);
-        tcase_add_test(live, connections_in_threads);
-        tcase_add_test(live, daemon_gone_times_out);
-        tcase_add_test(live, idle_session_expires);
-        suite_add_tcase(s, live);
-    } else {
-        /* meson always passes the daemon: running without it is a broken
-         * setup, and silently testing less would hide it. */
-        fprintf(stderr, "KILN_KILND is not set: the tests that need kilnd cannot run\n");
-        exit(EXIT_FAILURE);
-    }
+    fixture_require_kilnd();
+    TCase *live = tcase_create("daemon");
+    tcase_set_timeout(live, 30);
+    tcase_add_test(live, connect_ping_status);
+    tcase_add_test(live, two_connections_at_once);
+    tcase_add_test(live, connections_in_threads);
+    tcase_add_test(live, daemon_gone_times_out);
+    tcase_add_test(live, idle_session_expires);
+    suite_add_tcase(s, live);
     return s;
 }
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(client_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fixture_run_suite(client_suite());
 }

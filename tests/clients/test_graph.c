@@ -389,30 +389,19 @@ static Suite *graph_suite(void)
     tcase_add_test(off, dtype_table);
     tcase_add_test(off, null_connection);
     suite_add_tcase(s, off);
-    if (fixture_kilnd_path() != NULL) {
-        TCase *live = tcase_create("graph");
-        tcase_set_timeout(live, 30);
-        tcase_add_test(live, submit_fetch_round_trip);
-        tcase_add_test(live, refused_graph_names_the_node);
-        tcase_add_test(live, fetch_unknown_var);
-        tcase_add_test(live, release_drops_vars);
-        tcase_add_test(live, message_limit);
-        suite_add_tcase(s, live);
-    } else {
-        /* meson always passes the daemon: running without it is a broken
-         * setup, and silently testing less would hide it. */
-        fprintf(stderr, "KILN_KILND is not set: the tests that need kilnd cannot run\n");
-        exit(EXIT_FAILURE);
-    }
+    fixture_require_kilnd();
+    TCase *live = tcase_create("graph");
+    tcase_set_timeout(live, 30);
+    tcase_add_test(live, submit_fetch_round_trip);
+    tcase_add_test(live, refused_graph_names_the_node);
+    tcase_add_test(live, fetch_unknown_var);
+    tcase_add_test(live, release_drops_vars);
+    tcase_add_test(live, message_limit);
+    suite_add_tcase(s, live);
     return s;
 }
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(graph_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fixture_run_suite(graph_suite());
 }

@@ -467,29 +467,18 @@ static Suite *submit_suite(void)
     tcase_add_test(off, usage_exits_2);
     tcase_add_test(off, bad_files_name_the_culprit);
     suite_add_tcase(s, off);
-    if (fixture_kilnd_path() != NULL) {
-        TCase *live = tcase_create("daemon");
-        tcase_add_checked_fixture(live, daemon_setup, daemon_teardown);
-        tcase_set_timeout(live, 30);
-        tcase_add_test(live, prints_exact_values);
-        tcase_add_test(live, example_graph_and_stdin);
-        tcase_add_test(live, daemon_refusal_names_the_node);
-        suite_add_tcase(s, live);
-    } else {
-        /* meson always passes the daemon: running without it is a broken
-         * setup, and silently testing less would hide it. */
-        fprintf(stderr, "KILN_KILND is not set: the tests that need kilnd cannot run\n");
-        exit(EXIT_FAILURE);
-    }
+    fixture_require_kilnd();
+    TCase *live = tcase_create("daemon");
+    tcase_add_checked_fixture(live, daemon_setup, daemon_teardown);
+    tcase_set_timeout(live, 30);
+    tcase_add_test(live, prints_exact_values);
+    tcase_add_test(live, example_graph_and_stdin);
+    tcase_add_test(live, daemon_refusal_names_the_node);
+    suite_add_tcase(s, live);
     return s;
 }
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(submit_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fixture_run_suite(submit_suite());
 }
