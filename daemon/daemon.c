@@ -223,13 +223,29 @@ static void close_handle(uv_handle_t *h, void *arg)
 }
 
 /* Tear down in order; safe after a start that failed part way. */
+/* During teardown the libuv signal handles are gone; a signal then still
+ * means "exit at once", as documented. Async-signal-safe: only _exit. */
+static void exit_at_once(int signum)
+{
+    (void) signum;
+    _exit(1);
+}
+
 static void stop(struct kilnd *kd)
 {
     wd_stop(&kd->watchdog);
     exec_stop(&kd->exec);
     srv_fini(&kd->srv);
     uv_walk(&kd->loop, close_handle, NULL);
-    uv_run(&kd->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+    signal(SIGTERM, exit_at_once);
+    signal(SIGINT, exit_at_once);
+    if (kd->exec.running > 0) {
+        struct log_line l;
+        log_begin(&l, &kd->log, LOG_INFO, "waiting for running steps to finish");
+        log_u64(&l, "steps", kd->exec.running);
+        log_end(&l);
+    }
+    uv_run(&kd->loop, UV_RUN_DEFAULT); /* close callbacks, and steps on workers */
     sess_table_fini(&kd->sessions);
     if (uv_loop_close(&kd->loop) != 0)
         log_msg(&kd->log, LOG_ERROR, "libuv handles left open at exit");

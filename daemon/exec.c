@@ -484,6 +484,12 @@ void exec_drain(struct exec *x)
 void exec_stop(struct exec *x)
 {
     x->stopping = true;
+    /* Steps handed to a worker but not started yet never will be. */
+    for (struct sess *s = x->sessions->oldest; s != NULL; s = s->next) {
+        struct exec_sess *es = s->exec;
+        if (es != NULL && es->running != NULL)
+            uv_cancel((uv_req_t *) &es->running->work);
+    }
     while (x->waits != NULL)
         drop_wait(x, &x->waits);
     if (x->timer_init)

@@ -95,7 +95,8 @@ void exec_released(struct exec *x, struct sess *s);
 void exec_drain(struct exec *x);
 
 /* Before the server closes: forget the waits (their contexts close with
- * the server) and start no more steps. Running steps still finish. */
+ * the server), start no more steps, and cancel those not yet picked up by
+ * a worker. Steps already running still finish. */
 void exec_stop(struct exec *x);
 
 #endif
