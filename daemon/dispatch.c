@@ -72,6 +72,11 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
         .mem_budget = d->sessions->mem_budget,
         .mem_rss = stats_rss_bytes(),
         .draining = d->draining,
+        .steps_done = d->exec->steps_done,
+        .steps_failed = d->exec->steps_failed,
+        .steps_running = d->exec->running,
+        .steps_queued = d->exec->queued,
+        .step_run_ms = d->exec->run_ns / 1000000,
     };
     snprintf(s.server, sizeof(s.server), "%s", SERVER_NAME);
     _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");

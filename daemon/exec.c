@@ -161,6 +161,7 @@ static void start_next(struct exec *x, struct sess *s)
             es->tail = NULL;
         st->next = NULL;
         es->queued--;
+        x->queued--;
         if (!gather(x, st)) {
             uint64_t session = st->session;
             step_free(x->sessions, st);
@@ -212,6 +213,7 @@ void exec_submit(struct exec *x, struct sess *s, struct step *st)
         es->head = st;
     es->tail = st;
     es->queued++;
+    x->queued++;
     start_next(x, s);
 }
 
@@ -463,6 +465,7 @@ void exec_session_closed(void *arg, struct sess *s)
             struct step *st = es->head;
             es->head = st->next;
             step_free(x->sessions, st);
+            x->queued--;
         }
         if (es->running != NULL) {
             es->running->orphan = true;

@@ -53,6 +53,7 @@ struct exec {
     bool timer_init;
     bool stopping; /* exec_stop: start nothing, answer nothing */
     uint32_t running; /* steps on workers now */
+    uint64_t queued;  /* steps waiting behind an earlier one of their session */
     uint64_t reserved; /* memory quotas of the running steps */
     uint64_t steps_done, steps_failed;
     uint64_t run_ns; /* worker time of all steps */

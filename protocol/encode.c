@@ -336,7 +336,7 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
         nerr += s->errors[c] != 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int rc = pack_reply_head(&pk, KILN_OK, 12);
+    int rc = pack_reply_head(&pk, KILN_OK, 13);
     rc |= proto_pack_key(&pk, "server") | pack_str(&pk, s->server);
     rc |= pack_kv_u64(&pk, "proto_min", s->proto_min);
     rc |= pack_kv_u64(&pk, "proto_max", s->proto_max);
@@ -356,6 +356,12 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     rc |= pack_kv_u64(&pk, "rss", s->mem_rss);
     rc |= proto_pack_key(&pk, "draining") |
           (s->draining ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    rc |= proto_pack_key(&pk, "steps") | msgpack_pack_map(&pk, 5);
+    rc |= pack_kv_u64(&pk, "done", s->steps_done);
+    rc |= pack_kv_u64(&pk, "failed", s->steps_failed);
+    rc |= pack_kv_u64(&pk, "running", s->steps_running);
+    rc |= pack_kv_u64(&pk, "queued", s->steps_queued);
+    rc |= pack_kv_u64(&pk, "run_ms", s->step_run_ms);
     return done(rc);
 }
 

@@ -245,6 +245,13 @@ struct proto_status {
     uint64_t mem_budget;     /* bytes allowed; 0: no budget */
     uint64_t mem_rss;        /* resident set size of kilnd */
     bool draining;           /* shutting down: takes no new sessions */
+    /* Graph steps since start ("steps" map; optional on decode: absent
+     * from daemons that predate it, which leaves them 0). */
+    uint64_t steps_done;     /* finished with every kept value */
+    uint64_t steps_failed;   /* failed while running (EXEC) */
+    uint64_t steps_running;  /* on a worker now */
+    uint64_t steps_queued;   /* waiting for an earlier step of their session */
+    uint64_t step_run_ms;    /* worker time of all finished steps */
 };
 
 struct proto_release_reply {

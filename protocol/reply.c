@@ -126,6 +126,16 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
         (rc = proto_get_bool(proto_map_get(b, "draining"), "body.draining", &s->draining, P, err)) !=
             KILN_OK)
         return rc;
+    const msgpack_object *steps = proto_map_get(b, "steps");
+    if (steps != NULL &&
+        ((rc = get_map(b, "steps", "body.steps", &steps, err)) != KILN_OK ||
+         (rc = get_u64(steps, "done", "body.steps.done", &s->steps_done, err)) != KILN_OK ||
+         (rc = get_u64(steps, "failed", "body.steps.failed", &s->steps_failed, err)) != KILN_OK ||
+         (rc = get_u64(steps, "running", "body.steps.running", &s->steps_running, err)) !=
+             KILN_OK ||
+         (rc = get_u64(steps, "queued", "body.steps.queued", &s->steps_queued, err)) != KILN_OK ||
+         (rc = get_u64(steps, "run_ms", "body.steps.run_ms", &s->step_run_ms, err)) != KILN_OK))
+        return rc;
     s->proto_min = vmin > UINT32_MAX ? UINT32_MAX : (uint32_t) vmin;
     s->proto_max = vmax > UINT32_MAX ? UINT32_MAX : (uint32_t) vmax;
     /* Error counts by name; names this client does not know are skipped. */

@@ -114,6 +114,11 @@ struct kiln_status {
     uint64_t mem_budget;               /* bytes allowed; 0: no budget */
     uint64_t mem_rss;                  /* resident set size of the daemon */
     bool draining;                     /* shutting down: takes no new sessions */
+    uint64_t steps_done;               /* graph steps finished */
+    uint64_t steps_failed;             /* graph steps that failed while running */
+    uint64_t steps_running;            /* on a worker now */
+    uint64_t steps_queued;             /* waiting behind an earlier step of their session */
+    uint64_t step_run_ms;              /* worker time of all finished steps */
 };
 
 typedef struct kiln_conn kiln_conn;

@@ -52,6 +52,11 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
     st->mem_budget = s->mem_budget;
     st->mem_rss = s->mem_rss;
     st->draining = s->draining;
+    st->steps_done = s->steps_done;
+    st->steps_failed = s->steps_failed;
+    st->steps_running = s->steps_running;
+    st->steps_queued = s->steps_queued;
+    st->step_run_ms = s->step_run_ms;
     client_reply_fini(&r);
     return KILN_OK;
 }

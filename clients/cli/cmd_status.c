@@ -60,6 +60,12 @@ static void status_table(const kiln_conn *c, const struct kiln_status *s)
     }
     if (label[0] != '\0')
         row(label, "none");
+    snprintf(buf, sizeof(buf), "%llu done, %llu failed, %llu running, %llu queued",
+             (unsigned long long) s->steps_done, (unsigned long long) s->steps_failed,
+             (unsigned long long) s->steps_running, (unsigned long long) s->steps_queued);
+    row("steps", buf);
+    snprintf(buf, sizeof(buf), "%llu ms", (unsigned long long) s->step_run_ms);
+    row("step time", buf);
     row("draining", s->draining ? "yes" : "no");
 }
 
@@ -92,6 +98,11 @@ static void status_json(const kiln_conn *c, const struct kiln_status *s)
     printf("  \"memory\": {\"in_use\": %llu, \"budget\": %llu, \"rss\": %llu},\n",
            (unsigned long long) s->mem_in_use, (unsigned long long) s->mem_budget,
            (unsigned long long) s->mem_rss);
+    printf("  \"steps\": {\"done\": %llu, \"failed\": %llu, \"running\": %llu, \"queued\": %llu, "
+           "\"run_ms\": %llu},\n",
+           (unsigned long long) s->steps_done, (unsigned long long) s->steps_failed,
+           (unsigned long long) s->steps_running, (unsigned long long) s->steps_queued,
+           (unsigned long long) s->step_run_ms);
     printf("  \"draining\": %s\n}\n", s->draining ? "true" : "false");
 }
 

@@ -166,6 +166,9 @@ START_TEST(steps_keep_and_fetch)
     msgpack_sbuffer_destroy(&sb);
     th_status(s, &st);
     ck_assert_uint_eq(st.mem_in_use, 0);
+    ck_assert_uint_eq(st.steps_done, 2);
+    ck_assert_uint_eq(st.steps_failed, 0);
+    ck_assert_uint_eq(st.steps_running + st.steps_queued, 0);
     nng_close(s);
     ck_assert_int_eq(th_stop(&d), 0);
 }
@@ -336,6 +339,10 @@ START_TEST(deferred_fetch_timeout_and_failure)
     ck_assert_int_eq(submit(s, sid, &g[1], 1, (uint64_t[]){6}, 1, NULL, NULL), KILN_OK);
     ck_assert_int_eq(fetch(s, sid, 6, &mean, sizeof(mean), 30000, &err), KILN_EEXEC);
     ck_assert_ptr_nonnull(strstr(err.message, "5"));
+    struct proto_status st;
+    th_status(s, &st);
+    ck_assert_uint_eq(st.steps_failed, 2); /* over the quota, and its dependant */
+    ck_assert_uint_eq(st.steps_done, 2);
 
     /* A session that ends while its step runs: nothing leaks, others go on. */
     g[0] = big_random(7, INT64_C(1) << 22);
