@@ -354,10 +354,6 @@ static int ingest_node(struct ir_graph *g, struct ingest *in)
                           ir_op_name((int) n->op), f.nin_min, f.nin_min == 1 ? "" : "s", n->nin);
     if (idmap_get(&in->local, n->id) != NULL || AS_IDX(idmap_get(&in->pos, n->id)) != (int) in->i)
         return node_error(in, KILN_EVALUE, "id", "id %" PRIu64 " is defined twice", n->id);
-    if (sess_var_get(in->s, n->id) != NULL)
-        return node_error(in, KILN_EVALUE, "id",
-                          "id %" PRIu64 " is still kept by the session: release it first",
-                          n->id);
     int x[KILN_LIMIT_NODE_INPUTS];
     for (uint32_t k = 0; k < n->nin; k++)
         if ((x[k] = resolve_input(g, in, n->in[k], (int) k)) < 0)
@@ -468,11 +464,20 @@ int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submi
     idmap_init(&in.externs);
 
     int rc = KILN_OK;
-    /* Positions first, so a forward reference can be told from a dangling one. */
-    for (uint32_t i = 0; rc == KILN_OK && i < sub->nnodes; i++)
-        if (idmap_get(&in.pos, sub->nodes[i].id) == NULL &&
-            idmap_put(&in.pos, sub->nodes[i].id, AS_PTR(i)) != KILN_OK)
+    /* Positions first, so a forward reference can be told from a dangling
+     * one; and an id the session still keeps is refused at the node that
+     * redefines it, before any reader of that var is blamed. */
+    for (uint32_t i = 0; rc == KILN_OK && i < sub->nnodes; i++) {
+        in.i = i;
+        if (sess_var_get(s, sub->nodes[i].id) != NULL) {
+            node_error(&in, KILN_EVALUE, "id",
+                       "id %" PRIu64 " is still kept by the session: release it first",
+                       sub->nodes[i].id);
+            rc = err->code;
+        } else if (idmap_get(&in.pos, sub->nodes[i].id) == NULL &&
+                 idmap_put(&in.pos, sub->nodes[i].id, AS_PTR(i)) != KILN_OK)
             rc = proto_error_set(err, KILN_ENOMEM, "body.nodes", "out of memory");
+    }
     for (in.i = 0; rc == KILN_OK && in.i < sub->nnodes; in.i++)
         if (ingest_node(&st->graph, &in) < 0)
             rc = err->code;

@@ -275,8 +275,13 @@ START_TEST(invalid_graphs_name_the_node)
     ck_assert_uint_eq(st.mem_in_use, 0);
     g[0] = c4;
     ck_assert_int_eq(submit(s, sid, g, 1, (uint64_t[]){1}, 1, NULL, NULL), KILN_OK);
-    /* and a kept id cannot be defined again until released */
+    /* and a kept id cannot be defined again until released: the node that
+     * redefines it is named, not an earlier node that reads the kept var */
     refused(s, sid, g, 1, NULL, 0, KILN_EVALUE, "body.nodes[0].id", 0);
+    g[0] = node(7, 18);
+    set_in(&g[0], 1, (uint64_t[]){1});
+    g[1] = c4; /* id 1 again */
+    refused(s, sid, g, 2, NULL, 0, KILN_EVALUE, "body.nodes[1].id", 1);
     nng_close(s);
     ck_assert_int_eq(th_stop(&d), 0);
 }
