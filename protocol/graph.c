@@ -277,6 +277,12 @@ static int decode_node(const msgpack_object *o, uint32_t i, struct proto_node *n
         nd->has |= PROTO_NODE_EXPRS;
     }
     if (v[K_CONDS] != NULL) {
+        if ((rc = get_array(v[K_CONDS], f[K_CONDS], KILN_LIMIT_CONDS, "conds", err)) != KILN_OK)
+            return rc;
+        uint32_t nc = v[K_CONDS]->via.array.size;
+        /* Freed with the request (proto_request_fini), also on failure. */
+        if (nc > 0 && (nd->conds = calloc(nc, sizeof(*nd->conds))) == NULL)
+            return proto_error_set(err, KILN_ENOMEM, f[K_CONDS], "out of memory");
         if ((rc = get_exprs(v[K_CONDS], f[K_CONDS], KILN_LIMIT_CONDS, "conds", nd->conds,
                             &nd->nconds, err)) != KILN_OK)
             return rc;
@@ -312,6 +318,7 @@ int proto_decode_submit(struct proto_request *req, const msgpack_object *body,
     uint32_t n = nodes->via.array.size, nkeep = keep->via.array.size;
     if ((s->nodes = calloc(n, sizeof(*s->nodes))) == NULL)
         return proto_error_set(err, KILN_ENOMEM, "body.nodes", "out of memory for %u nodes", n);
+    s->nnodes = n; /* so that proto_request_fini frees what nodes allocate, on failure too */
     if (nkeep > 0 && (s->keep = malloc((size_t) nkeep * sizeof(*s->keep))) == NULL)
         return proto_error_set(err, KILN_ENOMEM, "body.keep", "out of memory");
     for (uint32_t i = 0; i < n; i++) {

@@ -141,7 +141,8 @@ struct proto_node {
     uint32_t nexprs;
     struct proto_str exprs[KILN_LIMIT_RANK]; /* each <= KILN_LIMIT_EXPR_BYTES */
     uint32_t nconds;
-    struct proto_str conds[KILN_LIMIT_CONDS];
+    struct proto_str *conds; /* nconds entries; decoded: owned by the request.
+                                Kept out of line: most nodes have none. */
     struct proto_number overflow;
 };
 

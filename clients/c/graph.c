@@ -109,6 +109,14 @@ static int graph_strs(struct proto_str *dst, const char *const *src, uint32_t n,
     return KILN_OK;
 }
 
+/* Free translated nodes and the condition lists they point to. */
+static void graph_nodes_free(struct proto_node *pn, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(pn[i].conds);
+    free(pn);
+}
+
 /* Check node i and translate it; on failure err names the field. */
 static int graph_node(struct proto_node *p, const struct kiln_node *k, size_t i,
                       const struct kiln_limits *lim, struct kiln_error *err)
@@ -183,6 +191,9 @@ static int graph_node(struct proto_node *p, const struct kiln_node *k, size_t i,
     if (k->has & KILN_NODE_CONDS) {
         if (k->nconds > KILN_MAX_CONDS)
             return graph_bad_node(err, i, "conds", "more conditions than conds (32)");
+        /* Freed by graph_nodes_free(), also when a later check fails. */
+        if (k->nconds > 0 && (p->conds = calloc(k->nconds, sizeof(*p->conds))) == NULL)
+            return client_error_set(err, KILN_ENOMEM, NULL, "out of memory");
         if ((rc = graph_strs(p->conds, k->conds, k->nconds, i, "conds", err)) != KILN_OK)
             return rc;
         p->nconds = k->nconds;
@@ -237,14 +248,14 @@ int kiln_submit(kiln_conn *c, const struct kiln_node *nodes, size_t n, const uin
         return client_error_set(err, KILN_ENOMEM, NULL, "out of memory for %zu nodes", n);
     for (size_t i = 0; i < n; i++)
         if ((rc = graph_node(&pn[i], &nodes[i], i, &lim, err)) != KILN_OK) {
-            free(pn);
+            graph_nodes_free(pn, n);
             return rc;
         }
     struct proto_submit s = {
         .nnodes = (uint32_t) n, .nodes = pn, .nkeep = (uint32_t) nkeep, .keep = (uint64_t *) keep};
     msgpack_sbuffer_clear(&c->sb);
     rc = proto_encode_submit(&c->sb, c->session.id, &s);
-    free(pn);
+    graph_nodes_free(pn, n);
     /* Each node passed its checks, so what is left is the message as a
      * whole: more bytes or objects than one message may hold. A daemon
      * closes the connection on a message over its limit without a reply,

@@ -471,6 +471,9 @@ static const uint8_t f32_data[8] = {0, 0, 0x80, 0x3f, 0, 0, 0, 0x40}; /* 1.0f, 2
 /* Four nodes that between them use every node field. */
 static void full_graph(struct proto_node nodes[4])
 {
+    /* Refreshed on every call: tests may scribble on it. */
+    static struct proto_str conds[1];
+    conds[0] = (struct proto_str){"i0 < 0", 6};
     memset(nodes, 0, 4 * sizeof(*nodes));
     nodes[0] = (struct proto_node){
         .id = 1, .op = 1, .has = PROTO_NODE_DTYPE | PROTO_NODE_SHAPE | PROTO_NODE_DATA,
@@ -489,7 +492,7 @@ static void full_graph(struct proto_node nodes[4])
                PROTO_NODE_REDUCE_OP | PROTO_NODE_EXPRS | PROTO_NODE_CONDS | PROTO_NODE_OVERFLOW,
         .nin = 3, .in = {1, 2, 3}, .rank = 0, .ndims = 2, .dims = {7, 0}, .keepdims = true,
         .reduce_op = 5, .nexprs = 2, .exprs = {{"i0", 2}, {"@e1(i0)", 7}}, .nconds = 1,
-        .conds = {{"i0 < 0", 6}}, .overflow = {.i = -7}};
+        .conds = conds, .overflow = {.i = -7}};
 }
 
 static bool inside(const void *p, const msgpack_sbuffer *sb)
@@ -703,7 +706,7 @@ START_TEST(encoders_refuse_bad_graphs)
         case 10: n->nexprs = KILN_LIMIT_RANK + 1; break;
         case 11: n->exprs[0] = (struct proto_str){long_expr, KILN_LIMIT_EXPR_BYTES + 1}; break;
         case 12: n->nconds = KILN_LIMIT_CONDS + 1; break;
-        case 13: n->conds[0] = (struct proto_str){NULL, 3}; break;
+        case 13: n->conds[0] = (struct proto_str){NULL, 3}; break; /* full_graph refreshes it */
         }
         ck_assert_msg(proto_encode_submit(&sb, 1, &sub) == KILN_EARG, "case %d", c);
     }
@@ -711,12 +714,12 @@ START_TEST(encoders_refuse_bad_graphs)
     /* Every part within its limit, but too many objects in all. */
     uint32_t many = KILN_LIMIT_NODES;
     struct proto_node *big = calloc(many, sizeof(*big));
-    for (uint32_t i = 0; i < many; i++) {
+    struct proto_str zeros[KILN_LIMIT_CONDS];
+    for (int j = 0; j < KILN_LIMIT_CONDS; j++)
+        zeros[j] = (struct proto_str){"0", 1};
+    for (uint32_t i = 0; i < many; i++)
         big[i] = (struct proto_node){.id = i + 1, .op = 97, .has = PROTO_NODE_CONDS,
-                                     .nconds = KILN_LIMIT_CONDS};
-        for (int j = 0; j < KILN_LIMIT_CONDS; j++)
-            big[i].conds[j] = (struct proto_str){"0", 1};
-    }
+                                     .nconds = KILN_LIMIT_CONDS, .conds = zeros};
     struct proto_submit bigsub = {.nnodes = many, .nodes = big};
     ck_assert_int_eq(proto_encode_submit(&sb, 1, &bigsub), KILN_EARG);
     free(big);
@@ -897,8 +900,10 @@ START_TEST(limit_graph_encoders)
         ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), want);
         nd.has = PROTO_NODE_CONDS;
         nd.nconds = KILN_LIMIT_CONDS + over;
-        for (int j = 0; j < KILN_LIMIT_CONDS; j++)
-            nd.conds[j] = (struct proto_str){"0", 1};
+        struct proto_str cs[KILN_LIMIT_CONDS + 1];
+        for (int j = 0; j < KILN_LIMIT_CONDS + 1; j++)
+            cs[j] = (struct proto_str){"0", 1};
+        nd.conds = cs;
         ck_assert_int_eq(proto_encode_submit(&sb, 1, &sub), want);
         nd.has = PROTO_NODE_EXPRS;
         nd.nexprs = 1;
