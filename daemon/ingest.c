@@ -82,28 +82,6 @@ static bool op_fields(int op, struct op_fields *f)
     return false; /* includes EXTERN, which is the daemon's own */
 }
 
-static const char *field_name(uint32_t bit)
-{
-    switch (bit) {
-    case PROTO_NODE_IN: return "in";
-    case PROTO_NODE_DTYPE: return "dtype";
-    case PROTO_NODE_SHAPE: return "shape";
-    case PROTO_NODE_DATA: return "data";
-    case PROTO_NODE_VALUE: return "value";
-    case PROTO_NODE_DIM: return "dim";
-    case PROTO_NODE_DIST: return "dist";
-    case PROTO_NODE_SEED: return "seed";
-    case PROTO_NODE_OFFSET: return "offset";
-    case PROTO_NODE_DIMS: return "dims";
-    case PROTO_NODE_KEEPDIMS: return "keepdims";
-    case PROTO_NODE_REDUCE_OP: return "reduce_op";
-    case PROTO_NODE_EXPRS: return "exprs";
-    case PROTO_NODE_CONDS: return "conds";
-    case PROTO_NODE_OVERFLOW: return "overflow_value";
-    default: return "?";
-    }
-}
-
 /* Everything one ingest needs, so helpers take one pointer. */
 struct ingest {
     struct sess *s;
@@ -342,11 +320,11 @@ static int ingest_node(struct ir_graph *g, struct ingest *in)
         extra &= ~F_IN; /* an empty `in` is as good as none */
     for (uint32_t bit = 1; bit <= PROTO_NODE_OVERFLOW; bit <<= 1) {
         if (missing & bit)
-            return node_error(in, KILN_EMISSING, field_name(bit), "%s needs `%s`",
-                              ir_op_name((int) n->op), field_name(bit));
+            return node_error(in, KILN_EMISSING, proto_node_field_name(bit), "%s needs `%s`",
+                              ir_op_name((int) n->op), proto_node_field_name(bit));
         if (extra & bit)
-            return node_error(in, KILN_EFIELD, field_name(bit), "%s does not take `%s`",
-                              ir_op_name((int) n->op), field_name(bit));
+            return node_error(in, KILN_EFIELD, proto_node_field_name(bit), "%s does not take `%s`",
+                              ir_op_name((int) n->op), proto_node_field_name(bit));
     }
     if ((f.nin_min >= 0 && n->nin < (uint32_t) f.nin_min) ||
         (f.nin_max >= 0 && n->nin > (uint32_t) f.nin_max))
@@ -507,13 +485,7 @@ void step_free(struct sess_table *t, struct step *st)
         sess_var_unref(t, st->bind[k]);
     for (uint32_t j = 0; j < st->nkeep; j++)
         sess_var_unref(t, st->keep[j].var);
-    if (st->charged != 0) {
-        struct sess *owner = sess_find(t, st->session);
-        if (owner != NULL)
-            sess_mem_uncharge(t, owner, st->charged);
-        else
-            sess_mem_uncharge_orphan(t, st->charged);
-    }
+    sess_mem_uncharge_id(t, st->session, st->charged);
     free(st->bind);
     free(st->keep);
     free(st->from);

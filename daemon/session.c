@@ -239,20 +239,13 @@ struct sess_var *sess_var_get(const struct sess *s, uint64_t id)
     return idmap_get(&s->vars, id);
 }
 
-void sess_mem_uncharge_orphan(struct sess_table *t, uint64_t bytes)
+void sess_mem_uncharge_id(struct sess_table *t, uint64_t id, uint64_t bytes)
 {
-    t->mem_in_use -= bytes <= t->mem_in_use ? bytes : t->mem_in_use;
-}
-
-/* Return `bytes` to the owner if it still exists, else to the total. */
-static void var_uncharge(struct sess_table *t, struct sess_var *v)
-{
-    struct sess *owner = sess_find(t, v->session);
+    struct sess *owner = sess_find(t, id);
     if (owner != NULL)
-        sess_mem_uncharge(t, owner, v->bytes);
+        sess_mem_uncharge(t, owner, bytes);
     else
-        sess_mem_uncharge_orphan(t, v->bytes);
-    v->bytes = 0;
+        t->mem_in_use -= bytes <= t->mem_in_use ? bytes : t->mem_in_use;
 }
 
 void sess_var_unref(struct sess_table *t, struct sess_var *v)
@@ -260,7 +253,7 @@ void sess_var_unref(struct sess_table *t, struct sess_var *v)
     assert(v->refs > 0);
     if (--v->refs > 0)
         return;
-    var_uncharge(t, v);
+    sess_mem_uncharge_id(t, v->session, v->bytes);
     free(v->data);
     free(v);
 }

@@ -129,8 +129,10 @@ uint64_t sess_expire(struct sess_table *t, uint64_t now_ms, uint64_t idle_ms);
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err);
 /* Return bytes charged earlier. */
 void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes);
-/* Return bytes charged by a session that has ended since. */
-void sess_mem_uncharge_orphan(struct sess_table *t, uint64_t bytes);
+/* Return bytes charged to session `id`: to it while it is open, to the
+ * daemon's total alone once it has ended (its charges outlive it while a
+ * step still holds them). */
+void sess_mem_uncharge_id(struct sess_table *t, uint64_t id, uint64_t bytes);
 
 static inline size_t sess_var_count(const struct sess *s)
 {

@@ -141,6 +141,17 @@ enum node_key {
     K_COUNT
 };
 _Static_assert(sizeof(node_keys) / sizeof(node_keys[0]) == K_COUNT, "a name per node key");
+/* The PROTO_NODE_* bits follow the keys after "id" and "op", in order. */
+_Static_assert(PROTO_NODE_IN == 1u && PROTO_NODE_OVERFLOW == 1u << (K_OVERFLOW - K_IN),
+               "field bits follow the key order");
+
+const char *proto_node_field_name(uint32_t bit)
+{
+    for (int k = K_IN; k < K_COUNT; k++)
+        if (bit == 1u << (k - K_IN))
+            return node_keys[k];
+    return NULL;
+}
 
 static int decode_node(const msgpack_object *o, uint32_t i, struct proto_node *nd,
                        struct proto_error *err)

@@ -119,6 +119,10 @@ enum proto_node_field {
     PROTO_NODE_OVERFLOW = 1u << 14,
 };
 
+/* The wire key of one PROTO_NODE_* bit ("in", "reduce_op", ...), or NULL
+ * for anything that is not exactly one such bit. */
+const char *proto_node_field_name(uint32_t bit);
+
 struct proto_node {
     uint64_t id;  /* non-zero */
     uint32_t op;  /* any number: the ingest checks it names an op */
