@@ -19,39 +19,23 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "bench_daemon.h"
 #include "kiln.h"
 #include "proto.h"
-
-/* Relative to the source root, where the README says to run from. */
-#define BENCH_KILND_DEFAULT "build/daemon/kilnd"
 
 struct bench_args {
     long rounds, block, warmup;
     const char *kilnd;
 };
 
-/* A kilnd child process on a private socket. */
-struct daemon_proc {
-    pid_t pid;
-    char address[128];
-};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 /* The echo server's whole life, in a child forked before this process
- * starts any NNG thread. Ends when killed (SIGTERM from child_stop, or
+ * starts any NNG thread. Ends when killed (SIGTERM from bench_child_stop, or
  * when the parent dies). */
 static void echo_serve(const char *address)
 {
@@ -68,55 +52,11 @@ static void echo_serve(const char *address)
     _exit(1);
 }
 
-/* Wait until an NNG dial to address succeeds, or child exits; a bare
- * connect() would not do (see tests/clients/fixture.c). */
-static int wait_listening(pid_t child, const char *address)
-{
-    for (int i = 0; i < 1000; i++) {
-        nng_socket s;
-        if (nng_req0_open(&s) != 0)
-            break;
-        int rv = nng_dial(s, address, NULL, 0);
-        nng_close(s);
-        if (rv == 0)
-            return 0;
-        if (waitpid(child, NULL, WNOHANG) == child)
-            return -1;
-        usleep(10000);
-    }
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
-    return -1;
-}
-
-static int child_stop(pid_t pid)
-{
-    int st;
-    kill(pid, SIGTERM);
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int daemon_start(struct daemon_proc *d, const char *kilnd, const char *dir)
-{
-    snprintf(d->address, sizeof(d->address), "ipc://%s/kilnd.sock", dir);
-    d->pid = fork();
-    if (d->pid < 0)
-        return -1;
-    if (d->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        execl(kilnd, kilnd, "--listen", d->address, "--log-level", "warn", (char *) NULL);
-        fprintf(stderr, "ping_rtt: cannot run %s\n", kilnd);
-        _exit(127);
-    }
-    return wait_listening(d->pid, d->address);
-}
-
 /* n NNG round trips of payload, each timed into out (may be NULL). */
 static int nng_rounds(nng_socket s, const msgpack_sbuffer *payload, long n, double *out)
 {
     for (long i = 0; i < n; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         nng_msg *m;
         if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, payload->data, payload->size) != 0)
             return -1;
@@ -128,7 +68,7 @@ static int nng_rounds(nng_socket s, const msgpack_sbuffer *payload, long n, doub
             return -1;
         nng_msg_free(m);
         if (out != NULL)
-            out[i] = (double) (now_ns() - t0) / 1e3;
+            out[i] = (double) (bench_now_ns() - t0) / 1e3;
     }
     return 0;
 }
@@ -136,22 +76,16 @@ static int nng_rounds(nng_socket s, const msgpack_sbuffer *payload, long n, doub
 static int kiln_rounds(kiln_conn *c, long n, double *out)
 {
     for (long i = 0; i < n; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         struct kiln_error e;
         if (kiln_ping(c, &e) != KILN_OK) {
             fprintf(stderr, "ping_rtt: kiln_ping: %s: %s\n", kiln_err_name(e.code), e.message);
             return -1;
         }
         if (out != NULL)
-            out[i] = (double) (now_ns() - t0) / 1e3;
+            out[i] = (double) (bench_now_ns() - t0) / 1e3;
     }
     return 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return (x > y) - (x < y);
 }
 
 struct summary {
@@ -160,7 +94,7 @@ struct summary {
 
 static struct summary summarize(double *v, long n)
 {
-    qsort(v, (size_t) n, sizeof(*v), cmp_double);
+    bench_sort(v, (size_t) n);
     double sum = 0;
     for (long i = 0; i < n; i++)
         sum += v[i];
@@ -201,7 +135,7 @@ struct bench {
     pid_t echo; /* 0: not started */
     nng_socket req;
     bool req_open;
-    struct daemon_proc daemon;
+    struct bench_daemon daemon;
     bool daemon_up;
     kiln_conn *conn;
     msgpack_sbuffer ping;
@@ -222,7 +156,7 @@ static int bench_setup(struct bench *b, const struct bench_args *a)
         return -1;
     if (b->echo == 0)
         echo_serve(echo_addr);
-    if (wait_listening(b->echo, echo_addr) != 0) {
+    if (bench_wait_listening(b->echo, echo_addr) != 0) {
         b->echo = 0;
         return -1;
     }
@@ -239,7 +173,7 @@ static int bench_setup(struct bench *b, const struct bench_args *a)
     b->req_open = true;
     if (nng_dial(b->req, echo_addr, NULL, 0) != 0)
         return -1;
-    if (daemon_start(&b->daemon, a->kilnd, b->dir) != 0) {
+    if (bench_daemon_start(&b->daemon, a->kilnd, b->dir, NULL) != 0) {
         fprintf(stderr, "ping_rtt: cannot start %s (give its path as the argument)\n", a->kilnd);
         return -1;
     }
@@ -257,14 +191,14 @@ static int bench_teardown(struct bench *b)
 {
     int rc = 0;
     kiln_close(b->conn);
-    if (b->daemon_up && child_stop(b->daemon.pid) != 0) {
+    if (b->daemon_up && bench_child_stop(b->daemon.pid) != 0) {
         fprintf(stderr, "ping_rtt: kilnd did not exit cleanly\n");
         rc = -1;
     }
     if (b->req_open)
         nng_close(b->req);
     if (b->echo > 0)
-        child_stop(b->echo); /* dies of SIGTERM by design */
+        bench_child_stop(b->echo); /* dies of SIGTERM by design */
     msgpack_sbuffer_destroy(&b->ping);
     free(b->nng_t);
     free(b->kiln_t);
