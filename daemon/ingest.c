@@ -6,6 +6,12 @@
  * constructor checks dtypes, shapes and attributes. Errors are translated
  * to wire errors naming the node's position and field. Nothing touches
  * the session until the whole graph has been accepted.
+ *
+ * Transpose, slice, concat, pad and flip are wire ops but not IR ops:
+ * kernels/lower.h turns each into REINDEX (and WHERE) nodes whose index
+ * expressions it writes from the node's integers. All the graph nodes a
+ * SUBMIT node becomes map back to it (step->from), and the node's var is
+ * the last of them.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -15,6 +21,7 @@
 
 #include "idmap.h"
 #include "interp.h"
+#include "lower.h"
 #include "step.h"
 
 /* Which node fields each op requires and which it also accepts. */
@@ -68,6 +75,20 @@ static bool op_fields(int op, struct op_fields *f)
         *f = (struct op_fields){F_IN | F_SH | PROTO_NODE_EXPRS | PROTO_NODE_REDUCE_OP,
                                 PROTO_NODE_CONDS | F_DT, 1, -1};
         return true;
+    case IR_LOWER_TRANSPOSE:
+    case IR_LOWER_FLIP:
+        *f = (struct op_fields){F_IN | PROTO_NODE_DIMS, checks, 1, 1};
+        return true;
+    case IR_LOWER_SLICE:
+        *f = (struct op_fields){
+            F_IN, PROTO_NODE_STARTS | PROTO_NODE_STOPS | PROTO_NODE_STEPS | checks, 1, 1};
+        return true;
+    case IR_LOWER_CONCAT:
+        *f = (struct op_fields){F_IN | PROTO_NODE_DIM, checks, 1, -1};
+        return true;
+    case IR_LOWER_PAD:
+        *f = (struct op_fields){F_IN | PROTO_NODE_PADS, PROTO_NODE_VALUE | checks, 1, 1};
+        return true;
     default:
         break;
     }
@@ -96,6 +117,13 @@ struct ingest {
     uint32_t nfrom, capfrom; /* entries of st->from filled, allocated */
     struct proto_error *err;
 };
+
+/* The name of a wire op, IR or lowered. */
+static const char *op_name(uint32_t op)
+{
+    const char *name = ir_op_name((int) op);
+    return name != NULL ? name : ir_lower_name((int) op);
+}
 
 #define AS_PTR(n) ((void *) (uintptr_t) ((n) + 1))
 #define AS_IDX(p) ((int) ((uintptr_t) (p) - 1))
@@ -258,6 +286,35 @@ static int construct(struct ir_graph *g, struct ingest *in, const struct proto_n
         }
         break;
     }
+    case IR_LOWER_TRANSPOSE:
+        r = ir_lower_transpose(g, x[0], (int) n->ndims, n->dims, &ie);
+        break;
+    case IR_LOWER_FLIP:
+        r = ir_lower_flip(g, x[0], (int) n->ndims, n->dims, &ie);
+        break;
+    case IR_LOWER_SLICE: {
+        struct ir_slice sl = {
+            .nstarts = n->has & PROTO_NODE_STARTS ? (int) n->nstarts : -1,
+            .nstops = n->has & PROTO_NODE_STOPS ? (int) n->nstops : -1,
+            .nsteps = n->has & PROTO_NODE_STEPS ? (int) n->nsteps : -1,
+            .starts = n->starts, .stops = n->stops, .steps = n->steps};
+        r = ir_lower_slice(g, x[0], &sl, &ie);
+        break;
+    }
+    case IR_LOWER_CONCAT:
+        r = ir_lower_concat(g, (int) n->nin, x, (int) n->dim, &ie);
+        break;
+    case IR_LOWER_PAD: {
+        enum ir_dtype xdt = (enum ir_dtype) g->nodes[x[0]].dtype;
+        struct ir_scalar fill = {0};
+        if (n->has & PROTO_NODE_VALUE) {
+            if (check_number(in, xdt, &n->value, "value") < 0)
+                return -1;
+            fill = scalar_for(xdt, &n->value);
+        }
+        r = ir_lower_pad(g, x[0], (int) n->npads, n->pads, fill, &ie);
+        break;
+    }
     default:
         if (n->op >= IR_OP_ADD)
             r = ir_add_binary(g, (enum ir_op) n->op, x[0], x[1], &ie);
@@ -267,7 +324,7 @@ static int construct(struct ir_graph *g, struct ingest *in, const struct proto_n
     }
     if (r < 0)
         return node_error(in, ie.code ? ie.code : KILN_EINTERNAL, ie.field, "%s %s",
-                          ir_op_name((int) n->op), ie.message);
+                          op_name(n->op), ie.message);
     return r;
 }
 
@@ -318,18 +375,19 @@ static int ingest_node(struct ir_graph *g, struct ingest *in)
     uint32_t extra = n->has & ~(f.need | f.may);
     if (extra & F_IN && n->nin == 0)
         extra &= ~F_IN; /* an empty `in` is as good as none */
-    for (uint32_t bit = 1; bit <= PROTO_NODE_OVERFLOW; bit <<= 1) {
+    for (uint32_t bit = 1; bit <= PROTO_NODE_PADS; bit <<= 1) {
         if (missing & bit)
             return node_error(in, KILN_EMISSING, proto_node_field_name(bit), "%s needs `%s`",
-                              ir_op_name((int) n->op), proto_node_field_name(bit));
+                              op_name(n->op), proto_node_field_name(bit));
         if (extra & bit)
             return node_error(in, KILN_EFIELD, proto_node_field_name(bit), "%s does not take `%s`",
-                              ir_op_name((int) n->op), proto_node_field_name(bit));
+                              op_name(n->op), proto_node_field_name(bit));
     }
     if ((f.nin_min >= 0 && n->nin < (uint32_t) f.nin_min) ||
         (f.nin_max >= 0 && n->nin > (uint32_t) f.nin_max))
-        return node_error(in, KILN_EVALUE, "in", "%s takes %d input%s, not %u",
-                          ir_op_name((int) n->op), f.nin_min, f.nin_min == 1 ? "" : "s", n->nin);
+        return node_error(in, KILN_EVALUE, "in", "%s takes %s%d input%s, not %u", op_name(n->op),
+                          f.nin_max < 0 ? "at least " : "", f.nin_min,
+                          f.nin_min == 1 ? "" : "s", n->nin);
     if (idmap_get(&in->local, n->id) != NULL || AS_IDX(idmap_get(&in->pos, n->id)) != (int) in->i)
         return node_error(in, KILN_EVALUE, "id", "id %" PRIu64 " is defined twice", n->id);
     int x[KILN_LIMIT_NODE_INPUTS];

@@ -355,8 +355,10 @@ void proto_request_fini(struct proto_request *req)
     if (req->kind == PROTO_RELEASE) {
         free(req->u.release.ids);
     } else if (req->kind == PROTO_SUBMIT) {
-        for (uint32_t i = 0; req->u.submit.nodes != NULL && i < req->u.submit.nnodes; i++)
+        for (uint32_t i = 0; req->u.submit.nodes != NULL && i < req->u.submit.nnodes; i++) {
             free(req->u.submit.nodes[i].conds);
+            free(req->u.submit.nodes[i].ints);
+        }
         free(req->u.submit.nodes);
         free(req->u.submit.keep);
     } else if (req->kind == PROTO_FETCH) {

@@ -98,6 +98,13 @@ static bool strs_ok(const struct proto_str *s, uint32_t n)
     return true;
 }
 
+/* starts, stops, steps, pads: when sent, within their bound and not NULL. */
+static bool ints_ok(const struct proto_node *nd, uint32_t bit, const int64_t *v, uint32_t n,
+                    uint32_t max)
+{
+    return !(nd->has & bit) || (n <= max && (n == 0 || v != NULL));
+}
+
 static bool node_ok(const struct proto_node *nd)
 {
     if (nd->id == 0 || (nd->has & ~PROTO_NODE_ALL) != 0)
@@ -125,6 +132,11 @@ static bool node_ok(const struct proto_node *nd)
         return false;
     if ((nd->has & PROTO_NODE_CONDS) && (nd->nconds > KILN_LIMIT_CONDS || !strs_ok(nd->conds, nd->nconds)))
         return false;
+    if (!ints_ok(nd, PROTO_NODE_STARTS, nd->starts, nd->nstarts, KILN_LIMIT_RANK) ||
+        !ints_ok(nd, PROTO_NODE_STOPS, nd->stops, nd->nstops, KILN_LIMIT_RANK) ||
+        !ints_ok(nd, PROTO_NODE_STEPS, nd->steps, nd->nsteps, KILN_LIMIT_RANK) ||
+        !ints_ok(nd, PROTO_NODE_PADS, nd->pads, nd->npads, 2 * KILN_LIMIT_RANK))
+        return false;
     return true;
 }
 
@@ -138,6 +150,14 @@ static int pack_u64s(msgpack_packer *pk, const uint64_t *v, uint32_t n)
     int rc = msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++)
         rc |= msgpack_pack_uint64(pk, v[i]);
+    return rc;
+}
+
+static int pack_i64s(msgpack_packer *pk, const int64_t *v, uint32_t n)
+{
+    int rc = msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        rc |= msgpack_pack_int64(pk, v[i]);
     return rc;
 }
 
@@ -195,6 +215,14 @@ static int pack_node(msgpack_packer *pk, const struct proto_node *nd)
         rc |= proto_pack_key(pk, "conds") | pack_strs(pk, nd->conds, nd->nconds);
     if (has & PROTO_NODE_OVERFLOW)
         rc |= proto_pack_key(pk, "overflow_value") | pack_number(pk, &nd->overflow);
+    if (has & PROTO_NODE_STARTS)
+        rc |= proto_pack_key(pk, "starts") | pack_i64s(pk, nd->starts, nd->nstarts);
+    if (has & PROTO_NODE_STOPS)
+        rc |= proto_pack_key(pk, "stops") | pack_i64s(pk, nd->stops, nd->nstops);
+    if (has & PROTO_NODE_STEPS)
+        rc |= proto_pack_key(pk, "steps") | pack_i64s(pk, nd->steps, nd->nsteps);
+    if (has & PROTO_NODE_PADS)
+        rc |= proto_pack_key(pk, "pads") | pack_i64s(pk, nd->pads, nd->npads);
     return rc;
 }
 
@@ -336,7 +364,7 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
         nerr += s->errors[c] != 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int rc = pack_reply_head(&pk, KILN_OK, 13);
+    int rc = pack_reply_head(&pk, KILN_OK, 14);
     rc |= proto_pack_key(&pk, "server") | pack_str(&pk, s->server);
     rc |= pack_kv_u64(&pk, "proto_min", s->proto_min);
     rc |= pack_kv_u64(&pk, "proto_max", s->proto_max);
@@ -362,6 +390,17 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     rc |= pack_kv_u64(&pk, "running", s->steps_running);
     rc |= pack_kv_u64(&pk, "queued", s->steps_queued);
     rc |= pack_kv_u64(&pk, "run_ms", s->step_run_ms);
+    rc |= proto_pack_key(&pk, "jit") | msgpack_pack_map(&pk, 9);
+    rc |= proto_pack_key(&pk, "enabled") |
+          (s->jit_enabled ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    rc |= pack_kv_u64(&pk, "kernels_compiled", s->jit_kernels_compiled);
+    rc |= pack_kv_u64(&pk, "kernel_hits", s->jit_kernel_hits);
+    rc |= pack_kv_u64(&pk, "compile_us", s->jit_compile_us);
+    rc |= pack_kv_u64(&pk, "plans", s->jit_plans);
+    rc |= pack_kv_u64(&pk, "plan_hits", s->jit_plan_hits);
+    rc |= pack_kv_u64(&pk, "kernels_run", s->jit_kernels_run);
+    rc |= pack_kv_u64(&pk, "kernels_cached", s->jit_kernels_cached);
+    rc |= pack_kv_u64(&pk, "fallbacks", s->jit_fallbacks);
     return done(rc);
 }
 

@@ -4,8 +4,9 @@
  * A SUBMIT is the largest thing a client sends: up to KILN_LIMIT_NODES
  * node maps, each with fixed-size arrays bounded by the limits of
  * kiln_limits.h. Decoding here checks every type and every limit, and
- * that ids are non-zero, before the two allocations it makes (the node
- * array and the keep list), both sized by counts already checked. What a
+ * that ids are non-zero, before the allocations it makes (the node
+ * array, the keep list, and each node's out-of-line conds and integer
+ * lists), all sized by counts already checked. What a
  * node means — which fields its op takes, whether its inputs exist, how
  * many bytes its data should hold — is the daemon's ingest, which has the
  * op table; this layer only guarantees that every field it hands on has
@@ -130,19 +131,49 @@ static int get_exprs(const msgpack_object *o, const char *field, uint32_t max, c
     return KILN_OK;
 }
 
+/* An array of at most `max` int64s (`starts`, `stops`, `steps`, `pads`)
+ * into dst. A positive int above the int64 range is VALUE, as for `value`;
+ * a float or a bool is TYPE. */
+static int get_ints(const msgpack_object *o, const char *field, uint32_t max, const char *limit,
+                    int64_t *dst, uint32_t *count, struct proto_error *err)
+{
+    int rc = get_array(o, field, max, limit, err);
+    if (rc != KILN_OK)
+        return rc;
+    for (uint32_t j = 0; j < o->via.array.size; j++) {
+        const msgpack_object *e = &o->via.array.ptr[j];
+        char f[PROTO_FIELD_MAX];
+        snprintf(f, sizeof(f), "%s[%u]", field, j);
+        if (e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            dst[j] = e->via.i64;
+        else if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return proto_error_set(err, KILN_ETYPE, f, "%s must be an integer", f);
+        else if (e->via.u64 > (uint64_t) INT64_MAX)
+            return proto_error_set(err, KILN_EVALUE, f, "%s is %llu, beyond the int64 range", f,
+                                   (unsigned long long) e->via.u64);
+        else
+            dst[j] = (int64_t) e->via.u64;
+    }
+    *count = o->via.array.size;
+    return KILN_OK;
+}
+
 /* Node keys, in the order they are read; enum node_key indexes it. */
 static const char *const node_keys[] = {
     "id",   "op",     "in",   "dtype",    "shape",     "data",  "value", "dim",           "dist",
     "seed", "offset", "dims", "keepdims", "reduce_op", "exprs", "conds", "overflow_value",
+    "starts", "stops", "steps", "pads",
 };
 enum node_key {
     K_ID, K_OP, K_IN, K_DTYPE, K_SHAPE, K_DATA, K_VALUE, K_DIM, K_DIST,
     K_SEED, K_OFFSET, K_DIMS, K_KEEPDIMS, K_REDUCE_OP, K_EXPRS, K_CONDS, K_OVERFLOW,
+    K_STARTS, K_STOPS, K_STEPS, K_PADS,
     K_COUNT
 };
 _Static_assert(sizeof(node_keys) / sizeof(node_keys[0]) == K_COUNT, "a name per node key");
 /* The PROTO_NODE_* bits follow the keys after "id" and "op", in order. */
-_Static_assert(PROTO_NODE_IN == 1u && PROTO_NODE_OVERFLOW == 1u << (K_OVERFLOW - K_IN),
+_Static_assert(PROTO_NODE_IN == 1u && PROTO_NODE_OVERFLOW == 1u << (K_OVERFLOW - K_IN) &&
+                   PROTO_NODE_PADS == 1u << (K_PADS - K_IN),
                "field bits follow the key order");
 
 const char *proto_node_field_name(uint32_t bit)
@@ -151,6 +182,47 @@ const char *proto_node_field_name(uint32_t bit)
         if (bit == 1u << (k - K_IN))
             return node_keys[k];
     return NULL;
+}
+
+/* starts, stops, steps and pads: read in key order into one buffer, then
+ * copied out of line into a block sized by what the node holds. */
+static int decode_ints(const msgpack_object *const *v, char (*f)[PROTO_FIELD_MAX],
+                       struct proto_node *nd, struct proto_error *err)
+{
+    static const struct {
+        int key;
+        uint32_t bit, max;
+        const char *limit;
+    } fields[] = {
+        {K_STARTS, PROTO_NODE_STARTS, KILN_LIMIT_RANK, "rank"},
+        {K_STOPS, PROTO_NODE_STOPS, KILN_LIMIT_RANK, "rank"},
+        {K_STEPS, PROTO_NODE_STEPS, KILN_LIMIT_RANK, "rank"},
+        {K_PADS, PROTO_NODE_PADS, 2 * KILN_LIMIT_RANK, "2 x rank"},
+    };
+    int64_t buf[5 * KILN_LIMIT_RANK];
+    uint32_t count[4] = {0}, total = 0;
+    for (int j = 0; j < 4; j++) {
+        if (v[fields[j].key] == NULL)
+            continue;
+        int rc = get_ints(v[fields[j].key], f[fields[j].key], fields[j].max, fields[j].limit,
+                          buf + total, &count[j], err);
+        if (rc != KILN_OK)
+            return rc;
+        total += count[j];
+        nd->has |= fields[j].bit;
+    }
+    if (total == 0)
+        return KILN_OK;
+    /* Freed with the request (proto_request_fini), also on failure. */
+    if ((nd->ints = malloc(total * sizeof(*nd->ints))) == NULL)
+        return proto_error_set(err, KILN_ENOMEM, "body.nodes", "out of memory");
+    memcpy(nd->ints, buf, total * sizeof(*nd->ints));
+    const int64_t *p = nd->ints;
+    nd->starts = p, nd->nstarts = count[0], p += count[0];
+    nd->stops = p, nd->nstops = count[1], p += count[1];
+    nd->steps = p, nd->nsteps = count[2], p += count[2];
+    nd->pads = p, nd->npads = count[3];
+    return KILN_OK;
 }
 
 static int decode_node(const msgpack_object *o, uint32_t i, struct proto_node *nd,
@@ -304,7 +376,7 @@ static int decode_node(const msgpack_object *o, uint32_t i, struct proto_node *n
             return rc;
         nd->has |= PROTO_NODE_OVERFLOW;
     }
-    return KILN_OK;
+    return decode_ints(v, f, nd, err);
 }
 
 int proto_decode_submit(struct proto_request *req, const msgpack_object *body,
@@ -388,6 +460,14 @@ static void out_ids(struct proto_out *o, const char *name, const uint64_t *ids, 
     proto_out_add(o, " %s=[", name);
     for (uint32_t i = 0; i < n; i++)
         proto_out_add(o, "%s%llu", i ? "," : "", (unsigned long long) ids[i]);
+    proto_out_add(o, "]");
+}
+
+static void out_ints(struct proto_out *o, const char *name, const int64_t *v, uint32_t n)
+{
+    proto_out_add(o, " %s=[", name);
+    for (uint32_t i = 0; i < n; i++)
+        proto_out_add(o, "%s%lld", i ? "," : "", (long long) v[i]);
     proto_out_add(o, "]");
 }
 
@@ -481,6 +561,14 @@ static void describe_node(struct proto_out *o, const struct proto_node *nd)
         out_strs(o, "conds", nd->conds, nd->nconds);
     if (nd->has & PROTO_NODE_OVERFLOW)
         out_number(o, "overflow_value", &nd->overflow);
+    if (nd->has & PROTO_NODE_STARTS)
+        out_ints(o, "starts", nd->starts, nd->nstarts);
+    if (nd->has & PROTO_NODE_STOPS)
+        out_ints(o, "stops", nd->stops, nd->nstops);
+    if (nd->has & PROTO_NODE_STEPS)
+        out_ints(o, "steps", nd->steps, nd->nsteps);
+    if (nd->has & PROTO_NODE_PADS)
+        out_ints(o, "pads", nd->pads, nd->npads);
     proto_out_add(o, "}");
 }
 

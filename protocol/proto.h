@@ -117,6 +117,10 @@ enum proto_node_field {
     PROTO_NODE_EXPRS = 1u << 12,
     PROTO_NODE_CONDS = 1u << 13,
     PROTO_NODE_OVERFLOW = 1u << 14,
+    PROTO_NODE_STARTS = 1u << 15,
+    PROTO_NODE_STOPS = 1u << 16,
+    PROTO_NODE_STEPS = 1u << 17,
+    PROTO_NODE_PADS = 1u << 18,
 };
 
 /* The wire key of one PROTO_NODE_* bit ("in", "reduce_op", ...), or NULL
@@ -148,6 +152,13 @@ struct proto_node {
     struct proto_str *conds; /* nconds entries; decoded: owned by the request.
                                 Kept out of line: most nodes have none. */
     struct proto_number overflow;
+    /* slice's starts, stops and steps (each <= KILN_LIMIT_RANK entries) and
+     * pad's pads (<= 2 * KILN_LIMIT_RANK), any int64. Out of line like
+     * conds: most nodes have none. Decoded, they point into `ints`, one
+     * block owned by the request; to encode, they are the caller's. */
+    uint32_t nstarts, nstops, nsteps, npads;
+    const int64_t *starts, *stops, *steps, *pads;
+    int64_t *ints; /* decoded only; freed by proto_request_fini */
 };
 
 struct proto_submit {
@@ -257,6 +268,16 @@ struct proto_status {
     uint64_t steps_running;  /* on a worker now */
     uint64_t steps_queued;   /* waiting for an earlier step of their session */
     uint64_t step_run_ms;    /* worker time of all finished steps */
+    /* The JIT ("jit" map; optional on decode like "steps"). */
+    bool jit_enabled;           /* false: steps run on the interpreter */
+    uint64_t jit_kernels_compiled; /* kernel-cache misses compiled */
+    uint64_t jit_kernel_hits;   /* kernel-cache hits */
+    uint64_t jit_compile_us;    /* time spent generating and compiling kernels */
+    uint64_t jit_plans;         /* graphs planned (plan-cache misses) */
+    uint64_t jit_plan_hits;     /* plan-cache hits */
+    uint64_t jit_kernels_run;   /* kernel launches (one per fused group per step) */
+    uint64_t jit_kernels_cached; /* kernels held in the cache now */
+    uint64_t jit_fallbacks;     /* steps the JIT handed to the interpreter */
 };
 
 struct proto_release_reply {

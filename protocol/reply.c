@@ -136,6 +136,25 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
          (rc = get_u64(steps, "queued", "body.steps.queued", &s->steps_queued, err)) != KILN_OK ||
          (rc = get_u64(steps, "run_ms", "body.steps.run_ms", &s->step_run_ms, err)) != KILN_OK))
         return rc;
+    const msgpack_object *jit = proto_map_get(b, "jit");
+    if (jit != NULL &&
+        ((rc = get_map(b, "jit", "body.jit", &jit, err)) != KILN_OK ||
+         (rc = proto_get_bool(proto_map_get(jit, "enabled"), "body.jit.enabled", &s->jit_enabled,
+                              P, err)) != KILN_OK ||
+         (rc = get_u64(jit, "kernels_compiled", "body.jit.kernels_compiled",
+                       &s->jit_kernels_compiled, err)) != KILN_OK ||
+         (rc = get_u64(jit, "kernel_hits", "body.jit.kernel_hits", &s->jit_kernel_hits, err)) !=
+             KILN_OK ||
+         (rc = get_u64(jit, "compile_us", "body.jit.compile_us", &s->jit_compile_us, err)) !=
+             KILN_OK ||
+         (rc = get_u64(jit, "plans", "body.jit.plans", &s->jit_plans, err)) != KILN_OK ||
+         (rc = get_u64(jit, "plan_hits", "body.jit.plan_hits", &s->jit_plan_hits, err)) != KILN_OK ||
+         (rc = get_u64(jit, "kernels_run", "body.jit.kernels_run", &s->jit_kernels_run, err)) !=
+             KILN_OK ||
+         (rc = get_u64(jit, "kernels_cached", "body.jit.kernels_cached", &s->jit_kernels_cached,
+                       err)) != KILN_OK ||
+         (rc = get_u64(jit, "fallbacks", "body.jit.fallbacks", &s->jit_fallbacks, err)) != KILN_OK))
+        return rc;
     s->proto_min = vmin > UINT32_MAX ? UINT32_MAX : (uint32_t) vmin;
     s->proto_max = vmax > UINT32_MAX ? UINT32_MAX : (uint32_t) vmax;
     /* Error counts by name; names this client does not know are skipped. */

@@ -43,8 +43,12 @@ GRAPH_SAME_BIT(REDUCE_OP, REDUCE_OP);
 GRAPH_SAME_BIT(EXPRS, EXPRS);
 GRAPH_SAME_BIT(CONDS, CONDS);
 GRAPH_SAME_BIT(OVERFLOW_VALUE, OVERFLOW);
+GRAPH_SAME_BIT(STARTS, STARTS);
+GRAPH_SAME_BIT(STOPS, STOPS);
+GRAPH_SAME_BIT(STEPS, STEPS);
+GRAPH_SAME_BIT(PADS, PADS);
 
-#define GRAPH_NODE_ALL ((uint32_t) KILN_NODE_OVERFLOW_VALUE * 2 - 1)
+#define GRAPH_NODE_ALL ((uint32_t) KILN_NODE_PADS * 2 - 1)
 #define GRAPH_ALIGN    16
 
 static const struct {
@@ -200,6 +204,24 @@ static int graph_node(struct proto_node *p, const struct kiln_node *k, size_t i,
     }
     p->overflow =
         (struct proto_number){k->overflow_value.is_float, k->overflow_value.i, k->overflow_value.f};
+    /* Borrowed: k outlives the encoding. */
+    static const char *const names[] = {"starts", "stops", "steps", "pads"};
+    const uint32_t bits[] = {KILN_NODE_STARTS, KILN_NODE_STOPS, KILN_NODE_STEPS, KILN_NODE_PADS};
+    const uint32_t counts[] = {k->nstarts, k->nstops, k->nsteps, k->npads};
+    for (int j = 0; j < 4; j++) {
+        uint32_t max = j == 3 ? 2 * KILN_MAX_RANK : KILN_MAX_RANK;
+        if ((k->has & bits[j]) && counts[j] > max)
+            return graph_bad_node(err, i, names[j], "more entries than %s (%u)",
+                                  j == 3 ? "2 x rank" : "rank", (unsigned) max);
+    }
+    if (k->has & KILN_NODE_STARTS)
+        p->starts = k->starts, p->nstarts = k->nstarts;
+    if (k->has & KILN_NODE_STOPS)
+        p->stops = k->stops, p->nstops = k->nstops;
+    if (k->has & KILN_NODE_STEPS)
+        p->steps = k->steps, p->nsteps = k->nsteps;
+    if (k->has & KILN_NODE_PADS)
+        p->pads = k->pads, p->npads = k->npads;
     return KILN_OK;
 }
 

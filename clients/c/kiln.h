@@ -255,6 +255,12 @@ enum kiln_op {
     KILN_OP_REINDEX = 97,        /* x, extras...; shape, exprs, conds, overflow_value */
     KILN_OP_REDUCE = 98,         /* x; reduce_op, dims, keepdims */
     KILN_OP_REINDEX_REDUCE = 99, /* x, extras...; shape, reduce_op, exprs, conds */
+    /* Lowered by the daemon to the ops above (PROTOCOL.md §8, "Lowered ops"). */
+    KILN_OP_TRANSPOSE = 112, /* x; dims (a permutation: y.shape[k] = x.shape[dims[k]]) */
+    KILN_OP_SLICE = 113,     /* x; starts, stops, steps (Python semantics, per dim) */
+    KILN_OP_CONCAT = 114,    /* x0, x1, ...; dim */
+    KILN_OP_PAD = 115,       /* x; pads (before, after per dim), value (default 0) */
+    KILN_OP_FLIP = 116,      /* x; dims */
 };
 
 /* `reduce_op` values, and `dist` values of random. */
@@ -288,6 +294,10 @@ enum kiln_node_field {
     KILN_NODE_EXPRS = 1u << 12,
     KILN_NODE_CONDS = 1u << 13,
     KILN_NODE_OVERFLOW_VALUE = 1u << 14,
+    KILN_NODE_STARTS = 1u << 15,
+    KILN_NODE_STOPS = 1u << 16,
+    KILN_NODE_STEPS = 1u << 17,
+    KILN_NODE_PADS = 1u << 18,
 };
 
 /* A scalar as the wire carries it: an integer (a bool is the integer 0 or
@@ -327,6 +337,12 @@ struct kiln_node {
     uint32_t nconds; /* KILN_NODE_CONDS: likewise */
     const char *conds[KILN_MAX_CONDS];
     struct kiln_number overflow_value; /* KILN_NODE_OVERFLOW_VALUE */
+    uint32_t nstarts, nstops, nsteps;  /* KILN_NODE_STARTS, _STOPS, _STEPS: slice's */
+    int64_t starts[KILN_MAX_RANK];     /*   bounds and steps, one per dim of x */
+    int64_t stops[KILN_MAX_RANK];
+    int64_t steps[KILN_MAX_RANK];
+    uint32_t npads;                    /* KILN_NODE_PADS: pad's, before and after */
+    int64_t pads[2 * KILN_MAX_RANK];   /*   each dim of x in turn */
 };
 
 /* A fetched value, owned by the caller (see kiln_fetch). */
@@ -352,7 +368,7 @@ struct kiln_tensor {
  * KILN_EARG (node and field set as the daemon would set them) for: c or
  * nodes NULL, n of 0 or over the daemon's `nodes` limit, nkeep over
  * `var_ids`, an id or input or keep entry of 0, an unknown `has` bit, a
- * count over its KILN_MAX_* bound, a shape size that is negative or over
+ * count over its KILN_MAX_* bound (pads: 2 x KILN_MAX_RANK), a shape size that is negative or over
  * `dim`, a dims entry >= KILN_MAX_RANK, a NULL pointer where data or a
  * string is due, an expression over KILN_MAX_EXPR bytes, or a graph whose
  * message would exceed the daemon's `message_bytes` (a daemon does not

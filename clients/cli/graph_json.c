@@ -108,6 +108,26 @@ static int gj_uints(const struct gj *r, const json_t *v, const char *field, size
     return 0;
 }
 
+/* starts, stops, steps and pads: arrays of integers, negative ones too. */
+static int gj_ints(const struct gj *r, const json_t *v, const char *field, size_t cap,
+                   int64_t *out, uint32_t *n)
+{
+    size_t len = 0;
+    if (gj_array(r, v, field, cap, &len) != 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        const json_t *e = json_array_get(v, i);
+        if (!json_is_integer(e)) {
+            char f[48];
+            snprintf(f, sizeof(f), "%s[%zu]", field, i);
+            return gj_fail(r, f, "must be an integer");
+        }
+        out[i] = (int64_t) json_integer_value(e);
+    }
+    *n = (uint32_t) len;
+    return 0;
+}
+
 static bool gj_special(const json_t *v, double *f)
 {
     const char *s = json_is_string(v) ? json_string_value(v) : "";
@@ -295,6 +315,7 @@ static const char *const gj_node_keys[] = {
     "id",       "op",        "in",    "dtype", "shape",          "data",
     "value",    "dim",       "dist",  "seed",  "offset",         "dims",
     "keepdims", "reduce_op", "exprs", "conds", "overflow_value",
+    "starts",   "stops",     "steps", "pads",
 };
 
 static int gj_node(struct gj *r, const json_t *o, struct kiln_node *k, void **buf)
@@ -407,6 +428,24 @@ static int gj_node(struct gj *r, const json_t *o, struct kiln_node *k, void **bu
         if (gj_number(r, v, "overflow_value", &k->overflow_value) != 0)
             return -1;
         k->has |= KILN_NODE_OVERFLOW_VALUE;
+    }
+    const struct {
+        const char *name;
+        uint32_t bit, cap;
+        int64_t *dst;
+        uint32_t *n;
+    } lists[] = {
+        {"starts", KILN_NODE_STARTS, KILN_MAX_RANK, k->starts, &k->nstarts},
+        {"stops", KILN_NODE_STOPS, KILN_MAX_RANK, k->stops, &k->nstops},
+        {"steps", KILN_NODE_STEPS, KILN_MAX_RANK, k->steps, &k->nsteps},
+        {"pads", KILN_NODE_PADS, 2 * KILN_MAX_RANK, k->pads, &k->npads},
+    };
+    for (size_t j = 0; j < sizeof(lists) / sizeof(lists[0]); j++) {
+        if ((v = json_object_get(o, lists[j].name)) == NULL)
+            continue;
+        if (gj_ints(r, v, lists[j].name, lists[j].cap, lists[j].dst, lists[j].n) != 0)
+            return -1;
+        k->has |= lists[j].bit;
     }
     return 0;
 }

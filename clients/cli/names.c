@@ -67,6 +67,11 @@ static const struct cli_name ops[] = {
     {"reindex", KILN_OP_REINDEX},
     {"reduce", KILN_OP_REDUCE},
     {"reindex_reduce", KILN_OP_REINDEX_REDUCE},
+    {"transpose", KILN_OP_TRANSPOSE},
+    {"slice", KILN_OP_SLICE},
+    {"concat", KILN_OP_CONCAT},
+    {"pad", KILN_OP_PAD},
+    {"flip", KILN_OP_FLIP},
 };
 
 /* Only the dtypes a daemon accepts: 8 and 9 are reserved. */

@@ -183,6 +183,26 @@ OPS_DESC = ("nodes=9 keep=[15,18]"
             " {id=18 op=80 in=[17,17,17]}")
 
 
+# One node of each lowered op, with every field it takes.
+LOWERED_GRAPH = [
+    node(20, 3, dtype=5, shape=[2, 3], dim=1),                              # index
+    node(21, 112, **{"in": [20]}, dims=[1, 0]),                             # transpose
+    node(22, 113, **{"in": [21]}, starts=[-1, 0], stops=[-2**63, 2**63 - 1],
+         steps=[-1, 2]),                                                    # slice
+    node(23, 114, **{"in": [20, 20]}, dim=0, shape=[4, 3]),                 # concat
+    node(24, 115, **{"in": [23]}, pads=[1, 0, -1, 2], value=-5),            # pad
+    node(25, 116, **{"in": [24]}, dims=[0, 1], dtype=5),                    # flip
+]
+LOWERED_DESC = ("nodes=6 keep=[25]"
+                " {id=20 op=3 dtype=5 shape=[2,3] dim=1}"
+                " {id=21 op=112 in=[20] dims=[1,0]}"
+                " {id=22 op=113 in=[21] starts=[-1,0] stops=[-9223372036854775808,"
+                "9223372036854775807] steps=[-1,2]}"
+                " {id=23 op=114 in=[20,20] shape=[4,3] dim=0}"
+                " {id=24 op=115 in=[23] value=-5 pads=[1,0,-1,2]}"
+                " {id=25 op=116 in=[24] dtype=5 dims=[0,1]}")
+
+
 def one_node(**fields):
     """A SUBMIT whose only node has id 1, op 2 and `fields`."""
     return submit([node(1, 2, **fields)])
@@ -227,6 +247,13 @@ requests += [
      "ok SUBMIT session=7 nodes=1 keep=[] {id=1 op=999 data=0x keepdims=false}"),
     ("submit_duplicate_ids_pass_codec", submit([node(5, 2), node(5, 2)], keep=[5, 5]),
      "ok SUBMIT session=7 nodes=2 keep=[5,5] {id=5 op=2} {id=5 op=2}"),
+    # The lowered ops (112-116) and their fields, at their limits.
+    ("submit_lowered", submit(LOWERED_GRAPH, keep=[25]), "ok SUBMIT session=7 " + LOWERED_DESC),
+    ("submit_int_lists_at_limit", one_node(starts=[-2**63] * 8, stops=[2**63 - 1] * 8,
+                                           steps=[], pads=list(range(-8, 8))),
+     "ok SUBMIT session=7 nodes=1 keep=[] {id=1 op=2 starts=[" + ",".join(["-9223372036854775808"] * 8)
+     + "] stops=[" + ",".join(["9223372036854775807"] * 8) + "] steps=[] pads=["
+     + ",".join(str(v) for v in range(-8, 8)) + "]}"),
     ("fetch", pk([FETCH, 7, {"vars": [3, 2**64 - 1]}]),
      "ok FETCH session=7 vars=[3,18446744073709551615] timeout_ms=60000"),
     ("fetch_timeout", pk([FETCH, 7, {"vars": [3], "timeout_ms": 600000}]),
@@ -299,6 +326,18 @@ requests += [
      "error TYPE body.nodes[1].overflow_value"),
     ("submit_overflow_value_huge", bad_second(overflow_value=2**64 - 1),
      "error VALUE body.nodes[1].overflow_value"),
+    ("submit_starts_not_array", bad_second(starts=1), "error TYPE body.nodes[1].starts"),
+    ("submit_starts_over_limit", bad_second(starts=[0] * 9), "error LIMIT body.nodes[1].starts"),
+    ("submit_stops_float", bad_second(stops=[0, 1.0]), "error TYPE body.nodes[1].stops[1]"),
+    ("submit_stops_bool", bad_second(stops=[True]), "error TYPE body.nodes[1].stops[0]"),
+    ("submit_steps_huge", bad_second(steps=[2**63]), "error VALUE body.nodes[1].steps[0]"),
+    ("submit_steps_nil", bad_second(steps=[None]), "error TYPE body.nodes[1].steps[0]"),
+    ("submit_pads_over_limit", bad_second(pads=[0] * 17), "error LIMIT body.nodes[1].pads"),
+    ("submit_pads_str", bad_second(pads=["1"]), "error TYPE body.nodes[1].pads[0]"),
+    # Fields are checked in the node table's order, whatever the map's order.
+    ("submit_int_lists_field_order",
+     submit([node(1, 2, dtype=6, shape=[]), {"pads": "x", "starts": [0.5], "id": 2, "op": 113}]),
+     "error TYPE body.nodes[1].starts[0]"),
     # --- FETCH refused ---
     ("fetch_without_session", pk([FETCH, 0, {"vars": [1]}]), "error SESSION session"),
     ("fetch_missing_vars", pk([FETCH, 7, {"timeout_ms": 5}]), "error MISSING body.vars"),

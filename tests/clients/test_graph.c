@@ -271,6 +271,73 @@ START_TEST(refused_graph_names_the_node)
 }
 END_TEST
 
+/* The lowered ops through libkiln: their fields reach the daemon, and
+ * lists over their bound are refused before anything is sent. */
+START_TEST(lowered_ops)
+{
+    struct fixture_daemon d;
+    start(&d, NULL);
+    kiln_conn *c = connect_ok(&d);
+    static const float x[6] = {1, 2, 3, 4, 5, 6}; /* [[1, 2, 3], [4, 5, 6]] */
+    struct kiln_node g[6];
+    g[0] = node(1, KILN_OP_ARRAY);
+    set_source(&g[0], KILN_DTYPE_FLOAT32, 2, (int64_t[]){2, 3});
+    g[0].has |= KILN_NODE_DATA;
+    g[0].data = x;
+    g[0].data_len = sizeof(x);
+    g[1] = node(2, KILN_OP_TRANSPOSE); /* [[1, 4], [2, 5], [3, 6]] */
+    set_in(&g[1], 1, (uint64_t[]){1});
+    g[1].has |= KILN_NODE_DIMS;
+    g[1].ndims = 2;
+    g[1].dims[0] = 1, g[1].dims[1] = 0;
+    g[2] = node(3, KILN_OP_SLICE); /* [::-2, 1:] = [[6], [4]] */
+    set_in(&g[2], 1, (uint64_t[]){2});
+    g[2].has |= KILN_NODE_STARTS | KILN_NODE_STEPS;
+    g[2].nstarts = g[2].nsteps = 2;
+    g[2].starts[0] = INT64_MAX, g[2].starts[1] = 1;
+    g[2].steps[0] = -2, g[2].steps[1] = 1;
+    g[3] = node(4, KILN_OP_FLIP); /* [[4], [6]] */
+    set_in(&g[3], 1, (uint64_t[]){3});
+    g[3].has |= KILN_NODE_DIMS;
+    g[3].ndims = 1;
+    g[4] = node(5, KILN_OP_CONCAT); /* [[6, 4], [4, 6]] */
+    set_in(&g[4], 2, (uint64_t[]){3, 4});
+    g[4].has |= KILN_NODE_DIM;
+    g[4].dim = 1;
+    g[5] = node(6, KILN_OP_PAD); /* [[-0.5, -0.5, -0.5], [6, 4, -0.5]] */
+    set_in(&g[5], 1, (uint64_t[]){5});
+    g[5].has |= KILN_NODE_PADS | KILN_NODE_VALUE;
+    g[5].npads = 4;
+    g[5].pads[0] = 1, g[5].pads[1] = -1, g[5].pads[2] = 0, g[5].pads[3] = 1;
+    g[5].value = (struct kiln_number){.is_float = true, .f = -0.5};
+    struct kiln_error e;
+    int rc = kiln_submit(c, g, 6, (uint64_t[]){6}, 1, NULL, &e);
+    ck_assert_msg(rc == KILN_OK, "submit: %s: %s", kiln_err_name(rc), e.message);
+    struct kiln_tensor *t = NULL;
+    ck_assert_int_eq(kiln_fetch(c, (uint64_t[]){6}, 1, 5000, &t, &e), KILN_OK);
+    ck_assert_uint_eq(t[0].rank, 2);
+    ck_assert_int_eq(t[0].shape[0], 2);
+    ck_assert_int_eq(t[0].shape[1], 3);
+    static const float want[6] = {-0.5f, -0.5f, -0.5f, 6, 4, -0.5f};
+    ck_assert_mem_eq(t[0].data, want, sizeof(want));
+    kiln_tensors_free(t);
+    ck_assert_int_eq(kiln_release(c, (uint64_t[]){6}, 1, NULL, NULL, &e), KILN_OK);
+
+    /* The daemon's refusal names the node and the field ... */
+    g[2].steps[1] = 0;
+    refused(c, g, 6, KILN_EVALUE, "body.nodes[2].steps[1]", 2);
+    g[2].steps[1] = 1;
+    /* ... and so does the library's own, for lists over their bound. */
+    g[2].nstarts = KILN_MAX_RANK + 1;
+    refused(c, g, 6, KILN_EARG, "body.nodes[2].starts", 2);
+    g[2].nstarts = 2;
+    g[5].npads = 2 * KILN_MAX_RANK + 1;
+    refused(c, g, 6, KILN_EARG, "body.nodes[5].pads", 5);
+    kiln_close(c);
+    ck_assert_int_eq(fixture_daemon_stop(&d), 0);
+}
+END_TEST
+
 START_TEST(fetch_unknown_var)
 {
     struct fixture_daemon d;
@@ -394,6 +461,7 @@ static Suite *graph_suite(void)
     tcase_set_timeout(live, 30);
     tcase_add_test(live, submit_fetch_round_trip);
     tcase_add_test(live, refused_graph_names_the_node);
+    tcase_add_test(live, lowered_ops);
     tcase_add_test(live, fetch_unknown_var);
     tcase_add_test(live, release_drops_vars);
     tcase_add_test(live, message_limit);

@@ -223,6 +223,13 @@ static const struct {
     {"{\"nodes\": [{\"id\": 1, \"op\": 2}],\n \"nodes\": []}",
      "line 2, column 8: invalid JSON: duplicate object key"},
     {"[1, 2]", "the file must hold one object"},
+    {"{\"nodes\": [{\"id\": 1, \"op\": \"slice\", \"in\": [2], \"starts\": [0, 1.5]}]}",
+     "nodes[0] (id 1): starts[1]: must be an integer"},
+    {"{\"nodes\": [{\"id\": 1, \"op\": \"pad\", \"in\": [2], \"pads\": 3}]}",
+     "nodes[0] (id 1): pads: must be an array"},
+    {"{\"nodes\": [{\"id\": 1, \"op\": \"pad\", \"in\": [2],\n"
+     "  \"pads\": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}]}",
+     "nodes[0] (id 1): pads: holds 17 elements, at most 16 are allowed"},
     {"{\"nodes\": []}", "nodes: must be an array of 1..65536 nodes"},
     {"{\"nodes\": [{\"id\": 1, \"op\": 2}], \"kept\": [1]}", "kept: unknown field"},
     {"{\"nodes\": [{\"op\": 2}]}", "nodes[0]: id: must be an integer in 1.."},
@@ -390,6 +397,29 @@ START_TEST(prints_exact_values)
     run_live(&r, argv2);
     ck_assert_int_eq(r.status, 0);
     ck_assert_str_eq(r.out, "{\"step\": 1, \"vars\": []}\n");
+    fixture_run_fini(&r);
+
+    /* The lowered ops, by name, with their fields. */
+    const char *lowered = write_file(
+        "lowered.json",
+        "{\"nodes\": [\n"
+        "  {\"id\": 1, \"op\": \"index\", \"dtype\": \"int32\", \"shape\": [2, 3], \"dim\": 1},\n"
+        "  {\"id\": 2, \"op\": \"transpose\", \"in\": [1], \"dims\": [1, 0]},\n"
+        "  {\"id\": 3, \"op\": \"slice\", \"in\": [2], \"starts\": [-1, 0],\n"
+        "   \"stops\": [-9223372036854775808, 9223372036854775807], \"steps\": [-2, 1]},\n"
+        "  {\"id\": 4, \"op\": \"concat\", \"in\": [3, 3], \"dim\": 1},\n"
+        "  {\"id\": 5, \"op\": \"pad\", \"in\": [4], \"pads\": [0, 1, -1, 0], \"value\": 7},\n"
+        "  {\"id\": 6, \"op\": \"flip\", \"in\": [5], \"dims\": [1]}\n"
+        "], \"keep\": [6], \"fetch\": [6]}\n");
+    const char *argv3[] = {"submit", lowered, NULL};
+    run_live(&r, argv3);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    /* x.T[::-2] = [[2, 2], [0, 0]] -> concat [[2,2,2,2],[0,0,0,0]] -> pad
+     * [[2,2,2],[0,0,0],[7,7,7]] -> flip dim 1: the same */
+    ck_assert_str_eq(r.out, "{\"step\": 1, \"vars\": [\n"
+                            "  {\"id\": 6, \"dtype\": \"int32\", \"shape\": [3, 3], \"data\": "
+                            "[2, 2, 2, 0, 0, 0, 7, 7, 7]}\n"
+                            "]}\n");
     fixture_run_fini(&r);
 }
 END_TEST

@@ -473,11 +473,17 @@ static void full_graph(struct proto_node nodes[4])
 {
     /* Refreshed on every call: tests may scribble on it. */
     static struct proto_str conds[1];
+    static const int64_t starts[] = {INT64_MIN, -1}, stops[] = {INT64_MAX};
+    static const int64_t pads[2 * KILN_LIMIT_RANK] = {0, -3, 5, 7, [15] = 1};
     conds[0] = (struct proto_str){"i0 < 0", 6};
     memset(nodes, 0, 4 * sizeof(*nodes));
     nodes[0] = (struct proto_node){
-        .id = 1, .op = 1, .has = PROTO_NODE_DTYPE | PROTO_NODE_SHAPE | PROTO_NODE_DATA,
-        .dtype = 6, .rank = 1, .shape = {2}, .data = f32_data, .data_len = sizeof(f32_data)};
+        .id = 1, .op = 1,
+        .has = PROTO_NODE_DTYPE | PROTO_NODE_SHAPE | PROTO_NODE_DATA | PROTO_NODE_STARTS |
+               PROTO_NODE_STOPS | PROTO_NODE_STEPS | PROTO_NODE_PADS,
+        .dtype = 6, .rank = 1, .shape = {2}, .data = f32_data, .data_len = sizeof(f32_data),
+        .nstarts = 2, .starts = starts, .nstops = 1, .stops = stops, .nsteps = 0, .steps = NULL,
+        .npads = 2 * KILN_LIMIT_RANK, .pads = pads};
     nodes[1] = (struct proto_node){
         .id = 2, .op = 4,
         .has = PROTO_NODE_DTYPE | PROTO_NODE_SHAPE | PROTO_NODE_DIST | PROTO_NODE_SEED |
@@ -537,6 +543,18 @@ static void assert_node_eq(const struct proto_node *a, const struct proto_node *
     }
     ck_assert_int_eq(a->overflow.is_float, b->overflow.is_float);
     ck_assert_int_eq(a->overflow.i, b->overflow.i);
+    ck_assert_uint_eq(a->nstarts, b->nstarts);
+    ck_assert_uint_eq(a->nstops, b->nstops);
+    ck_assert_uint_eq(a->nsteps, b->nsteps);
+    ck_assert_uint_eq(a->npads, b->npads);
+    if (a->nstarts > 0)
+        ck_assert_mem_eq(a->starts, b->starts, a->nstarts * sizeof(a->starts[0]));
+    if (a->nstops > 0)
+        ck_assert_mem_eq(a->stops, b->stops, a->nstops * sizeof(a->stops[0]));
+    if (a->nsteps > 0)
+        ck_assert_mem_eq(a->steps, b->steps, a->nsteps * sizeof(a->steps[0]));
+    if (a->npads > 0)
+        ck_assert_mem_eq(a->pads, b->pads, a->npads * sizeof(a->pads[0]));
 }
 
 START_TEST(roundtrip_submit_fetch)
@@ -568,7 +586,9 @@ START_TEST(roundtrip_submit_fetch)
     ck_assert_int_lt(proto_request_describe(&sent, a, sizeof(a)), (int) sizeof(a));
     proto_request_describe(&req, b, sizeof(b));
     ck_assert_str_eq(a, b);
-    ck_assert_ptr_nonnull(strstr(b, " data=0x0000803f00000040"));
+    ck_assert_ptr_nonnull(strstr(b, " data=0x0000803f00000040"
+                                    " starts=[-9223372036854775808,-1] stops=[9223372036854775807]"
+                                    " steps=[] pads=[0,-3,5,7,0,0,0,0,0,0,0,0,0,0,0,1]}"));
     ck_assert_ptr_nonnull(strstr(b, " value=float:-0.25 dim=7}"));
     ck_assert_ptr_nonnull(strstr(b, " exprs=[\"i0\",\"@e1(i0)\"] conds=[\"i0 < 0\"]"
                                     " overflow_value=-7}"));
@@ -689,12 +709,12 @@ START_TEST(encoders_refuse_bad_graphs)
     sub.nkeep = 1;
 
     /* Each broken node field, one at a time. */
-    for (int c = 0; c < 14; c++) {
+    for (int c = 0; c < 18; c++) {
         full_graph(nodes);
         struct proto_node *n = &nodes[3];
         switch (c) {
         case 0: n->id = 0; break;
-        case 1: n->has |= PROTO_NODE_OVERFLOW << 1; break;
+        case 1: n->has |= PROTO_NODE_PADS << 1; break;
         case 2: n->nin = KILN_LIMIT_NODE_INPUTS + 1; break;
         case 3: n->in[1] = 0; break;
         case 4: nodes[1].rank = KILN_LIMIT_RANK + 1; break;
@@ -707,6 +727,10 @@ START_TEST(encoders_refuse_bad_graphs)
         case 11: n->exprs[0] = (struct proto_str){long_expr, KILN_LIMIT_EXPR_BYTES + 1}; break;
         case 12: n->nconds = KILN_LIMIT_CONDS + 1; break;
         case 13: n->conds[0] = (struct proto_str){NULL, 3}; break; /* full_graph refreshes it */
+        case 14: nodes[0].nstarts = KILN_LIMIT_RANK + 1; break;
+        case 15: nodes[0].npads = 2 * KILN_LIMIT_RANK + 1; break;
+        case 16: nodes[0].stops = NULL; break;
+        case 17: nodes[0].nsteps = 1; break; /* steps is NULL */
         }
         ck_assert_msg(proto_encode_submit(&sb, 1, &sub) == KILN_EARG, "case %d", c);
     }
