@@ -31,6 +31,8 @@ static const char usage[] =
     "                        0 = no budget (default: 0)\n"
     "  --max-message BYTES   largest message accepted; a peer sending more is\n"
     "                        disconnected (default and maximum: 256M)\n"
+    "  --executor KIND       jit (fused kernels compiled with libtcc; default) or\n"
+    "                        interp (the reference interpreter: slow, for checks)\n"
     "  --help                print this and exit\n"
     "  --version             print the version and exit\n"
     "\n"
@@ -42,7 +44,7 @@ static const char usage[] =
     "address is in use), 2 on bad flags.\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -51,6 +53,7 @@ static const struct option options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"memory-budget", required_argument, NULL, OPT_BUDGET},
     {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+    {"executor", required_argument, NULL, OPT_EXECUTOR},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -171,6 +174,11 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
         if (!cfg_parse_bytes(arg, &v) || v < CFG_MAX_MESSAGE_MIN || v > KILN_LIMIT_MESSAGE_BYTES)
             return bad_value(err, "--max-message", arg, "bytes in 1K..256M");
         cfg->max_message = v;
+        return true;
+    case OPT_EXECUTOR:
+        if (strcmp(arg, "jit") != 0 && strcmp(arg, "interp") != 0)
+            return bad_value(err, "--executor", arg, "jit or interp");
+        cfg->interpret = strcmp(arg, "interp") == 0;
         return true;
     }
     return false;

@@ -10,6 +10,7 @@
 #ifndef KILND_CONFIG_H
 #define KILND_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -28,6 +29,7 @@ struct cfg {
     uint64_t idle_timeout_ms; /* a session with no request this long is ended */
     uint64_t mem_budget;      /* bytes sessions may hold; 0: no budget */
     uint64_t max_message;     /* largest message accepted, <= KILN_LIMIT_MESSAGE_BYTES */
+    bool interpret;           /* --executor interp: the reference interpreter, no JIT */
 };
 
 enum cfg_result {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "kiln_err.h"
 #include "dispatch.h"
 #include "probe.h"
 #include "rundir.h"
@@ -173,6 +174,20 @@ static bool start(struct kilnd *kd)
         log_msg(&kd->log, LOG_ERROR, "cannot create the executor's timer");
         return false;
     }
+    kd->exec.workers = cfg->workers;
+    if (!cfg->interpret) {
+        /* The caller of each kernel works too: workers - 1 helpers fill
+         * the machine. */
+        int rc = exec_jit_start(&kd->exec, cfg->workers > 1 ? cfg->workers - 1 : 0);
+        if (rc == KILN_EUNSUPPORTED) {
+            log_msg(&kd->log, LOG_WARN,
+                    "this host forbids writable+executable pages, which libtcc needs: "
+                    "steps run on the reference interpreter (slow)");
+        } else if (rc != KILN_OK) {
+            log_msg(&kd->log, LOG_ERROR, "cannot start the JIT");
+            return false;
+        }
+    }
 
     char def[256];
     const char *const *addrs = cfg->listen;
@@ -246,6 +261,7 @@ static void stop(struct kilnd *kd)
         log_end(&l);
     }
     uv_run(&kd->loop, UV_RUN_DEFAULT); /* close callbacks, and steps on workers */
+    exec_jit_stop(&kd->exec);
     sess_table_fini(&kd->sessions);
     if (uv_loop_close(&kd->loop) != 0)
         log_msg(&kd->log, LOG_ERROR, "libuv handles left open at exit");

@@ -77,7 +77,20 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
         .steps_running = d->exec->running,
         .steps_queued = d->exec->queued,
         .step_run_ms = d->exec->run_ns / 1000000,
+        .jit_enabled = d->exec->jit != NULL,
+        .jit_fallbacks = d->exec->fallbacks,
     };
+    if (d->exec->jit != NULL) {
+        struct jit_runtime_stats js;
+        jit_runtime_stats(d->exec->jit, &js);
+        s.jit_kernels_compiled = js.kernels_compiled;
+        s.jit_kernel_hits = js.kernel_hits;
+        s.jit_compile_us = js.compile_ns / 1000;
+        s.jit_plans = js.plans_made;
+        s.jit_plan_hits = js.plan_hits;
+        s.jit_kernels_run = js.kernels_run;
+        s.jit_kernels_cached = js.kernels_cached;
+    }
     snprintf(s.server, sizeof(s.server), "%s", SERVER_NAME);
     _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");
     for (size_t i = 0; i < KILN_ERR_WIRE_COUNT; i++)

@@ -16,6 +16,7 @@ struct exec_sess {
     struct step *running;
     uint32_t queued; /* steps in head..tail */
     uint32_t nwaits;
+    struct jit_mem *mem; /* the session's buffer cache (NULL: plain malloc) */
 };
 
 struct exec_wait {
@@ -34,8 +35,12 @@ static uint64_t now_ns(void)
 
 static struct exec_sess *sess_state(struct sess *s)
 {
-    if (s->exec == NULL)
-        s->exec = calloc(1, sizeof(struct exec_sess));
+    if (s->exec == NULL) {
+        struct exec_sess *es = calloc(1, sizeof(struct exec_sess));
+        if (es != NULL)
+            es->mem = jit_mem_new(EXEC_CACHE_PER_SESSION);
+        s->exec = es;
+    }
     return s->exec;
 }
 
@@ -55,10 +60,53 @@ static void start_next(struct exec *x, struct sess *s);
 static void step_work(uv_work_t *w)
 {
     struct step *st = w->data;
+    const struct exec *x = st->exec;
     uint64_t t0 = now_ns();
-    st->rc = ir_interp_run_quota(&st->graph, st->inputs, (size_t) st->quota, &st->outs,
-                                 &st->ierr);
+    if (x->jit != NULL) {
+        bool *mark = calloc((size_t) st->graph.count + 1, sizeof(bool));
+        if (mark == NULL) {
+            st->rc = KILN_ENOMEM;
+            st->ierr.node = -1;
+            snprintf(st->ierr.message, sizeof st->ierr.message, "out of memory starting the step");
+            st->ran_ns = now_ns() - t0;
+            return;
+        }
+        for (uint32_t j = 0; j < st->nkeep; j++)
+            mark[st->keep[j].node] = true;
+        st->rc = jit_run(x->jit, &st->graph, mark, st->inputs, st->mem, (size_t) st->quota, &st->outs,
+                         &st->jinfo, &st->ierr);
+        free(mark);
+        st->jitted = st->rc == KILN_OK;
+        if (st->rc == KILN_ELIMIT || st->rc == KILN_EINTERNAL) {
+            st->fell_back = true;
+            snprintf(st->fallback, sizeof st->fallback, "%.150s", st->ierr.message);
+        }
+    }
+    if (x->jit == NULL || st->fell_back)
+        st->rc = ir_interp_run_quota(&st->graph, st->inputs, (size_t) st->quota, &st->outs,
+                                     &st->ierr);
     st->ran_ns = now_ns() - t0;
+}
+
+int exec_jit_start(struct exec *x, unsigned threads)
+{
+    int rc = jit_compiler_init(&x->compiler);
+    if (rc != KILN_OK)
+        return rc;
+    struct jit_runtime_opts o = {.compiler = &x->compiler, .threads = threads};
+    rc = jit_runtime_new(&o, &x->jit);
+    if (rc != KILN_OK)
+        jit_compiler_fini(&x->compiler);
+    return rc;
+}
+
+void exec_jit_stop(struct exec *x)
+{
+    if (x->jit == NULL)
+        return;
+    jit_runtime_free(x->jit);
+    x->jit = NULL;
+    jit_compiler_fini(&x->compiler);
 }
 
 /* How many bytes one step may hold while it runs: what is left of the
@@ -73,9 +121,16 @@ static uint64_t step_quota(const struct exec *x)
         limit = pages > 0 && page > 0 ? (uint64_t) pages / 2 * (uint64_t) page : UINT64_C(1) << 32;
     }
     /* Steps running side by side share what is left: each reserves its
-     * quota until it finishes, so together they stay within the limit. */
+     * quota until it finishes, so together they stay within the limit.
+     * A starting step leaves an eighth of what is left for each other
+     * worker that may start a step beside it (half at most), so a step
+     * alone gets most of the memory and a concurrent one never finds
+     * nothing left. (The fair scheduler replaces this with per-user
+     * quotas.) */
     uint64_t used = t->mem_in_use + x->reserved;
-    return used < limit ? limit - used : 0;
+    uint64_t left = used < limit ? limit - used : 0;
+    uint32_t others = x->workers > x->running + 1 ? x->workers - x->running - 1 : 0;
+    return left - (others < 4 ? left / 8 * others : left / 2);
 }
 
 static void step_done(uv_work_t *w, int status)
@@ -85,6 +140,15 @@ static void step_done(uv_work_t *w, int status)
     x->running--;
     x->reserved -= st->quota;
     x->run_ns += st->ran_ns;
+    if (st->fell_back) {
+        x->fallbacks++;
+        struct log_line l;
+        log_begin(&l, x->log, LOG_WARN, "step ran on the interpreter");
+        log_u64(&l, "session", st->session);
+        log_u64(&l, "step", st->number);
+        log_str(&l, "why", st->fallback);
+        log_end(&l);
+    }
     struct sess_table *t = x->sessions;
     if (status != 0 || st->rc != KILN_OK) {
         struct proto_error e;
@@ -105,12 +169,15 @@ static void step_done(uv_work_t *w, int status)
             void *data = st->outs[st->keep[j].node];
             st->outs[st->keep[j].node] = NULL; /* the var takes it */
             uint64_t bytes = (uint64_t) n->numel * ir_dtype_size((enum ir_dtype) n->dtype);
-            sess_var_set_ready(t, st->keep[j].var, data, bytes);
+            /* JIT buffers go back to the session's cache when freed. */
+            sess_var_set_ready(t, st->keep[j].var, data, bytes, st->jitted ? st->mem : NULL);
         }
         x->steps_done++;
     }
     uint64_t session = st->session;
     bool orphan = st->orphan;
+    jit_mem_unref(st->mem);
+    st->mem = NULL;
     step_free(t, st);
     if (!orphan) {
         struct sess *s = sess_find(t, session);
@@ -178,6 +245,9 @@ static void start_next(struct exec *x, struct sess *s)
             continue;
         }
         es->running = st;
+        st->mem = es->mem;
+        if (st->mem != NULL)
+            jit_mem_ref(st->mem);
         x->running++;
         x->reserved += st->quota;
     }
@@ -475,6 +545,8 @@ void exec_session_closed(void *arg, struct sess *s)
     }
     if (!x->stopping)
         answer_all(x, s->id, KILN_ESESSION, "the session ended");
+    if (es != NULL)
+        jit_mem_unref(es->mem);
     free(es);
     s->exec = NULL;
 }

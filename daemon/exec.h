@@ -7,8 +7,11 @@
  * loop thread, which makes the kept vars READY (or FAILED) and answers the
  * FETCH requests that were waiting for them.
  *
- * For now a step runs on the reference interpreter (kernels/interp.h):
- * correct for every op, and the path the fused JIT replaces later.
+ * A step runs on the JIT (jit/run.h: fused kernels compiled by libtcc,
+ * split over a thread pool), or on the reference interpreter
+ * (kernels/interp.h) with --executor interp, on a host that forbids JIT
+ * pages, or for the rare graph the JIT refuses (a group deeper than the
+ * code generator allows); the results are the same bytes either way.
  *
  * A FETCH whose vars are not ready yet is deferred (srv_defer) until they
  * are, its timeout passes (KILN_ENOTREADY), the session ends
@@ -33,10 +36,12 @@
 #include "session.h"
 #include "stats.h"
 #include "step.h"
+#include "tcc.h"
 
 #define EXEC_WAITS_PER_SESSION 4                 /* deferred FETCHes per session */
 #define EXEC_WAITS_MAX         (SRV_CONTEXTS / 2) /* and in all: half the contexts */
 #define EXEC_QUEUE_PER_SESSION 64                 /* steps of a session waiting to run */
+#define EXEC_CACHE_PER_SESSION ((size_t) 256 << 20) /* freed buffers a session keeps for reuse */
 
 struct exec_wait;
 
@@ -53,14 +58,26 @@ struct exec {
     bool timer_init;
     bool stopping; /* exec_stop: start nothing, answer nothing */
     uint32_t running; /* steps on workers now */
+    uint32_t workers; /* steps that may run at once (libuv pool threads for steps) */
     uint64_t queued;  /* steps waiting behind an earlier one of their session */
     uint64_t reserved; /* memory quotas of the running steps */
     uint64_t steps_done, steps_failed;
     uint64_t run_ns; /* worker time of all steps */
+    /* The JIT (NULL: every step runs on the reference interpreter). */
+    struct jit_compiler compiler;
+    struct jit_runtime *jit;
+    uint64_t fallbacks; /* steps the JIT handed to the interpreter */
 };
 
 int exec_init(struct exec *x, uv_loop_t *loop, struct sess_table *t, struct srv *srv,
               struct stats *stats, const struct log *log, uint64_t max_reply);
+
+/* Turn the JIT on with `threads` helper threads splitting each kernel.
+ * KILN_EUNSUPPORTED when the host forbids writable+executable pages (the
+ * daemon then runs steps on the interpreter), KILN_ENOMEM otherwise on
+ * failure. Before any step; exec_stop frees it once steps are done. */
+int exec_jit_start(struct exec *x, unsigned threads);
+void exec_jit_stop(struct exec *x);
 
 /* KILN_OK when session `s` may queue one more step, else KILN_EBUSY:
  * a client that submits faster than its steps run is told to wait, so

@@ -254,17 +254,19 @@ void sess_var_unref(struct sess_table *t, struct sess_var *v)
     if (--v->refs > 0)
         return;
     sess_mem_uncharge_id(t, v->session, v->bytes);
-    free(v->data);
+    jit_mem_free(v->mem, v->data, v->data_len);
+    jit_mem_unref(v->mem);
     free(v);
 }
 
-int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uint64_t bytes)
+int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uint64_t bytes,
+                       struct jit_mem *mem)
 {
     struct proto_error err;
     struct sess *owner = sess_find(t, v->session);
     int rc = owner == NULL ? KILN_ESESSION : sess_mem_charge(t, owner, bytes, &err);
     if (rc != KILN_OK) {
-        free(data);
+        jit_mem_free(mem, data, bytes);
         if (owner == NULL)
             proto_error_set(&err, KILN_ESESSION, "", "the session ended");
         sess_var_set_failed(v, &err);
@@ -272,6 +274,9 @@ int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uin
     }
     v->data = data;
     v->data_len = bytes;
+    v->mem = mem;
+    if (mem != NULL)
+        jit_mem_ref(mem);
     v->bytes += bytes; /* on top of the record's overhead */
     v->state = SESS_VAR_READY;
     return KILN_OK;

@@ -23,6 +23,7 @@
 
 #include "idmap.h"
 #include "log.h"
+#include "mem.h"
 #include "proto.h"
 
 /* HELLO beyond this many open sessions gets KILN_EBUSY: each session costs
@@ -58,6 +59,7 @@ struct sess_var {
     uint64_t bytes; /* charged to the owner: the record's overhead, plus the data's */
     void *data;
     uint64_t data_len; /* bytes of `data` */
+    struct jit_mem *mem; /* where `data` goes back (referenced), or NULL: free() */
     int err_code; /* FAILED: the error FETCH reports */
     int64_t err_node;
     char err_msg[PROTO_MESSAGE_MAX];
@@ -162,10 +164,13 @@ static inline void sess_var_ref(struct sess_var *v)
 /* Drop a reference; the last one frees the value and returns its charge. */
 void sess_var_unref(struct sess_table *t, struct sess_var *v);
 
-/* Give a PENDING var its value (`data`, malloc'd, `bytes` long; the var
- * takes it). Charges the bytes to the owner: on KILN_ENOMEM the var is
+/* Give a PENDING var its value (`data`, `bytes` long; the var takes it):
+ * from jit_mem_alloc(mem, bytes) when `mem` is not NULL (the var then
+ * holds a reference on mem and gives the buffer back to it), else from
+ * malloc. Charges the bytes to the owner: on KILN_ENOMEM the var is
  * FAILED with that error instead and `data` is freed. */
-int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uint64_t bytes);
+int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uint64_t bytes,
+                       struct jit_mem *mem);
 
 /* Mark a PENDING var FAILED with a copy of `e`. */
 void sess_var_set_failed(struct sess_var *v, const struct proto_error *e);

@@ -22,6 +22,7 @@
 
 #include "ir.h"
 #include "proto.h"
+#include "run.h"
 #include "session.h"
 
 struct step_keep {
@@ -50,6 +51,11 @@ struct step {
     void **outs;         /* the interpreter's results */
     int rc;
     struct ir_error ierr;
+    struct jit_run_info jinfo; /* what the JIT did, when it ran the step */
+    bool fell_back;            /* the JIT could not: the interpreter ran it */
+    bool jitted;               /* the JIT ran it: outs come from `mem` */
+    struct jit_mem *mem;       /* the session's buffer cache, referenced while running */
+    char fallback[160];        /* why */
     uint64_t started_ns, ran_ns;
 };
 

@@ -681,6 +681,7 @@ static int assemble_group(struct planner *P, struct assembly *A, struct jit_plan
     G->kind = P->kind[root];
     G->layer = P->layer[root];
     G->rank = sp->rank;
+    G->space = P->space[root];
     memcpy(G->shape, sp->shape, sizeof(G->shape));
     G->reduce = P->rnode[root] == NONE ? -1 : (int64_t) P->rnode[root];
     if (P->rnode[root] != NONE) {

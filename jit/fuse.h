@@ -119,6 +119,8 @@ struct jit_group {
     int64_t shape[KILN_LIMIT_RANK];     /* main loop (ELEMENTWISE: the sinks') */
     int64_t out_shape[KILN_LIMIT_RANK]; /* REDUCE, REINDEX_REDUCE */
     int64_t reduce;  /* the REDUCE or REINDEX_REDUCE node; -1 for ELEMENTWISE */
+    uint32_t space;  /* the member or input whose shape is `shape` (sizes of a
+                      * later graph with the same signature are read from it) */
     /* Ranges of jit_plan.members/member_flags and of jit_plan.refs. */
     uint32_t member0, nmembers; /* node ids in topological order */
     uint32_t sink0, nsinks;     /* materialised members, ascending */
@@ -153,11 +155,11 @@ int jit_fuse_plan(const struct ir_graph *g, const bool *is_output, struct jit_pl
 /* Kernel-cache key of one group: its kind, iteration ranks, and for each
  * member in order its op, dtype, rank, flags and attributes (reduce op,
  * dims and keepdims; broadcast dims and which input dims are 1, i.e.
- * stretched; index dim; random distribution; const value; cast target via
+ * stretched; index dim; random distribution; cast target via
  * dtype; reindex expressions and conditions as ASTs, with the overflow
  * value) and its wiring (each input as a member position or a buffer
  * position). Not in it: sizes, node numbers, extern slots, array bytes,
- * random seed and offset — those are run-time arguments of the kernel, so
+ * const values, random seed and offset — those are run-time arguments of the kernel, so
  * codegen must not bake them in. Computed by jit_fuse_plan. */
 uint64_t jit_group_signature(const struct ir_graph *g, const struct jit_plan *p, uint32_t group);
 

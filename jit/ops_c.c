@@ -282,6 +282,11 @@ static const char *const suffix[IR_DTYPE_COUNT] = {
 };
 _Static_assert(IR_DTYPE_COUNT == 8, "a new dtype needs a suffix and prelude helpers");
 
+const char *jit_dtype_suffix(int dt)
+{
+    return dt > 0 && dt < IR_DTYPE_COUNT ? suffix[dt] : NULL;
+}
+
 static int kind(int dt)
 {
     return ir_dtype_info((enum ir_dtype) dt)->kind;

@@ -77,4 +77,8 @@ const char *jit_ops_prelude_c(void);
 int jit_ops_render_c(struct jit_buf *out, int op, int dtype_in, int dtype_out,
                      const char *const *args);
 
+/* The helper-name suffix of a dtype ("b", "i8", ..., "f64"), NULL for an
+ * invalid one. */
+const char *jit_dtype_suffix(int dt);
+
 #endif

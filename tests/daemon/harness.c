@@ -306,3 +306,108 @@ long th_rss_kib(pid_t pid)
     ck_assert_msg(kib > 0, "no VmRSS in %s", path);
     return kib;
 }
+
+/* ---- graphs ---------------------------------------------------------- */
+
+struct proto_node th_node(uint64_t id, uint32_t op)
+{
+    struct proto_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = id;
+    n.op = op;
+    return n;
+}
+
+void th_set_shape(struct proto_node *n, uint32_t rank, const int64_t *shape)
+{
+    n->has |= PROTO_NODE_SHAPE;
+    n->rank = rank;
+    if (rank > 0)
+        memcpy(n->shape, shape, rank * sizeof(shape[0]));
+}
+
+void th_set_dims(struct proto_node *n, uint32_t ndims, const uint32_t *dims)
+{
+    n->has |= PROTO_NODE_DIMS;
+    n->ndims = ndims;
+    if (ndims > 0)
+        memcpy(n->dims, dims, ndims * sizeof(dims[0]));
+}
+
+void th_set_in(struct proto_node *n, uint32_t nin, const uint64_t *in)
+{
+    n->has |= PROTO_NODE_IN;
+    n->nin = nin;
+    if (nin > 0)
+        memcpy(n->in, in, nin * sizeof(in[0]));
+}
+
+void th_set_dtype(struct proto_node *n, uint32_t dt)
+{
+    n->has |= PROTO_NODE_DTYPE;
+    n->dtype = dt;
+}
+
+/* SUBMIT nodes keeping `keep`; returns the reply code (step in *step). */
+int th_submit(nng_socket s, uint64_t sid, struct proto_node *nodes, uint32_t n,
+                  const uint64_t *keep, uint32_t nkeep, struct proto_error *err, uint64_t *step)
+{
+    struct proto_submit sub = {.nnodes = n, .nodes = nodes, .nkeep = nkeep,
+                               .keep = (uint64_t *) keep};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(proto_encode_submit(&sb, sid, &sub), KILN_OK);
+    struct proto_reply rep;
+    int code = th_call(s, &sb, PROTO_SUBMIT, &rep);
+    if (err != NULL)
+        *err = rep.error;
+    if (step != NULL)
+        *step = code == KILN_OK ? rep.u.submit.step : 0;
+    proto_reply_fini(&rep);
+    msgpack_sbuffer_destroy(&sb);
+    return code;
+}
+
+/* FETCH one var into `out` (up to `cap` bytes); returns the code. */
+int th_fetch(nng_socket s, uint64_t sid, uint64_t id, void *out, size_t cap, int timeout_ms,
+                 struct proto_error *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(proto_encode_fetch(&sb, sid, &id, 1, (uint64_t) timeout_ms), KILN_OK);
+    /* The decoded values point into the reply message: keep it until copied. */
+    nng_msg *msg;
+    int rv = th_roundtrip(s, sb.data, sb.size, &msg);
+    ck_assert_msg(rv == 0, "FETCH: no reply: %s", nng_strerror(rv));
+    struct proto_reply rep;
+    struct proto_error perr;
+    ck_assert_int_eq(proto_reply_decode(&rep, PROTO_FETCH, nng_msg_body(msg), nng_msg_len(msg),
+                                        &perr),
+                     KILN_OK);
+    int code = rep.code;
+    if (err != NULL)
+        *err = rep.error;
+    if (code == KILN_OK) {
+        ck_assert_uint_eq(rep.u.fetch.count, 1);
+        ck_assert_uint_eq(rep.u.fetch.vars[0].id, id);
+        ck_assert_uint_le(rep.u.fetch.vars[0].bytes, cap);
+        memcpy(out, rep.u.fetch.vars[0].data, rep.u.fetch.vars[0].bytes);
+    }
+    proto_reply_fini(&rep);
+    nng_msg_free(msg);
+    msgpack_sbuffer_destroy(&sb);
+    return code;
+}
+
+
+void th_release(nng_socket s, uint64_t sid, const uint64_t *ids, uint32_t n)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(proto_encode_release(&sb, sid, ids, n), KILN_OK);
+    struct proto_reply rep;
+    ck_assert_int_eq(th_call(s, &sb, PROTO_RELEASE, &rep), KILN_OK);
+    ck_assert_uint_eq(rep.u.release.released, n);
+    proto_reply_fini(&rep);
+    msgpack_sbuffer_destroy(&sb);
+}

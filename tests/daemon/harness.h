@@ -84,4 +84,22 @@ long th_rss_kib(pid_t pid);
 uint64_t th_now_ms(void);
 void th_sleep_ms(int ms);
 
+/* Graph helpers over struct proto_node: a node with only id and op,
+ * then its fields. */
+struct proto_node th_node(uint64_t id, uint32_t op);
+void th_set_shape(struct proto_node *n, uint32_t rank, const int64_t *shape);
+void th_set_in(struct proto_node *n, uint32_t nin, const uint64_t *in);
+void th_set_dtype(struct proto_node *n, uint32_t dt);
+void th_set_dims(struct proto_node *n, uint32_t ndims, const uint32_t *dims);
+/* SUBMIT nodes keeping `keep`; returns the reply code (the step number in
+ * *step, and the error in *err, when not NULL). */
+int th_submit(nng_socket s, uint64_t sid, struct proto_node *nodes, uint32_t n,
+              const uint64_t *keep, uint32_t nkeep, struct proto_error *err, uint64_t *step);
+/* FETCH one var into `out` (up to `cap` bytes, asserted); returns the code. */
+int th_fetch(nng_socket s, uint64_t sid, uint64_t id, void *out, size_t cap, int timeout_ms,
+             struct proto_error *err);
+
+/* RELEASE `n` kept vars, asserting that all of them were released. */
+void th_release(nng_socket s, uint64_t sid, const uint64_t *ids, uint32_t n);
+
 #endif

@@ -27,63 +27,14 @@ enum { TRANSPOSE = 112, SLICE = 113, CONCAT = 114, PAD = 115, FLIP = 116 };
 
 /* ---- requests ---------------------------------------------------------- */
 
-static struct proto_node node(uint64_t id, uint32_t op)
-{
-    struct proto_node n;
-    memset(&n, 0, sizeof(n));
-    n.id = id;
-    n.op = op;
-    return n;
-}
-
-static void set_in(struct proto_node *n, uint32_t nin, const uint64_t *in)
-{
-    n->has |= PROTO_NODE_IN;
-    n->nin = nin;
-    memcpy(n->in, in, nin * sizeof(in[0]));
-}
-
-static void set_shape(struct proto_node *n, uint32_t rank, const int64_t *shape)
-{
-    n->has |= PROTO_NODE_SHAPE;
-    n->rank = rank;
-    if (rank > 0)
-        memcpy(n->shape, shape, rank * sizeof(shape[0]));
-}
-
-static void set_dims(struct proto_node *n, uint32_t ndims, const uint32_t *dims)
-{
-    n->has |= PROTO_NODE_DIMS;
-    n->ndims = ndims;
-    if (ndims > 0)
-        memcpy(n->dims, dims, ndims * sizeof(dims[0]));
-}
-
 /* A float32 const of `shape`, for the refusal tests. */
 static struct proto_node fconst(uint64_t id, uint32_t rank, const int64_t *shape, uint32_t dtype)
 {
-    struct proto_node n = node(id, 2);
+    struct proto_node n = th_node(id, 2);
     n.has |= PROTO_NODE_DTYPE | PROTO_NODE_VALUE;
     n.dtype = dtype;
-    set_shape(&n, rank, shape);
+    th_set_shape(&n, rank, shape);
     return n;
-}
-
-static int submit(nng_socket s, uint64_t sid, struct proto_node *nodes, uint32_t n,
-                  const uint64_t *keep, uint32_t nkeep, struct proto_error *err)
-{
-    struct proto_submit sub = {.nnodes = n, .nodes = nodes, .nkeep = nkeep,
-                               .keep = (uint64_t *) keep};
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    ck_assert_int_eq(proto_encode_submit(&sb, sid, &sub), KILN_OK);
-    struct proto_reply rep;
-    int code = th_call(s, &sb, PROTO_SUBMIT, &rep);
-    if (err != NULL)
-        *err = rep.error;
-    proto_reply_fini(&rep);
-    msgpack_sbuffer_destroy(&sb);
-    return code;
 }
 
 struct fetched {
@@ -120,18 +71,6 @@ static void fetch(nng_socket s, uint64_t sid, uint64_t id, struct fetched *f)
         memcpy(f->data, t->data, t->bytes);
     proto_reply_fini(&rep);
     nng_msg_free(msg);
-    msgpack_sbuffer_destroy(&sb);
-}
-
-static void release(nng_socket s, uint64_t sid, const uint64_t *ids, uint32_t n)
-{
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    ck_assert_int_eq(proto_encode_release(&sb, sid, ids, n), KILN_OK);
-    struct proto_reply rep;
-    ck_assert_int_eq(th_call(s, &sb, PROTO_RELEASE, &rep), KILN_OK);
-    ck_assert_uint_eq(rep.u.release.released, n);
-    proto_reply_fini(&rep);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -381,17 +320,17 @@ static void run_case(nng_socket s, uint64_t sid, const struct lcase *lc, uint32_
         bufs[k] = malloc(n > 0 ? (size_t) n * es : 1);
         for (int64_t j = 0; j < n; j++)
             element(dtype, k, j, bufs[k] + j * es);
-        nodes[k] = node((uint64_t) k + 1, 1);
+        nodes[k] = th_node((uint64_t) k + 1, 1);
         nodes[k].has |= PROTO_NODE_DTYPE | PROTO_NODE_DATA;
         nodes[k].dtype = dtype;
-        set_shape(&nodes[k], (uint32_t) lc->rank, lc->shape[k]);
+        th_set_shape(&nodes[k], (uint32_t) lc->rank, lc->shape[k]);
         nodes[k].data = bufs[k];
         nodes[k].data_len = (size_t) n * es;
         ins[k] = (uint64_t) k + 1;
     }
     struct proto_node *y = &nodes[lc->nin];
-    *y = node(100, lc->op);
-    set_in(y, (uint32_t) lc->nin, ins);
+    *y = th_node(100, lc->op);
+    th_set_in(y, (uint32_t) lc->nin, ins);
     y->has |= lc->has;
     y->ndims = lc->ndims;
     memcpy(y->dims, lc->dims, sizeof(y->dims));
@@ -406,7 +345,7 @@ static void run_case(nng_socket s, uint64_t sid, const struct lcase *lc, uint32_
     if (lc->has & PROTO_NODE_VALUE)
         y->value = fill = fill_value(dtype);
     struct proto_error err;
-    int code = submit(s, sid, nodes, (uint32_t) lc->nin + 1, (uint64_t[]){100}, 1, &err);
+    int code = th_submit(s, sid, nodes, (uint32_t) lc->nin + 1, (uint64_t[]){100}, 1, &err, NULL);
     ck_assert_msg(code == KILN_OK, "%s, dtype %u: %s: %s", lc->what, dtype, err.field,
                   err.message);
 
@@ -438,7 +377,7 @@ static void run_case(nng_socket s, uint64_t sid, const struct lcase *lc, uint32_
     free(f.data);
     for (int k = 0; k < lc->nin; k++)
         free(bufs[k]);
-    release(s, sid, (uint64_t[]){100}, 1);
+    th_release(s, sid, (uint64_t[]){100}, 1);
 }
 
 START_TEST(every_case_every_dtype)
@@ -474,37 +413,37 @@ START_TEST(chained_on_kept_vars)
     int32_t a[6] = {1, 2, 3, 4, 5, 6}; /* [[1, 2, 3], [4, 5, 6]] */
     int64_t sh[2] = {2, 3};
     struct proto_node g[6];
-    g[0] = node(1, 1);
+    g[0] = th_node(1, 1);
     g[0].has |= PROTO_NODE_DTYPE | PROTO_NODE_DATA;
     g[0].dtype = 4;
-    set_shape(&g[0], 2, sh);
+    th_set_shape(&g[0], 2, sh);
     g[0].data = a;
     g[0].data_len = sizeof(a);
-    ck_assert_int_eq(submit(s, sid, g, 1, (uint64_t[]){1}, 1, NULL), KILN_OK);
+    ck_assert_int_eq(th_submit(s, sid, g, 1, (uint64_t[]){1}, 1, NULL, NULL), KILN_OK);
 
     /* t = x.T (shape [3, 2], declared); f = t[::-1] via flip; c = concat(t, f); p = pad(c) */
-    g[0] = node(2, TRANSPOSE);
-    set_in(&g[0], 1, (uint64_t[]){1});
-    set_dims(&g[0], 2, (uint32_t[]){1, 0});
-    set_shape(&g[0], 2, (int64_t[]){3, 2});
+    g[0] = th_node(2, TRANSPOSE);
+    th_set_in(&g[0], 1, (uint64_t[]){1});
+    th_set_dims(&g[0], 2, (uint32_t[]){1, 0});
+    th_set_shape(&g[0], 2, (int64_t[]){3, 2});
     g[0].has |= PROTO_NODE_DTYPE;
     g[0].dtype = 4;
-    g[1] = node(3, FLIP);
-    set_in(&g[1], 1, (uint64_t[]){2});
-    set_dims(&g[1], 1, (uint32_t[]){0});
-    g[2] = node(4, CONCAT);
-    set_in(&g[2], 2, (uint64_t[]){2, 3});
+    g[1] = th_node(3, FLIP);
+    th_set_in(&g[1], 1, (uint64_t[]){2});
+    th_set_dims(&g[1], 1, (uint32_t[]){0});
+    g[2] = th_node(4, CONCAT);
+    th_set_in(&g[2], 2, (uint64_t[]){2, 3});
     g[2].has |= PROTO_NODE_DIM;
     g[2].dim = 1;
-    g[3] = node(5, PAD);
-    set_in(&g[3], 1, (uint64_t[]){4});
+    g[3] = th_node(5, PAD);
+    th_set_in(&g[3], 1, (uint64_t[]){4});
     g[3].has |= PROTO_NODE_PADS | PROTO_NODE_VALUE;
     g[3].npads = 4;
     g[3].pads = (int64_t[]){0, -1, 1, 0};
     g[3].value = (struct proto_number){.i = 9};
-    g[4] = node(6, 48 /* add */);
-    set_in(&g[4], 2, (uint64_t[]){5, 5});
-    ck_assert_int_eq(submit(s, sid, g, 5, (uint64_t[]){4, 6}, 2, NULL), KILN_OK);
+    g[4] = th_node(6, 48 /* add */);
+    th_set_in(&g[4], 2, (uint64_t[]){5, 5});
+    ck_assert_int_eq(th_submit(s, sid, g, 5, (uint64_t[]){4, 6}, 2, NULL, NULL), KILN_OK);
     /* c = [[1,4,3,6],[2,5,2,5],[3,6,1,4]]; p = [[9,1,4,3,6],[9,2,5,2,5]] */
     struct fetched f;
     fetch(s, sid, 4, &f);
@@ -520,14 +459,14 @@ START_TEST(chained_on_kept_vars)
     free(f.data);
 
     /* A third step slices the kept concat: c[-1:0:-2, 1::2] = [[6, 4]] */
-    g[0] = node(7, SLICE);
-    set_in(&g[0], 1, (uint64_t[]){4});
+    g[0] = th_node(7, SLICE);
+    th_set_in(&g[0], 1, (uint64_t[]){4});
     g[0].has |= ST;
     g[0].nstarts = g[0].nstops = g[0].nsteps = 2;
     g[0].starts = (int64_t[]){-1, 1};
     g[0].stops = (int64_t[]){0, MAX};
     g[0].steps = (int64_t[]){-2, 2};
-    ck_assert_int_eq(submit(s, sid, g, 1, (uint64_t[]){7}, 1, NULL), KILN_OK);
+    ck_assert_int_eq(th_submit(s, sid, g, 1, (uint64_t[]){7}, 1, NULL, NULL), KILN_OK);
     fetch(s, sid, 7, &f);
     ck_assert_uint_eq(f.rank, 2);
     ck_assert_int_eq(f.shape[0], 1);
@@ -544,7 +483,7 @@ static void refused(nng_socket s, uint64_t sid, struct proto_node *nodes, uint32
                     const char *field)
 {
     struct proto_error err;
-    int got = submit(s, sid, nodes, n, NULL, 0, &err);
+    int got = th_submit(s, sid, nodes, n, NULL, 0, &err, NULL);
     ck_assert_msg(got == code, "%s: expected %s, got %s: %s", field, kiln_err_name(code),
                   kiln_err_name(got), err.message);
     ck_assert_str_eq(err.field, field);
@@ -563,42 +502,42 @@ START_TEST(refusals_name_node_and_field)
     struct proto_node g[4];
     g[0] = fconst(1, 2, s23, 6);
     g[1] = fconst(2, 2, s24, 6);
-    g[2] = node(9, TRANSPOSE);
+    g[2] = th_node(9, TRANSPOSE);
     struct proto_node *y = &g[2];
     const char *f2 = "body.nodes[2].";
     char field[64];
 #define AT(sub) (snprintf(field, sizeof(field), "%s%s", f2, sub), field)
 
     /* transpose */
-    set_in(y, 1, (uint64_t[]){1});
+    th_set_in(y, 1, (uint64_t[]){1});
     refused(s, sid, g, 3, KILN_EMISSING, AT("dims"));
-    set_dims(y, 1, (uint32_t[]){0});
+    th_set_dims(y, 1, (uint32_t[]){0});
     refused(s, sid, g, 3, KILN_EVALUE, AT("dims"));
-    set_dims(y, 2, (uint32_t[]){1, 1});
+    th_set_dims(y, 2, (uint32_t[]){1, 1});
     refused(s, sid, g, 3, KILN_EVALUE, AT("dims[1]"));
-    set_dims(y, 2, (uint32_t[]){0, 2});
+    th_set_dims(y, 2, (uint32_t[]){0, 2});
     refused(s, sid, g, 3, KILN_EVALUE, AT("dims[1]"));
-    set_dims(y, 2, (uint32_t[]){1, 0});
-    set_in(y, 2, (uint64_t[]){1, 2});
+    th_set_dims(y, 2, (uint32_t[]){1, 0});
+    th_set_in(y, 2, (uint64_t[]){1, 2});
     refused(s, sid, g, 3, KILN_EVALUE, AT("in"));
-    set_in(y, 1, (uint64_t[]){1});
-    set_shape(y, 2, s23); /* the result is [3, 2] */
+    th_set_in(y, 1, (uint64_t[]){1});
+    th_set_shape(y, 2, s23); /* the result is [3, 2] */
     refused(s, sid, g, 3, KILN_EVALUE, AT("shape"));
 
     /* flip */
-    *y = node(9, FLIP);
-    set_in(y, 1, (uint64_t[]){1});
-    set_dims(y, 2, (uint32_t[]){1, 1});
+    *y = th_node(9, FLIP);
+    th_set_in(y, 1, (uint64_t[]){1});
+    th_set_dims(y, 2, (uint32_t[]){1, 1});
     refused(s, sid, g, 3, KILN_EVALUE, AT("dims[1]"));
-    set_dims(y, 1, (uint32_t[]){2});
+    th_set_dims(y, 1, (uint32_t[]){2});
     refused(s, sid, g, 3, KILN_EVALUE, AT("dims[0]"));
-    set_dims(y, 1, (uint32_t[]){0});
+    th_set_dims(y, 1, (uint32_t[]){0});
     y->has |= PROTO_NODE_STEPS;
     refused(s, sid, g, 3, KILN_EFIELD, AT("steps"));
 
     /* slice */
-    *y = node(9, SLICE);
-    set_in(y, 1, (uint64_t[]){1});
+    *y = th_node(9, SLICE);
+    th_set_in(y, 1, (uint64_t[]){1});
     y->has |= PROTO_NODE_STEPS;
     y->nsteps = 2;
     y->steps = (int64_t[]){1, 0};
@@ -618,8 +557,8 @@ START_TEST(refusals_name_node_and_field)
     refused(s, sid, g, 3, KILN_EFIELD, AT("pads"));
 
     /* concat */
-    *y = node(9, CONCAT);
-    set_in(y, 2, (uint64_t[]){1, 2});
+    *y = th_node(9, CONCAT);
+    th_set_in(y, 2, (uint64_t[]){1, 2});
     refused(s, sid, g, 3, KILN_EMISSING, AT("dim"));
     y->has |= PROTO_NODE_DIM;
     y->dim = 0; /* dim 1 differs: 3 and 4 */
@@ -632,7 +571,7 @@ START_TEST(refusals_name_node_and_field)
     g[1] = fconst(2, 3, s231, 6);
     refused(s, sid, g, 3, KILN_EVALUE, AT("in[1]"));
     g[1] = fconst(2, 0, NULL, 6);
-    set_in(y, 2, (uint64_t[]){2, 2});
+    th_set_in(y, 2, (uint64_t[]){2, 2});
     refused(s, sid, g, 3, KILN_EVALUE, AT("in[0]"));
     int64_t big[1] = {KILN_LIMIT_DIM};
     g[1] = fconst(2, 1, big, 2);
@@ -642,8 +581,8 @@ START_TEST(refusals_name_node_and_field)
 
     /* pad */
     g[1] = fconst(2, 2, s24, 4); /* int32 */
-    *y = node(9, PAD);
-    set_in(y, 1, (uint64_t[]){2});
+    *y = th_node(9, PAD);
+    th_set_in(y, 1, (uint64_t[]){2});
     refused(s, sid, g, 3, KILN_EMISSING, AT("pads"));
     y->has |= PROTO_NODE_PADS;
     y->npads = 3;
@@ -673,7 +612,7 @@ START_TEST(refusals_name_node_and_field)
     ck_assert_uint_eq(st.mem_in_use, 0);
     ck_assert_uint_eq(st.steps_done + st.steps_running + st.steps_queued, 0);
     y->has &= ~(uint32_t) PROTO_NODE_DIM;
-    ck_assert_int_eq(submit(s, sid, g, 3, (uint64_t[]){9}, 1, NULL), KILN_OK);
+    ck_assert_int_eq(th_submit(s, sid, g, 3, (uint64_t[]){9}, 1, NULL, NULL), KILN_OK);
     struct fetched f;
     fetch(s, sid, 9, &f);
     ck_assert_uint_eq(f.rank, 2);

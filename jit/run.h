@@ -1,0 +1,85 @@
+/* run.h: the JIT executor — plans, compiles (with caches) and runs a
+ * graph's fused kernels on a thread pool.
+ *
+ * jit_run() is the fast counterpart of ir_interp_run() (interp.h) and
+ * computes the same bytes for every output. For each graph it:
+ *  1. looks the graph signature up in the plan cache (jit_fuse_plan on a
+ *     miss), so a training loop resubmitting one structure skips fusion;
+ *  2. for each group, producers first, looks its kernel key up in the
+ *     kernel cache (codegen + libtcc compile on a miss: compiles are
+ *     serialised by the jit_compiler, DESIGN's one compile worker);
+ *  3. allocates the group's sinks (charged against max_bytes; a buffer
+ *     is freed as soon as its last reader has run, unless it is an output),
+ *     fills the params from the current graph, and splits each kernel's
+ *     range over the pool.
+ * Cache entries are checked against the node kinds they were made for, so
+ * a 64-bit key collision is caught rather than run. Both caches are
+ * bounded; the least recently used entry that no run holds is evicted.
+ *
+ * Threads: one runtime serves every thread: jit_run may be called
+ * concurrently (caches are locked; kernels are refcounted while in use).
+ */
+#ifndef KILN_JIT_RUN_H
+#define KILN_JIT_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ir.h"
+#include "mem.h"
+#include "tcc.h"
+
+struct jit_runtime_opts {
+    struct jit_compiler *compiler; /* required */
+    unsigned threads;     /* helper threads splitting kernels (0: the caller alone) */
+    uint32_t max_kernels; /* kernel cache entries (0: 4096) */
+    uint32_t max_plans;   /* plan cache entries (0: 1024) */
+};
+
+/* Counters since the runtime was made, for STATUS. */
+struct jit_runtime_stats {
+    uint64_t kernels_compiled; /* kernel-cache misses compiled */
+    uint64_t kernel_hits;      /* kernel-cache hits */
+    uint64_t compile_ns;       /* codegen + compile time of those misses */
+    uint64_t plans_made;       /* plan-cache misses planned */
+    uint64_t plan_hits;
+    uint64_t kernels_run;      /* group launches */
+    uint32_t kernels_cached, plans_cached; /* entries now */
+};
+
+/* What one jit_run did. */
+struct jit_run_info {
+    uint32_t groups;           /* kernels the graph fused into */
+    uint32_t kernels_compiled; /* of which compiled by this run */
+    bool plan_hit;
+    uint64_t compile_ns;
+};
+
+struct jit_runtime;
+
+int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out);
+void jit_runtime_free(struct jit_runtime *rt); /* no run may be active; NULL ok */
+void jit_runtime_stats(struct jit_runtime *rt, struct jit_runtime_stats *out);
+
+/* Runs `g` (externs as for ir_interp_run) and returns in *out an array of
+ * g->count pointers: the value of every node with is_output[i] set (never
+ * NULL, even for zero elements), NULL elsewhere: buffers from `mem`
+ * (jit_mem_alloc with the node's byte size; NULL: plain allocation) that
+ * the caller gives back with jit_mem_free, or all at once with
+ * jit_run_free. Intermediates come from `mem` and go back to it.
+ * Returns:
+ *   KILN_OK
+ *   KILN_ENOMEM     memory, or max_bytes exceeded: err names the node
+ *                   whose buffer did not fit
+ *   KILN_ELIMIT, KILN_EINTERNAL  a group could not be generated or
+ *                   compiled (err says which): the caller may run the
+ *                   graph with the interpreter instead.
+ * info may be NULL. */
+int jit_run(struct jit_runtime *rt, const struct ir_graph *g, const bool *is_output,
+            const void *const *externs, struct jit_mem *mem, size_t max_bytes, void ***out,
+            struct jit_run_info *info, struct ir_error *err);
+
+void jit_run_free(const struct ir_graph *g, void **out);
+
+#endif
