@@ -333,6 +333,16 @@ static int try_reply(struct exec *x, struct sess *s, const uint64_t *ids, uint32
         ts[i].data = v->data;
         ts[i].bytes = v->data_len;
     }
+    /* One allocation of the final size: the values are copied once, not
+     * again at every doubling of the buffer. */
+    size_t want = reply->size + (size_t) total + 64 + (size_t) count * 128;
+    if (reply->alloc < want) {
+        char *grown = realloc(reply->data, want);
+        if (grown != NULL) {
+            reply->data = grown;
+            reply->alloc = want;
+        }
+    }
     int rc = proto_encode_reply_fetch(reply, ts, count);
     free(ts);
     if (rc == KILN_ENOMEM)
