@@ -53,6 +53,35 @@ for variant in plain asan; do
     passed=$((passed + ok)); failed=$((failed + bad))
 done
 
+# The Python client's pytest suite, against the plain build's kilnd (each
+# test session starts its own embedded daemon). Any python3 that has numpy,
+# msgpack and pytest will do; Debian's come from deploy/packages.txt.
+echo "=== python: pytest tests/python"
+py=""
+for cand in python3 /usr/bin/python3; do
+    if "$cand" -c "import numpy, msgpack, pytest" 2>/dev/null; then py=$cand; break; fi
+done
+if [ -z "$py" ] || [ ! -x build/daemon/kilnd ]; then
+    echo "=== python: FAILED: no python3 with numpy, msgpack and pytest, or no build/daemon/kilnd"
+    status=1; failed=$((failed + 1))
+else
+    pylog=$(mktemp)
+    KILN_DAEMON="$PWD/build/daemon/kilnd" PYTHONDONTWRITEBYTECODE=1 timeout 900 \
+        "$py" -m pytest -q -p no:cacheprovider tests/python 2>&1 | tee "$pylog"
+    pyrc=${PIPESTATUS[0]}
+    # pytest's last line: "3 failed, 410 passed, 1 error in 12.3s".
+    summary=$(grep -E '[0-9]+ (passed|failed|errors?)' "$pylog" | tail -n 1)
+    pyok=$(echo "$summary" | grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
+    pybad=$(echo "$summary" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s += $1} END {print s + 0}')
+    pyok=${pyok:-0}; pybad=${pybad:-0}
+    if [ "$pyrc" -ne 0 ]; then
+        status=1
+        [ "$pybad" -eq 0 ] && pybad=1  # crashed, timed out or collected nothing
+    fi
+    passed=$((passed + pyok)); failed=$((failed + pybad))
+    rm -f "$pylog"
+fi
+
 echo "kiln: $passed passed, $failed failed"
 [ $failed -eq 0 ] || status=1
 exit $status

@@ -1,0 +1,410 @@
+"""graph.py: the lazy graph on the client and the session it runs in.
+
+Every op makes a Node: one var of the wire graph (PROTOCOL.md section 8),
+named by an id this client chooses (1, 2, ... per session), with its op,
+inputs, attributes and the dtype and shape inferred here. Nodes wait in
+`pending` until a sync point (a fetched value, jt.sync, or a threshold of
+pending nodes or bytes), when every pending node reachable from a live Var
+is sent in one SUBMIT, in id order (ids grow as nodes are made, so id
+order is a topological order).
+
+Which vars the daemon keeps: a node that some Python Var refers to at the
+time of the SUBMIT (`nvars` > 0) is kept; the rest are temporaries of that
+step. A kept node is released when its Node object dies: Vars and pending
+consumers hold Nodes, a submitted node drops its inputs, so a Node dies
+once no Var and no unsent consumer needs it. Its id then goes on a list
+that is sent as RELEASE batches before the next SUBMIT or FETCH (never
+from __del__, which may run in the middle of another request).
+
+The Runtime owns the connection (to KILN_ADDRESS, or to an embedded
+daemon it starts) and is made on first use; jt.sync_all, the atexit hook
+and errors all go through it.
+"""
+import atexit
+import collections
+import os
+import sys
+import threading
+import weakref
+
+import numpy as np
+
+from . import dtypes as dt
+from . import errors, wire
+from .connection import Connection
+from .flags import flags
+
+OPS = {
+    "array": 1, "const": 2, "index": 3, "random": 4, "reshape": 8,
+    "neg": 16, "abs": 17, "exp": 18, "log": 19, "sqrt": 20, "rsqrt": 21, "sin": 22,
+    "cos": 23, "tan": 24, "tanh": 25, "sigmoid": 26, "erf": 27, "floor": 28, "ceil": 29,
+    "round": 30, "sign": 31, "logical_not": 32, "bitwise_not": 33, "cast": 34,
+    "add": 48, "sub": 49, "mul": 50, "div": 51, "floor_div": 52, "mod": 53, "pow": 54,
+    "maximum": 55, "minimum": 56, "eq": 57, "ne": 58, "lt": 59, "le": 60, "gt": 61,
+    "ge": 62, "logical_and": 63, "logical_or": 64, "logical_xor": 65, "bitwise_and": 66,
+    "bitwise_or": 67, "bitwise_xor": 68, "shl": 69, "shr": 70, "where": 80,
+    "broadcast_to": 96, "reindex": 97, "reduce": 98, "reindex_reduce": 99,
+}
+REDUCE_OPS = {"add": 1, "mul": 2, "max": 3, "min": 4, "mean": 5}
+
+PENDING, KEPT, TEMP, FAILED = 0, 1, 2, 3
+
+FLUSH_NODES = 4096            # pending nodes that trigger a SUBMIT
+FLUSH_BYTES = 64 << 20        # pending array bytes that trigger a SUBMIT
+RELEASE_BATCH = 256           # dead kept vars that make the next SUBMIT or FETCH release
+RELEASE_BYTES = 64 << 20      # ... or that many bytes of them
+FETCH_WAIT_MS = 2000          # one FETCH's wait (short, so Ctrl-C is seen); NOTREADY is retried
+STEP_MEMORY = 32              # steps whose node descriptions are kept for EXEC errors
+
+_PKG = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_frame():
+    """(filename, line) of the innermost caller outside this package."""
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename.startswith(_PKG):
+        f = f.f_back
+    if f is None:
+        return None
+    return (f.f_code.co_filename, f.f_lineno)
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _where_str(where):
+    return f"{where[0]}:{where[1]}" if where else "?"
+
+
+class Node:
+    """One var of the lazy graph. See the module comment."""
+
+    __slots__ = ("rt", "id", "op", "dtype", "shape", "inputs", "attrs", "state", "nvars",
+                 "value", "error", "where", "step", "__weakref__")
+
+    def __init__(self, rt, op, dtype, shape, inputs, attrs):
+        self.rt = rt
+        self.id = rt.new_id()
+        self.op = op
+        self.dtype = dtype
+        self.shape = shape
+        self.inputs = inputs
+        self.attrs = attrs
+        self.state = PENDING
+        self.nvars = 0
+        self.value = None
+        self.error = None
+        self.where = _user_frame()
+        self.step = 0
+
+    def describe(self):
+        return f"{self.op} (var {self.id}, made at {_where_str(self.where)})"
+
+    def wire(self):
+        n = {"id": self.id, "op": OPS[self.op]}
+        if self.inputs:
+            n["in"] = [i.id for i in self.inputs]
+        n["dtype"] = self.dtype.code
+        n["shape"] = list(self.shape)
+        n.update(self.attrs)
+        return n
+
+    def __del__(self):
+        try:
+            if self.state == KEPT:
+                rt = self.rt
+                rt.dead.append(self.id)
+                rt.dead_bytes += self.dtype.itemsize * _numel(self.shape)
+        except Exception:
+            pass
+
+
+class Runtime:
+    """The session graphs run in, and the client's half of the graph."""
+
+    def __init__(self, conn, daemon=None):
+        self.conn = conn
+        self.daemon = daemon
+        self.pid = os.getpid()
+        self.lock = threading.RLock()
+        self.next_id = 1
+        self.pending = weakref.WeakValueDictionary()
+        self.pending_bytes = 0
+        self.dead = collections.deque()  # appended from __del__, any thread
+        self.dead_bytes = 0
+        self.steps = {}
+        self.fetch_timeout_s = float(os.environ.get("KILN_FETCH_TIMEOUT", "3600"))
+        # Uploads and steps sized to the daemon's message limit.
+        mb = conn.limits.get("message_bytes") or wire.LIMITS["message_bytes"]
+        self.message_bytes = mb
+        self.chunk_bytes = min(32 << 20, mb // 4)
+        self.flush_bytes = min(FLUSH_BYTES, mb // 2)
+        self.flush_nodes = min(FLUSH_NODES, conn.limits.get("nodes") or FLUSH_NODES)
+        if daemon is not None:
+            conn.failure_hook = self._daemon_failure
+
+    @classmethod
+    def start(cls):
+        addr = os.environ.get("KILN_ADDRESS", "")
+        if addr:
+            return cls(Connection(addr))
+        from .embedded import EmbeddedDaemon
+        d = EmbeddedDaemon()
+        return cls(d.connect(), d)
+
+    def _daemon_failure(self, err):
+        """Say so when a transport failure is the embedded daemon's death."""
+        gone = self.daemon.describe_exit() if self.daemon else None
+        if gone is None:
+            return err
+        return errors.ConnectError(f"{err.message}: {gone}")
+
+    def new_id(self):
+        i = self.next_id
+        self.next_id += 1
+        return i
+
+    # ---- making nodes ----------------------------------------------------
+
+    def add(self, op, dtype, shape, inputs, attrs, nbytes=0):
+        """A new pending node. A threshold flush happens before it exists,
+        so that it and its inputs (held by live Vars) are never lost."""
+        with self.lock:
+            if (len(self.pending) >= self.flush_nodes or self.pending_bytes + nbytes > self.flush_bytes
+                    or len(self.dead) >= 16 * RELEASE_BATCH):
+                self.flush()
+            n = Node(self, op, dtype, shape, inputs, attrs)
+            self.pending[n.id] = n
+            self.pending_bytes += nbytes
+            return n
+
+    # ---- submitting ------------------------------------------------------
+
+    def _collect(self):
+        roots = [n for n in list(self.pending.values()) if n.nvars > 0]
+        seen = {}
+        stack = roots
+        while stack:
+            n = stack.pop()
+            if n.id in seen or n.state != PENDING:
+                continue
+            seen[n.id] = n
+            for i in n.inputs:
+                if i.state == PENDING and i.id not in seen:
+                    stack.append(i)
+        return [seen[k] for k in sorted(seen)]
+
+    def _fail(self, nodes, err):
+        for n in nodes:
+            n.state = FAILED
+            n.error = err
+            n.inputs = ()
+            n.attrs = {}
+            self.pending.pop(n.id, None)
+
+    def flush(self):
+        """Submit every pending node a live Var needs, as one step."""
+        with self.lock:
+            nodes = self._collect()
+            self.pending.clear()
+            self.pending_bytes = 0
+            # Failures propagate: a node with a failed input cannot run.
+            ok = []
+            for n in nodes:
+                bad = next((i for i in n.inputs if i.state == FAILED), None)
+                if bad is not None:
+                    self._fail([n], bad.error)
+                else:
+                    ok.append(n)
+            nodes = ok
+            self.release_dead(force=False)
+            if not nodes:
+                return
+            keep = [n.id for n in nodes if n.nvars > 0]
+            try:
+                step = self.conn.submit([n.wire() for n in nodes], keep)
+            except errors.KilnError as e:
+                self._submit_failed(nodes, e)
+                raise
+            for n in nodes:
+                n.state = KEPT if n.nvars > 0 else TEMP
+                n.step = step
+                n.inputs = ()
+                n.attrs = {}
+            self.steps[step] = [(n.op, n.id, n.where) for n in nodes]
+            if len(self.steps) > STEP_MEMORY:
+                for k in sorted(self.steps)[:-STEP_MEMORY]:
+                    del self.steps[k]
+
+    def _submit_failed(self, nodes, e):
+        """A refused graph changes nothing in the daemon. The node at fault
+        and everything after it that uses it fail; the rest go back to
+        pending. A failure not about one node fails the whole step."""
+        if 0 <= e.node < len(nodes):
+            bad = nodes[e.node]
+            e.message = f"{bad.describe()}: {e.message}"
+            e.args = (e.message,)
+            e.var_id = bad.id
+            failed = {bad.id}
+            for n in nodes[e.node + 1:]:
+                if any(i.id in failed for i in n.inputs):
+                    failed.add(n.id)
+            self._fail([n for n in nodes if n.id in failed], e)
+            for n in nodes:
+                if n.id not in failed:
+                    self.pending[n.id] = n
+        else:
+            self._fail(nodes, e)
+
+    def release_dead(self, force=True):
+        """Send RELEASE for kept vars Python dropped: always when forced,
+        else once RELEASE_BATCH of them or RELEASE_BYTES have gathered."""
+        with self.lock:
+            if not self.dead or not force and (len(self.dead) < RELEASE_BATCH
+                                               and self.dead_bytes < RELEASE_BYTES):
+                return
+            self.dead_bytes = 0
+            ids = []
+            while self.dead:
+                ids.append(self.dead.popleft())
+            limit = self.conn.limits.get("var_ids") or wire.LIMITS["var_ids"]
+            for k in range(0, len(ids), limit):
+                self.conn.release(ids[k:k + limit])
+
+    # ---- fetching --------------------------------------------------------
+
+    def fetch(self, nodes):
+        """Values of nodes (numpy arrays, read-only), cached on the nodes."""
+        with self.lock:
+            if any(n.state == PENDING for n in nodes):
+                self.flush()
+            else:
+                self.release_dead(force=False)
+            for n in nodes:
+                if n.state == FAILED:
+                    raise n.error
+            need, seen = [], set()
+            for n in nodes:
+                if n.value is None and n.id not in seen:
+                    seen.add(n.id)
+                    need.append(n)
+            limit = self.message_bytes
+            group, size = [], 0
+            for n in need:
+                b = n.dtype.itemsize * int(np.prod(n.shape, dtype=np.int64)) + 256
+                if b > limit // 2:
+                    self._fetch_big(n, limit // 4)
+                    continue
+                if group and (size + b > limit - 4096 or len(group) >= 4096):
+                    self._fetch_group(group)
+                    group, size = [], 0
+                group.append(n)
+                size += b
+            if group:
+                self._fetch_group(group)
+            return [n.value for n in nodes]
+
+    def _fetch_group(self, group):
+        import time
+        deadline = time.monotonic() + self.fetch_timeout_s
+        ids = [n.id for n in group]
+        while True:
+            wait = int(min(FETCH_WAIT_MS, max(0.0, deadline - time.monotonic()) * 1000))
+            try:
+                got = self.conn.fetch(ids, wait)
+                break
+            except errors.NotReadyError:
+                if time.monotonic() >= deadline:
+                    raise
+            except errors.ExecError as e:
+                self._exec_failed(group, e)
+                raise
+        for n, t in zip(group, got):
+            d = dt.BY_CODE.get(t["dtype"])
+            if d is not n.dtype or t["shape"] != tuple(n.shape):
+                raise errors.ProtocolError(
+                    f"var {n.id} came back as dtype {t['dtype']} shape {list(t['shape'])}, "
+                    f"not {n.dtype} {list(n.shape)} as {n.describe()} should give")
+            n.value = np.frombuffer(t["data"], dtype=d.np.newbyteorder("<")).reshape(n.shape)
+
+    def _fetch_big(self, node, piece_bytes):
+        """A value too large for one reply, fetched as flat pieces."""
+        from . import lowered, ops
+        from .var import Var
+        flat = ops.reshape(Var._wrap(node), (-1,))
+        step = max(1, piece_bytes // node.dtype.itemsize)
+        out = np.empty(flat.shape[0], dtype=node.dtype.np)
+        for a in range(0, out.size, step):
+            piece = lowered.getitem(flat, slice(a, a + step))
+            out[a:a + step] = self.fetch([piece._node])[0]
+        out.flags.writeable = False
+        node.value = out.reshape(node.shape)
+
+    def _exec_failed(self, group, e):
+        """Name the node that failed, as the user made it."""
+        i = int(e.field[len("body.vars["):-1]) if e.field.startswith("body.vars[") else -1
+        n = group[i] if 0 <= i < len(group) else None
+        descs = self.steps.get(n.step) if n is not None else None
+        if descs is not None and 0 <= e.node < len(descs):
+            op, vid, where = descs[e.node]
+            e.message = f"{op} (var {vid}, made at {_where_str(where)}): {e.message}"
+            e.args = (e.message,)
+        if n is not None:
+            n.error = e
+            n.state = FAILED
+
+    # ---- the end ---------------------------------------------------------
+
+    def close(self):
+        if os.getpid() != self.pid:
+            return
+        try:
+            self.conn.close()
+        finally:
+            if self.daemon is not None:
+                self.daemon.stop()
+
+
+_rt = None
+_rt_lock = threading.Lock()
+_atexit_done = False
+
+
+def runtime():
+    """The process's Runtime, connecting (or starting a daemon) on first use."""
+    global _rt, _atexit_done
+    rt = _rt
+    if rt is not None and rt.pid == os.getpid():
+        return rt
+    with _rt_lock:
+        if _rt is None or _rt.pid != os.getpid():
+            _rt = Runtime.start()
+            if not _atexit_done:
+                atexit.register(shutdown)
+                _atexit_done = True
+        return _rt
+
+
+def shutdown():
+    """End the session and stop the embedded daemon, if any. The next op
+    starts a new one."""
+    global _rt
+    with _rt_lock:
+        rt, _rt = _rt, None
+    if rt is not None:
+        rt.close()
+
+
+def sync_nodes(nodes):
+    rt = runtime()
+    return rt.fetch(nodes)
+
+
+def lazy_check(node):
+    """With jt.flags.lazy_execution = 0, run each op at once."""
+    if not flags.lazy_execution:
+        node.rt.fetch([node])
