@@ -119,6 +119,16 @@ struct kiln_status {
     uint64_t steps_running;            /* on a worker now */
     uint64_t steps_queued;             /* waiting behind an earlier step of their session */
     uint64_t step_run_ms;              /* worker time of all finished steps */
+    /* The daemon's JIT (all zero from a daemon that does not report it). */
+    bool jit_enabled;                  /* false: steps run on the reference interpreter */
+    uint64_t jit_kernels_compiled;     /* kernel-cache misses compiled */
+    uint64_t jit_kernel_hits;          /* kernel-cache hits */
+    uint64_t jit_compile_us;           /* time spent generating and compiling kernels */
+    uint64_t jit_plans;                /* graphs fused (plan-cache misses) */
+    uint64_t jit_plan_hits;            /* plan-cache hits */
+    uint64_t jit_kernels_run;          /* kernel launches: one per fused kernel per step */
+    uint64_t jit_kernels_cached;       /* kernels held in the cache now */
+    uint64_t jit_fallbacks;            /* steps the JIT handed to the interpreter */
 };
 
 typedef struct kiln_conn kiln_conn;

@@ -57,6 +57,15 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
     st->steps_running = s->steps_running;
     st->steps_queued = s->steps_queued;
     st->step_run_ms = s->step_run_ms;
+    st->jit_enabled = s->jit_enabled;
+    st->jit_kernels_compiled = s->jit_kernels_compiled;
+    st->jit_kernel_hits = s->jit_kernel_hits;
+    st->jit_compile_us = s->jit_compile_us;
+    st->jit_plans = s->jit_plans;
+    st->jit_plan_hits = s->jit_plan_hits;
+    st->jit_kernels_run = s->jit_kernels_run;
+    st->jit_kernels_cached = s->jit_kernels_cached;
+    st->jit_fallbacks = s->jit_fallbacks;
     client_reply_fini(&r);
     return KILN_OK;
 }

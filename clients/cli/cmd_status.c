@@ -66,6 +66,21 @@ static void status_table(const kiln_conn *c, const struct kiln_status *s)
     row("steps", buf);
     snprintf(buf, sizeof(buf), "%llu ms", (unsigned long long) s->step_run_ms);
     row("step time", buf);
+    if (s->jit_enabled) {
+        snprintf(buf, sizeof(buf), "%llu compiled (%.1f ms), %llu cache hits, %llu cached",
+                 (unsigned long long) s->jit_kernels_compiled, (double) s->jit_compile_us / 1000.0,
+                 (unsigned long long) s->jit_kernel_hits,
+                 (unsigned long long) s->jit_kernels_cached);
+        row("kernels", buf);
+        snprintf(buf, sizeof(buf), "%llu fused, %llu cache hits; %llu kernel runs",
+                 (unsigned long long) s->jit_plans, (unsigned long long) s->jit_plan_hits,
+                 (unsigned long long) s->jit_kernels_run);
+        row("plans", buf);
+        if (s->jit_fallbacks > 0)
+            row_u64("interpreted", s->jit_fallbacks);
+    } else {
+        row("executor", "reference interpreter");
+    }
     row("draining", s->draining ? "yes" : "no");
 }
 
@@ -103,6 +118,14 @@ static void status_json(const kiln_conn *c, const struct kiln_status *s)
            (unsigned long long) s->steps_done, (unsigned long long) s->steps_failed,
            (unsigned long long) s->steps_running, (unsigned long long) s->steps_queued,
            (unsigned long long) s->step_run_ms);
+    printf("  \"jit\": {\"enabled\": %s, \"kernels_compiled\": %llu, \"kernel_hits\": %llu, "
+           "\"compile_us\": %llu, \"plans\": %llu, \"plan_hits\": %llu, \"kernels_run\": %llu, "
+           "\"kernels_cached\": %llu, \"fallbacks\": %llu},\n",
+           s->jit_enabled ? "true" : "false", (unsigned long long) s->jit_kernels_compiled,
+           (unsigned long long) s->jit_kernel_hits, (unsigned long long) s->jit_compile_us,
+           (unsigned long long) s->jit_plans, (unsigned long long) s->jit_plan_hits,
+           (unsigned long long) s->jit_kernels_run, (unsigned long long) s->jit_kernels_cached,
+           (unsigned long long) s->jit_fallbacks);
     printf("  \"draining\": %s\n}\n", s->draining ? "true" : "false");
 }
 

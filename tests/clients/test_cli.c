@@ -233,6 +233,8 @@ START_TEST(hostile_server_name_is_escaped)
     run(&r, fake_server_address(f), table);
     ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
     assert_contains(r.out, "server          " HOSTILE_TEXT "\n");
+    /* This daemon reports no JIT: the table says so. */
+    assert_contains(r.out, "executor        reference interpreter\n");
     assert_inert(r.out);
     fixture_run_fini(&r);
 
@@ -240,6 +242,7 @@ START_TEST(hostile_server_name_is_escaped)
     run(&r, fake_server_address(f), json);
     ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
     assert_contains(r.out, "\"server\": \"" HOSTILE_JSON "\",\n");
+    assert_contains(r.out, "\"jit\": {\"enabled\": false, \"kernels_compiled\": 0,");
     assert_inert(r.out);
     int valid = fixture_json_valid(r.out);
     if (valid < 0)

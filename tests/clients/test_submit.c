@@ -448,6 +448,15 @@ START_TEST(example_graph_and_stdin)
         ck_assert_int_ne(fixture_json_valid(r.out), 0);
         fixture_run_fini(&r);
     }
+    /* The same structure twice: the second run compiled nothing, and
+     * `kiln status` shows the JIT's counters. */
+    const char *status[] = {"status", NULL};
+    run_live(&r, status);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    assert_contains(r.out, "\nkernels         ");
+    assert_contains(r.out, " cache hits, ");
+    assert_contains(r.out, "\nplans           ");
+    fixture_run_fini(&r);
 }
 END_TEST
 
