@@ -622,24 +622,6 @@ static void val(struct cg *c, uint32_t node, uint32_t pt, char *dst)
 
 /* ---- reductions ------------------------------------------------------------ */
 
-static void int_limits(int dt, int64_t *lo, int64_t *hi)
-{
-    switch (dt) {
-    case IR_DTYPE_INT8:
-        *lo = INT8_MIN, *hi = INT8_MAX;
-        break;
-    case IR_DTYPE_UINT8:
-        *lo = 0, *hi = UINT8_MAX;
-        break;
-    case IR_DTYPE_INT32:
-        *lo = INT32_MIN, *hi = INT32_MAX;
-        break;
-    default:
-        *lo = INT64_MIN, *hi = INT64_MAX;
-        break;
-    }
-}
-
 /* The accumulator's C type and identity for op on dtype dt. */
 static const char *acc_type(int op, int dt)
 {
@@ -659,7 +641,7 @@ static void acc_identity(int op, int dt, char *dst, size_t len)
         return;
     }
     int64_t lo, hi;
-    int_limits(dt, &lo, &hi);
+    ir_dtype_int_range((enum ir_dtype) dt, &lo, &hi);
     int64_t v = op == IR_REDUCE_MUL ? 1 : op == IR_REDUCE_MAX ? lo : op == IR_REDUCE_MIN ? hi : 0;
     i64_literal(dst, len, v);
 }
@@ -1296,33 +1278,19 @@ void jit_kernel_params(const struct ir_graph *g, const struct jit_plan *p, uint3
 
 /* ---- symbols ------------------------------------------------------------------ */
 
-static float rand_uniform_f32(uint64_t seed, uint64_t ctr)
-{
-    uint32_t r[4];
-    philox_block(seed, ctr, r);
-    return philox_uniform_f32(r);
-}
-
-static double rand_uniform_f64(uint64_t seed, uint64_t ctr)
-{
-    uint32_t r[4];
-    philox_block(seed, ctr, r);
-    return philox_uniform_f64(r);
-}
-
-static float rand_normal_f32(uint64_t seed, uint64_t ctr)
-{
-    uint32_t r[4];
-    philox_block(seed, ctr, r);
-    return philox_normal_f32(r);
-}
-
-static double rand_normal_f64(uint64_t seed, uint64_t ctr)
-{
-    uint32_t r[4];
-    philox_block(seed, ctr, r);
-    return philox_normal_f64(r);
-}
+/* The random numbers of RANDOM element `ctr` under key `seed`, as the
+ * interpreter computes them (philox.h). */
+#define RAND_FN(name, type, pick)                                                                   \
+    static type name(uint64_t seed, uint64_t ctr)                                                   \
+    {                                                                                               \
+        uint32_t r[4];                                                                              \
+        philox_block(seed, ctr, r);                                                                 \
+        return pick(r);                                                                             \
+    }
+RAND_FN(rand_uniform_f32, float, philox_uniform_f32)
+RAND_FN(rand_uniform_f64, double, philox_uniform_f64)
+RAND_FN(rand_normal_f32, float, philox_normal_f32)
+RAND_FN(rand_normal_f64, double, philox_normal_f64)
 
 static const struct jit_symbol symbols[] = {
     {"kiln_rand_uniform_f32", (const void *) rand_uniform_f32},

@@ -194,3 +194,25 @@ int ir_dtype_int_fits(enum ir_dtype t, int64_t v)
     }
     return 0;
 }
+
+/* The range of a bool or integer dtype. */
+void ir_dtype_int_range(enum ir_dtype dt, int64_t *lo, int64_t *hi)
+{
+    switch (dt) {
+    case IR_DTYPE_BOOL:
+        *lo = 0, *hi = 1;
+        break;
+    case IR_DTYPE_INT8:
+        *lo = INT8_MIN, *hi = INT8_MAX;
+        break;
+    case IR_DTYPE_UINT8:
+        *lo = 0, *hi = UINT8_MAX;
+        break;
+    case IR_DTYPE_INT32:
+        *lo = INT32_MIN, *hi = INT32_MAX;
+        break;
+    default:
+        *lo = INT64_MIN, *hi = INT64_MAX;
+        break;
+    }
+}

@@ -124,4 +124,8 @@ enum ir_dtype ir_dtype_promote_scalar(enum ir_dtype array, enum ir_scalar_kind s
  * for `uint8_array + 300`; callers refuse such a scalar with KILN_EVALUE. */
 int ir_dtype_int_fits(enum ir_dtype t, int64_t v);
 
+/* The smallest and largest value of a bool or integer dtype (int64's for
+ * anything else). */
+void ir_dtype_int_range(enum ir_dtype t, int64_t *lo, int64_t *hi);
+
 #endif

@@ -179,7 +179,7 @@ static void acc_init(union acc *a, int op, int dt)
     int64_t lo, hi;
     bool f = ir_interp_dt_is_float(dt);
     if (!f)
-        ir_interp_int_range(dt, &lo, &hi);
+        ir_dtype_int_range((enum ir_dtype) dt, &lo, &hi);
     switch (op) {
     case IR_REDUCE_MUL:
         if (f)

@@ -11,7 +11,6 @@
 
 bool ir_interp_dt_is_float(int dt);
 size_t ir_interp_dt_size(int dt);
-void ir_interp_int_range(int dt, int64_t *lo, int64_t *hi);
 double ir_interp_load_float(const void *buf, int dt, int64_t k);
 int64_t ir_interp_float_to_int(double x, int dt);
 int64_t ir_interp_load_int(const void *buf, int dt, int64_t k);

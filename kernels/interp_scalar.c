@@ -28,28 +28,6 @@ static int dt_bits(int dt)
     return 8 * (int) ir_interp_dt_size(dt);
 }
 
-/* The range of a bool or integer dtype. */
-void ir_interp_int_range(int dt, int64_t *lo, int64_t *hi)
-{
-    switch (dt) {
-    case IR_DTYPE_BOOL:
-        *lo = 0, *hi = 1;
-        break;
-    case IR_DTYPE_INT8:
-        *lo = INT8_MIN, *hi = INT8_MAX;
-        break;
-    case IR_DTYPE_UINT8:
-        *lo = 0, *hi = UINT8_MAX;
-        break;
-    case IR_DTYPE_INT32:
-        *lo = INT32_MIN, *hi = INT32_MAX;
-        break;
-    default:
-        *lo = INT64_MIN, *hi = INT64_MAX;
-        break;
-    }
-}
-
 double ir_interp_load_float(const void *buf, int dt, int64_t k)
 {
     const unsigned char *p = (const unsigned char *) buf + (size_t) k * ir_interp_dt_size(dt);
@@ -69,7 +47,7 @@ double ir_interp_load_float(const void *buf, int dt, int64_t k)
 int64_t ir_interp_float_to_int(double x, int dt)
 {
     int64_t lo, hi;
-    ir_interp_int_range(dt, &lo, &hi);
+    ir_dtype_int_range((enum ir_dtype) dt, &lo, &hi);
     if (isnan(x))
         return 0;
     double t = trunc(x);
