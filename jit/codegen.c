@@ -110,19 +110,26 @@ static void fail(struct cg *c, int rc)
 static void line(struct cg *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(struct cg *c, const char *fmt, ...)
 {
-    char tmp[1024];
-    va_list ap;
+    char small[256];
+    va_list ap, again;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t) n >= sizeof tmp) {
-        fail(c, KILN_EINTERNAL);
+    char *text = small;
+    if (n >= 0 && (size_t) n >= sizeof small && (text = malloc((size_t) n + 1)) != NULL)
+        vsnprintf(text, (size_t) n + 1, fmt, again); /* a long rendered expression */
+    va_end(again);
+    if (n < 0 || text == NULL) {
+        fail(c, n < 0 ? KILN_EINTERNAL : KILN_ENOMEM);
         return;
     }
     for (int k = 0; k < c->ind; k++)
         jit_buf_add(&c->body, "    ");
-    jit_buf_add(&c->body, tmp);
+    jit_buf_add(&c->body, text);
     jit_buf_add(&c->body, "\n");
+    if (text != small)
+        free(text);
 }
 
 static void newname(struct cg *c, char *dst, char prefix)

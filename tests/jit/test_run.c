@@ -467,6 +467,32 @@ START_TEST(resubmit_compiles_nothing)
 }
 END_TEST
 
+/* The longest expressions the limits allow render and run (a balanced
+ * sum of 128 terms: ~250 AST nodes, depth 8). */
+START_TEST(long_expressions)
+{
+    char text[1024] = "i0";
+    for (int level = 0; level < 7; level++) {
+        char next[1024];
+        snprintf(next, sizeof next, "(%s)+(%s)", text, text);
+        snprintf(text, sizeof text, "%s", next);
+    }
+    ck_assert_uint_lt(strlen(text), 1024);
+    struct ir_graph g;
+    ir_graph_init(&g);
+    struct ir_error err;
+    int64_t xs[1] = {300}, ys[1] = {3};
+    int x = ir_add_extern(&g, IR_DTYPE_FLOAT64, 1, xs, &err);
+    const char *ex[1] = {text};
+    const char *co[1] = {text};
+    reindex_text(&g, 0, x, 1, ys, 1, ex, 1, co, 0, NULL, (struct ir_scalar){.f = 2});
+    bool out[2] = {false, true};
+    struct jit_run_info info = compare(&g, out);
+    ck_assert_uint_eq(info.groups, 1);
+    ir_graph_fini(&g);
+}
+END_TEST
+
 /* Index expressions and conditions reach the source only as the AST's
  * meaning: literals the client spelled in its own way never appear. */
 START_TEST(no_graph_text_in_source)
@@ -669,6 +695,7 @@ static Suite *suite(void)
     tcase_add_test(tc, kernel_counts);
     tcase_add_test(tc, resubmit_compiles_nothing);
     tcase_add_test(tc, no_graph_text_in_source);
+    tcase_add_test(tc, long_expressions);
     tcase_add_test(tc, quota_names_the_node);
     tcase_add_test(tc, deep_chains);
     tcase_add_test(tc, conv_and_pooling);
