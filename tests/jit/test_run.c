@@ -402,6 +402,133 @@ START_TEST(random_graphs)
 }
 END_TEST
 
+/* Random graphs over every dtype and op: each step tries a random op on
+ * random earlier nodes with random attributes and keeps what the
+ * constructors accept, so the mix follows the IR's own rules. */
+static void random_typed_graph(struct ir_graph *g, uint64_t seed, bool *out, int nnodes)
+{
+    uint64_t s = seed;
+    struct ir_error err;
+    static const int64_t shp[4][2] = {{3, 4}, {4, 1}, {12, 0}, {1, 4}};
+    static const int rks[4] = {2, 2, 1, 2};
+    int tries = 0;
+    while (g->count < (uint32_t) nnodes && tries++ < 20 * nnodes) {
+        uint64_t r = rng(&s);
+        int n = (int) g->count;
+        int a = n ? (int) (rng(&s) % (uint64_t) n) : 0, b = n ? (int) (rng(&s) % (uint64_t) n) : 0,
+            c = n ? (int) (rng(&s) % (uint64_t) n) : 0;
+        int dt = 1 + (int) (rng(&s) % (IR_DTYPE_COUNT - 1));
+        int si = (int) (rng(&s) % 4);
+        switch (n < 3 ? 0 : r % 14) {
+        case 0: {
+            int k = (int) (rng(&s) % 4);
+            if (k == 0)
+                ir_add_extern(g, dt, rks[si], shp[si], &err);
+            else if (k == 1)
+                ir_add_const(g, dt, rks[si], shp[si],
+                             (struct ir_scalar){.i = dt == IR_DTYPE_BOOL ? 1 : 3, .f = 0.75}, &err);
+            else if (k == 2)
+                ir_add_index(g, IR_DTYPE_INT32, rks[si], shp[si], (int) (rng(&s) % 2) % rks[si],
+                             &err);
+            else
+                ir_add_random(g, rng(&s) % 2 ? IR_DTYPE_FLOAT32 : IR_DTYPE_FLOAT64, rks[si],
+                              shp[si], 1 + (int) (rng(&s) % 2), rng(&s), rng(&s) % 1000, &err);
+            break;
+        }
+        case 1:
+        case 2:
+            ir_add_unary(g, IR_OP_NEG + (int) (rng(&s) % (IR_OP_BITWISE_NOT - IR_OP_NEG + 1)), a,
+                         &err);
+            break;
+        case 3:
+            ir_add_cast(g, a, dt, &err);
+            break;
+        case 4:
+        case 5:
+        case 6:
+            ir_add_binary(g, IR_OP_ADD + (int) (rng(&s) % (IR_OP_SHR - IR_OP_ADD + 1)), a, b, &err);
+            break;
+        case 7:
+            ir_add_where(g, a, b, c, &err);
+            break;
+        case 8: {
+            const struct ir_node *x = &g->nodes[a];
+            int64_t to[3] = {2, 0, 0};
+            for (int d = 0; d < x->rank; d++)
+                to[1 + d] = x->shape[d] == 1 ? 5 : x->shape[d];
+            ir_add_broadcast(g, a, x->rank + 1, to, 1u, &err);
+            break;
+        }
+        case 9:
+            ir_add_reduce(g, 1 + (int) (rng(&s) % 5), a, (uint16_t) (rng(&s) % 4),
+                          rng(&s) % 2, &err);
+            break;
+        case 10: {
+            const struct ir_node *x = &g->nodes[a];
+            int64_t fl[1] = {x->numel};
+            ir_add_reshape(g, a, 1, fl, &err);
+            break;
+        }
+        case 11:
+        case 12: {
+            const struct ir_node *x = &g->nodes[a];
+            if (x->rank != 2)
+                break;
+            static const char *const ex[3][2] = {
+                {"xshape0 - 1 - i0", "i1"}, {"i1 % xshape0", "i0 / 2"}, {"i0", "@e0(i1)"}};
+            int k = (int) (rng(&s) % 3);
+            const char *const *e = ex[k];
+            int64_t ys[2] = {x->shape[0], x->shape[1] + 1};
+            int extra = -1;
+            if (k == 2) {
+                int64_t es[1] = {ys[1]};
+                extra = ir_add_index(g, IR_DTYPE_INT64, 1, es, 0, &err);
+            }
+            struct ir_reindex_text t = {.nexprs = 2, .nextras = k == 2, .extras = &extra,
+                                        .overflow = {.i = 1, .f = -1.5}};
+            for (int d = 0; d < 2; d++) {
+                t.exprs[d] = e[d];
+                t.expr_len[d] = strlen(e[d]);
+            }
+            if (r % 28 < 14)
+                ir_add_reindex(g, a, 2, ys, &t, &err);
+            else
+                ir_add_reindex_reduce(g, 1 + (int) (rng(&s) % 4), a, 2, ys, &t, &err);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    memset(out, 0, g->count);
+    out[g->count - 1] = true;
+    for (int k = 0; k < 3; k++)
+        out[rng(&s) % g->count] = true;
+}
+
+START_TEST(random_typed_graphs)
+{
+    int seen[IR_OP_END] = {0};
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        struct ir_graph g;
+        ir_graph_init(&g);
+        bool out[64];
+        random_typed_graph(&g, seed * 0x2545f4914f6cdd1dull, out, 10 + (int) (seed % 30));
+        for (uint32_t i = 0; i < g.count; i++)
+            seen[g.nodes[i].op]++;
+        compare(&g, out);
+        ir_graph_fini(&g);
+    }
+    /* The generator reaches every kind of node. */
+    static const int kinds[] = {IR_OP_RANDOM, IR_OP_INDEX, IR_OP_CONST, IR_OP_RESHAPE, IR_OP_CAST,
+                                IR_OP_WHERE, IR_OP_BROADCAST_TO, IR_OP_REINDEX, IR_OP_REDUCE,
+                                IR_OP_REINDEX_REDUCE};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        ck_assert_msg(seen[kinds[k]] >= 10, "%s made %d times", ir_op_name(kinds[k]),
+                      seen[kinds[k]]);
+}
+END_TEST
+
 static int softmax(struct tg *t, int64_t n, int64_t m)
 {
     int64_t sh[2] = {n, m}, r[2] = {n, 1};
@@ -692,6 +819,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reindex_every_dtype);
     tcase_add_test(tc, reindex_reduce_every_op);
     tcase_add_test(tc, random_graphs);
+    tcase_add_test(tc, random_typed_graphs);
     tcase_add_test(tc, kernel_counts);
     tcase_add_test(tc, resubmit_compiles_nothing);
     tcase_add_test(tc, no_graph_text_in_source);
