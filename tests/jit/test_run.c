@@ -453,7 +453,9 @@ static void random_typed_graph(struct ir_graph *g, uint64_t seed, bool *out, int
             break;
         case 8: {
             const struct ir_node *x = &g->nodes[a];
-            int64_t to[3] = {2, 0, 0};
+            int64_t to[KILN_LIMIT_RANK] = {2};
+            if (x->rank > 3)
+                break;
             for (int d = 0; d < x->rank; d++)
                 to[1 + d] = x->shape[d] == 1 ? 5 : x->shape[d];
             ir_add_broadcast(g, a, x->rank + 1, to, 1u, &err);
