@@ -123,7 +123,8 @@ static int on_submit(struct disp *d, struct sess *s, const struct proto_request 
     if (rc != KILN_OK)
         return rc;
     /* Encode first: once queued, the step runs, so nothing may fail after. */
-    if (proto_encode_reply_submit(reply, st->number) != KILN_OK) {
+    if (proto_encode_reply_submit_warnings(reply, st->number, st->warnings, st->nwarnings) !=
+        KILN_OK) {
         exec_discard(d->exec, s, st);
         return encode_failed(err);
     }

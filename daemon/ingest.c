@@ -12,6 +12,15 @@
  * expressions it writes from the node's integers. All the graph nodes a
  * SUBMIT node becomes map back to it (step->from), and the node's var is
  * the last of them.
+ *
+ * Gradients (kernels/grad.h) are wire ops too. A `grad` node expands into
+ * the backward graph of its loss, built by ir_grad where the node stands;
+ * the other `grad` nodes of the SUBMIT with the same loss and seed whose
+ * targets already exist share that pass (a training step's one backward
+ * pass for all its parameters), each taking its own result node. A
+ * `stop_grad` becomes a copy (a same-shape RESHAPE) flagged in `stop`,
+ * which every later pass treats as a constant. Targets without a path to
+ * the loss get zeros and a warning in the reply (step->warnings).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -19,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grad.h"
 #include "idmap.h"
 #include "interp.h"
 #include "lower.h"
@@ -89,6 +99,12 @@ static bool op_fields(int op, struct op_fields *f)
     case IR_LOWER_PAD:
         *f = (struct op_fields){F_IN | PROTO_NODE_PADS, PROTO_NODE_VALUE | checks, 1, 1};
         return true;
+    case IR_GRAD_GRAD:
+        *f = (struct op_fields){F_IN, checks, 2, 3};
+        return true;
+    case IR_GRAD_STOP:
+        *f = (struct op_fields){F_IN, checks, 1, 1};
+        return true;
     default:
         break;
     }
@@ -103,6 +119,16 @@ static bool op_fields(int op, struct op_fields *f)
     return false; /* includes EXTERN, which is the daemon's own */
 }
 
+/* One backward pass of this SUBMIT: the gradients of `loss` (seeded by
+ * `seed`, -1: none) for the targets of every `grad` node that shares it,
+ * each result taken (`used`) by one node. Graph indices throughout. */
+struct grad_pass {
+    int loss, seed;
+    uint32_t n;
+    int *targets, *grads;
+    uint8_t *zero, *used;
+};
+
 /* Everything one ingest needs, so helpers take one pointer. */
 struct ingest {
     struct sess *s;
@@ -115,14 +141,20 @@ struct ingest {
     uint32_t nbind, capbind;
     uint32_t i; /* the node being ingested */
     uint32_t nfrom, capfrom; /* entries of st->from filled, allocated */
+    uint8_t *stop;           /* per graph node: a stop_grad copy */
+    uint32_t capstop;
+    struct grad_pass *passes;
+    uint32_t npasses;
     struct proto_error *err;
 };
 
-/* The name of a wire op, IR or lowered. */
+/* The name of a wire op: IR, lowered or autodiff. */
 static const char *op_name(uint32_t op)
 {
     const char *name = ir_op_name((int) op);
-    return name != NULL ? name : ir_lower_name((int) op);
+    if (name == NULL)
+        name = ir_lower_name((int) op);
+    return name != NULL ? name : ir_grad_name((int) op);
 }
 
 #define AS_PTR(n) ((void *) (uintptr_t) ((n) + 1))
@@ -209,6 +241,161 @@ static int dims_mask(struct ingest *in, const struct proto_node *n, uint16_t *ma
         *mask |= (uint16_t) (1u << n->dims[k]);
     }
     return 0;
+}
+
+/* ---- gradients ---------------------------------------------------------- */
+
+/* A stop flag for every graph node up to `count` (new ones 0). */
+static int stop_reserve(struct ingest *in, uint32_t count)
+{
+    if (count <= in->capstop)
+        return 0;
+    uint32_t cap = in->capstop ? in->capstop : 64;
+    while (cap < count)
+        cap *= 2;
+    uint8_t *grown = realloc(in->stop, cap);
+    if (grown == NULL)
+        return node_error(in, KILN_ENOMEM, "", "out of memory");
+    memset(grown + in->capstop, 0, cap - in->capstop);
+    in->stop = grown;
+    in->capstop = cap;
+    return 0;
+}
+
+/* The graph index `id` has now (an earlier node or a kept var already
+ * read), or -1; adds nothing. */
+static int existing(struct ingest *in, uint64_t id)
+{
+    void *p = idmap_get(&in->local, id);
+    if (p == NULL)
+        p = idmap_get(&in->externs, id);
+    return p != NULL ? AS_IDX(p) : -1;
+}
+
+static void warn(struct ingest *in, const char *sub, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn(struct ingest *in, const char *sub, const char *fmt, ...)
+{
+    struct step *st = in->st;
+    if (st->nwarnings >= PROTO_WARNINGS_MAX)
+        return; /* the reply says enough */
+    if (st->warnings == NULL &&
+        (st->warnings = calloc(PROTO_WARNINGS_MAX, sizeof(*st->warnings))) == NULL)
+        return; /* a warning is not worth refusing a step for */
+    struct proto_warning *w = &st->warnings[st->nwarnings++];
+    w->node = in->i;
+    snprintf(w->field, sizeof(w->field), "body.nodes[%u]%s%s", in->i, sub[0] ? "." : "", sub);
+    int at = snprintf(w->message, sizeof(w->message), "node %u: ", in->i);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->message + at, sizeof(w->message) - (size_t) at, fmt, ap);
+    va_end(ap);
+}
+
+/* Does node b share node a's backward pass (a is a valid grad node)? */
+static bool shares_pass(const struct proto_node *a, const struct proto_node *b)
+{
+    return b->op == IR_GRAD_GRAD && b->nin == a->nin && b->in[0] == a->in[0] &&
+           (a->nin < 3 || b->in[2] == a->in[2]);
+}
+
+static void pass_fini(struct grad_pass *p)
+{
+    free(p->targets);
+    free(p->grads);
+    free(p->zero);
+    free(p->used);
+}
+
+/* A new backward pass for the current grad node: its own target first,
+ * then those of the later grad nodes that share it and whose targets
+ * exist already (one that does not exist yet cannot lie under the loss:
+ * it gets its zeros from a pass of its own). */
+static struct grad_pass *new_pass(struct ir_graph *g, struct ingest *in, int loss, int seed,
+                                  int target)
+{
+    const struct proto_submit *sub = in->sub;
+    const struct proto_node *me = &sub->nodes[in->i];
+    if (in->npasses >= KILN_LIMIT_GRAD_PASSES) {
+        node_error(in, KILN_ELIMIT, "",
+                   "grad needs a backward pass beyond the grad_passes limit of %d in one SUBMIT "
+                   "(grad nodes with one loss and seed share a pass)",
+                   KILN_LIMIT_GRAD_PASSES);
+        return NULL;
+    }
+    uint32_t n = 1;
+    for (uint32_t j = in->i + 1; j < sub->nnodes; j++)
+        n += shares_pass(me, &sub->nodes[j]) && existing(in, sub->nodes[j].in[1]) >= 0;
+    struct grad_pass p = {.loss = loss, .seed = seed, .n = n};
+    p.targets = malloc(n * sizeof(*p.targets));
+    p.grads = malloc(n * sizeof(*p.grads));
+    p.zero = calloc(n, 1);
+    p.used = calloc(n, 1);
+    struct grad_pass *grown = realloc(in->passes, (in->npasses + 1) * sizeof(*grown));
+    if (grown != NULL)
+        in->passes = grown;
+    if (p.targets == NULL || p.grads == NULL || p.zero == NULL || p.used == NULL ||
+        grown == NULL) {
+        pass_fini(&p);
+        node_error(in, KILN_ENOMEM, "", "out of memory");
+        return NULL;
+    }
+    p.targets[0] = target;
+    for (uint32_t j = in->i + 1, k = 1; j < sub->nnodes; j++) {
+        int t;
+        if (shares_pass(me, &sub->nodes[j]) && (t = existing(in, sub->nodes[j].in[1])) >= 0)
+            p.targets[k++] = t;
+    }
+    if (stop_reserve(in, g->count) < 0) { /* may move in->stop: before taking it */
+        pass_fini(&p);
+        return NULL;
+    }
+    struct ir_error ie = {0};
+    struct ir_grad_request r = {.loss = loss, .seed = seed, .ntargets = (int) n,
+                                .targets = p.targets, .stop = in->stop};
+    if (ir_grad(g, &r, p.grads, p.zero, &ie) < 0) {
+        pass_fini(&p);
+        node_error(in, ie.code ? ie.code : KILN_EINTERNAL, ie.field, "grad: %s", ie.message);
+        return NULL;
+    }
+    in->passes[in->npasses] = p;
+    return &in->passes[in->npasses++];
+}
+
+/* A grad node: its result from the pass it shares, or a new one. */
+static int grad_node(struct ir_graph *g, struct ingest *in, const struct proto_node *n,
+                     const int *x)
+{
+    int loss = x[0], target = x[1], seed = n->nin == 3 ? x[2] : -1;
+    struct grad_pass *p = NULL;
+    uint32_t k = 0;
+    for (uint32_t q = 0; p == NULL && q < in->npasses; q++) {
+        struct grad_pass *c = &in->passes[q];
+        if (c->loss != loss || c->seed != seed)
+            continue;
+        for (k = 0; k < c->n; k++)
+            if (!c->used[k] && c->targets[k] == target) {
+                p = c;
+                break;
+            }
+    }
+    if (p == NULL) {
+        if ((p = new_pass(g, in, loss, seed, target)) == NULL)
+            return -1;
+        k = 0;
+    }
+    p->used[k] = 1;
+    if (p->zero[k]) {
+        enum ir_dtype dt = (enum ir_dtype) g->nodes[target].dtype;
+        if (ir_dtype_info(dt)->kind != IR_KIND_FLOAT)
+            warn(in, "in[1]", "target %" PRIu64 " is %s: only float values carry gradient, so "
+                 "its gradient is zeros", n->in[1], ir_dtype_name(dt));
+        else
+            warn(in, "in[1]", "the loss %" PRIu64 " does not depend on target %" PRIu64
+                 " through float values (a var kept from an earlier step is a constant here): "
+                 "its gradient is zeros", n->in[0], n->in[1]);
+    }
+    return p->grads[k];
 }
 
 /* Call the op's constructor; returns the graph index or -1 (err set). */
@@ -304,6 +491,17 @@ static int construct(struct ir_graph *g, struct ingest *in, const struct proto_n
     case IR_LOWER_CONCAT:
         r = ir_lower_concat(g, (int) n->nin, x, (int) n->dim, &ie);
         break;
+    case IR_GRAD_GRAD:
+        return grad_node(g, in, n, x); /* errors already named */
+    case IR_GRAD_STOP: {
+        const struct ir_node xn = g->nodes[x[0]];
+        r = ir_add_reshape(g, x[0], xn.rank, xn.shape, &ie); /* a copy */
+        if (r >= 0 && stop_reserve(in, g->count) < 0)
+            return -1;
+        if (r >= 0)
+            in->stop[r] = 1;
+        break;
+    }
     case IR_LOWER_PAD: {
         enum ir_dtype xdt = (enum ir_dtype) g->nodes[x[0]].dtype;
         struct ir_scalar fill = {0};
@@ -526,6 +724,10 @@ int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submi
     idmap_fini(&in.local);
     idmap_fini(&in.externs);
     free(in.bind); /* NULL once the step owns it */
+    for (uint32_t q = 0; q < in.npasses; q++)
+        pass_fini(&in.passes[q]);
+    free(in.passes);
+    free(in.stop);
     if (rc != KILN_OK) {
         step_free(t, st);
         return rc;
@@ -547,6 +749,7 @@ void step_free(struct sess_table *t, struct step *st)
     free(st->bind);
     free(st->keep);
     free(st->from);
+    free(st->warnings);
     free(st->inputs);
     if (st->outs != NULL)
         ir_interp_free(&st->graph, st->outs);

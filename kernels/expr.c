@@ -516,6 +516,66 @@ void ir_expr_free(struct ir_expr *e)
     free(e);
 }
 
+/* Is node k of e well formed in `sc`: its slot names something the scope
+ * has, and its arguments are earlier nodes (children first)? */
+static bool node_in_scope(const struct ir_expr *e, uint32_t k, const struct ir_expr_scope *sc)
+{
+    const struct ir_expr_node *n = &e->nodes[k];
+    if (n->nargs > KILN_LIMIT_RANK)
+        return false;
+    for (int a = 0; a < n->nargs; a++)
+        if (n->arg[a] < 0 || (uint32_t) n->arg[a] >= k)
+            return false;
+    switch (n->op) {
+    case IR_EXPR_INDEX:
+        return n->slot < sc->loop_rank;
+    case IR_EXPR_XSHAPE: case IR_EXPR_XSTRIDE:
+        return n->slot < sc->xrank;
+    case IR_EXPR_YSHAPE: case IR_EXPR_YSTRIDE:
+        return n->slot < sc->yrank;
+    case IR_EXPR_EXTRA:
+        return n->slot < sc->nextras && n->nargs == sc->extra_rank[n->slot];
+    default:
+        return n->op >= IR_EXPR_CONST && n->op < IR_EXPR_OP_END;
+    }
+}
+
+int ir_expr_copy(const struct ir_expr *e, int swap_xy, const struct ir_expr_scope *scope,
+                 struct ir_expr **out, char *msg, size_t msglen)
+{
+    static const uint8_t swapped[IR_EXPR_OP_END] = {
+        [IR_EXPR_XSHAPE] = IR_EXPR_YSHAPE, [IR_EXPR_YSHAPE] = IR_EXPR_XSHAPE,
+        [IR_EXPR_XSTRIDE] = IR_EXPR_YSTRIDE, [IR_EXPR_YSTRIDE] = IR_EXPR_XSTRIDE,
+    };
+    *out = NULL;
+    if (msg != NULL && msglen > 0)
+        msg[0] = '\0';
+    if (e->count == 0 || e->count > KILN_LIMIT_EXPR_NODES || !scope_valid(scope)) {
+        if (msg != NULL)
+            snprintf(msg, msglen, "bad expression or scope to copy");
+        return KILN_EVALUE;
+    }
+    struct ir_expr *c = malloc(sizeof(*c) + e->count * sizeof(c->nodes[0]));
+    if (c == NULL)
+        return KILN_ENOMEM;
+    c->count = e->count;
+    memcpy(c->nodes, e->nodes, e->count * sizeof(c->nodes[0]));
+    for (uint32_t k = 0; k < c->count; k++) {
+        struct ir_expr_node *n = &c->nodes[k];
+        if (swap_xy && n->op < IR_EXPR_OP_END && swapped[n->op] != 0)
+            n->op = swapped[n->op];
+        if (!node_in_scope(c, k, scope)) {
+            if (msg != NULL)
+                snprintf(msg, msglen, "node %u of the copied expression names something "
+                         "outside the new scope", k);
+            free(c);
+            return KILN_EVALUE;
+        }
+    }
+    *out = c;
+    return KILN_OK;
+}
+
 int64_t ir_expr_div(int64_t a, int64_t b)
 {
     if (b == 0)

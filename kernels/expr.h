@@ -119,6 +119,18 @@ int ir_expr_parse(const char *text, size_t len, const struct ir_expr_scope *scop
 
 void ir_expr_free(struct ir_expr *e);
 
+/* A copy of a parsed expression for another node (autodiff builds the
+ * backward of a reindex from the forward node's expressions). With
+ * `swap_xy` the input's and the output's names trade places (xshape k <->
+ * yshape k, xstride k <-> ystride k), so the copy means the same thing in
+ * a node whose x is the original's y: the backward's loop runs over what
+ * the forward wrote. XDIM and YDIM were constants from the parse and keep
+ * their values. Every name of the copy is checked against `scope` as the
+ * parser checks it. Returns KILN_OK with *out (free with ir_expr_free), or
+ * KILN_EVALUE (a name outside the scope; message in msg) or KILN_ENOMEM. */
+int ir_expr_copy(const struct ir_expr *e, int swap_xy, const struct ir_expr_scope *scope,
+                 struct ir_expr **out, char *msg, size_t msglen);
+
 /* Values for evaluation. Shapes and strides are indexed by dimension. */
 struct ir_expr_env {
     const int64_t *index;   /* loop indices */

@@ -583,12 +583,48 @@ static int parse_into(struct ir_graph *g, const char *text, size_t len,
     return 0;
 }
 
+/* Copy one parsed expression into a graph-owned one for scope `sc`. */
+static int copy_into(struct ir_graph *g, const struct ir_expr *src, int swap_xy,
+                     const struct ir_expr_scope *sc, struct ir_expr **out, const char *field,
+                     struct ir_error *err)
+{
+    char msg[200];
+    if (src == NULL)
+        return fail(err, KILN_EVALUE, field, "%s is missing", field);
+    int rc = ir_expr_copy(src, swap_xy, sc, out, msg, sizeof(msg));
+    if (rc != KILN_OK)
+        return fail(err, rc, field, "%s: %s", field, msg);
+    own(g, *out);
+    return 0;
+}
+
 /* Shared by REINDEX and REINDEX_REDUCE: everything but the op-specific
- * checks. `loop` is the node whose shape the loop runs over. */
+ * checks. Expressions come as text (t) or parsed (a, when t is NULL): the
+ * common fields are read into `t` from either. */
+static int add_reindex_any(struct ir_graph *g, int op, enum ir_reduce_op rop, int x, int rank,
+                           const int64_t *shape, const struct ir_reindex_text *t,
+                           const struct ir_reindex_ast *a, struct ir_error *err);
+
 static int add_reindex(struct ir_graph *g, int op, enum ir_reduce_op rop, int x, int rank,
                        const int64_t *shape, const struct ir_reindex_text *t,
                        struct ir_error *err)
 {
+    return add_reindex_any(g, op, rop, x, rank, shape, t, NULL, err);
+}
+
+static int add_reindex_any(struct ir_graph *g, int op, enum ir_reduce_op rop, int x, int rank,
+                           const int64_t *shape, const struct ir_reindex_text *text,
+                           const struct ir_reindex_ast *a, struct ir_error *err)
+{
+    struct ir_reindex_text common = {0};
+    if (text == NULL) {
+        common.nexprs = a->nexprs;
+        common.nconds = a->nconds;
+        common.nextras = a->nextras;
+        common.extras = a->extras;
+        common.overflow = a->overflow;
+    }
+    const struct ir_reindex_text *t = text != NULL ? text : &common;
     if (t->nexprs < 0 || t->nexprs > KILN_LIMIT_RANK)
         return fail(err, KILN_ELIMIT, "exprs", "%d index expressions: at most %d", t->nexprs,
                     KILN_LIMIT_RANK);
@@ -657,12 +693,16 @@ static int add_reindex(struct ir_graph *g, int op, enum ir_reduce_op rop, int x,
     for (int d = 0; rc == 0 && d < t->nexprs; d++) {
         char field[24];
         snprintf(field, sizeof(field), "exprs[%d]", d);
-        rc = parse_into(g, t->exprs[d], t->expr_len[d], &sc, &r->exprs[d], field, err);
+        rc = text != NULL
+                 ? parse_into(g, t->exprs[d], t->expr_len[d], &sc, &r->exprs[d], field, err)
+                 : copy_into(g, a->exprs[d], a->swap_xy, &sc, &r->exprs[d], field, err);
     }
     for (int c = 0; rc == 0 && c < t->nconds; c++) {
         char field[24];
         snprintf(field, sizeof(field), "conds[%d]", c);
-        rc = parse_into(g, t->conds[c], t->cond_len[c], &sc, &conds[c], field, err);
+        rc = text != NULL
+                 ? parse_into(g, t->conds[c], t->cond_len[c], &sc, &conds[c], field, err)
+                 : copy_into(g, a->conds[c], a->swap_xy, &sc, &conds[c], field, err);
     }
     if (rc < 0) {
         /* Undo: the graph must be as it was. */
@@ -689,4 +729,32 @@ int ir_add_reindex_reduce(struct ir_graph *g, enum ir_reduce_op op, int x, int r
                           struct ir_error *err)
 {
     return add_reindex(g, IR_OP_REINDEX_REDUCE, op, x, rank, shape, t, err);
+}
+
+int ir_add_reindex_ast(struct ir_graph *g, int x, int rank, const int64_t *shape,
+                       const struct ir_reindex_ast *t, struct ir_error *err)
+{
+    return add_reindex_any(g, IR_OP_REINDEX, IR_REDUCE_ADD, x, rank, shape, NULL, t, err);
+}
+
+int ir_add_reindex_reduce_ast(struct ir_graph *g, enum ir_reduce_op op, int x, int rank,
+                              const int64_t *shape, const struct ir_reindex_ast *t,
+                              struct ir_error *err)
+{
+    return add_reindex_any(g, IR_OP_REINDEX_REDUCE, op, x, rank, shape, NULL, t, err);
+}
+
+/* ---- marks ------------------------------------------------------------- */
+
+struct ir_graph_mark ir_graph_mark(const struct ir_graph *g)
+{
+    return (struct ir_graph_mark){g->count, g->nextern, g->nowned};
+}
+
+void ir_graph_undo(struct ir_graph *g, struct ir_graph_mark m)
+{
+    while (g->nowned > m.nowned)
+        free(g->owned[--g->nowned]);
+    g->count = m.count;
+    g->nextern = m.nextern;
 }

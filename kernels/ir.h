@@ -281,6 +281,40 @@ int ir_add_reindex_reduce(struct ir_graph *g, enum ir_reduce_op op, int x, int r
                           const int64_t *shape, const struct ir_reindex_text *t,
                           struct ir_error *err);
 
+/* Index expressions already parsed: autodiff builds the backward of a
+ * reindex from the forward node's own expressions (expr.h, ir_expr_copy),
+ * so no text is printed or parsed again. Each is copied into the graph;
+ * with `swap_xy` the names of x and y trade places (see ir_expr_copy), and
+ * every name is checked against the new node's scope as a parse would. */
+struct ir_reindex_ast {
+    int nexprs;
+    const struct ir_expr *const *exprs;
+    int nconds;
+    const struct ir_expr *const *conds;
+    int nextras;
+    const int *extras; /* nextras node indices */
+    struct ir_scalar overflow;
+    int swap_xy;
+};
+
+int ir_add_reindex_ast(struct ir_graph *g, int x, int rank, const int64_t *shape,
+                       const struct ir_reindex_ast *t, struct ir_error *err);
+int ir_add_reindex_reduce_ast(struct ir_graph *g, enum ir_reduce_op op, int x, int rank,
+                              const int64_t *shape, const struct ir_reindex_ast *t,
+                              struct ir_error *err);
+
+/* The graph as it is now, to undo a builder that adds several nodes and
+ * fails half way (lowering, autodiff): nodes and what they own are only
+ * ever appended, so truncating both restores the graph exactly. */
+struct ir_graph_mark {
+    uint32_t count, nextern;
+    size_t nowned;
+};
+
+struct ir_graph_mark ir_graph_mark(const struct ir_graph *g);
+/* Removes every node (and owned allocation) added since `m`. */
+void ir_graph_undo(struct ir_graph *g, struct ir_graph_mark m);
+
 /* Row-major strides (in elements) of a node's shape. A zero-size dim
  * makes the strides of the dims before it 0; index expressions can read
  * strides (xstride/ystride), so every backend uses exactly this. */

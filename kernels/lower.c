@@ -7,8 +7,8 @@
  * printed here with "%d" and "%lld" from integers the checks bounded, so
  * each literal is far inside the expression language's range; the
  * constructors parse them like any other text. A lowering that adds
- * several nodes and then fails removes them again (graph_mark and
- * graph_undo), so a failed call leaves the graph as it was, as a failed
+ * several nodes and then fails removes them again (ir_graph_mark and
+ * ir_graph_undo), so a failed call leaves the graph as it was, as a failed
  * constructor does.
  */
 #include "lower.h"
@@ -69,25 +69,11 @@ static const struct ir_node *input(const struct ir_graph *g, int x, const char *
     return &g->nodes[x];
 }
 
-/* The graph as it was, to undo a lowering that failed half way. Nodes and
- * their owned allocations are only ever appended, so truncating both
- * restores it exactly. */
-struct graph_mark {
-    uint32_t count, nextern;
-    size_t nowned;
-};
-
-static struct graph_mark graph_mark(const struct ir_graph *g)
+/* A lowering that fails half way leaves the graph as it was
+ * (ir_graph_mark, ir_graph_undo). */
+static int graph_undo(struct ir_graph *g, struct ir_graph_mark m)
 {
-    return (struct graph_mark){g->count, g->nextern, g->nowned};
-}
-
-static int graph_undo(struct ir_graph *g, struct graph_mark m)
-{
-    while (g->nowned > m.nowned)
-        free(g->owned[--g->nowned]);
-    g->count = m.count;
-    g->nextern = m.nextern;
+    ir_graph_undo(g, m);
     return -1;
 }
 
@@ -373,7 +359,7 @@ int ir_lower_concat(struct ir_graph *g, int n, const int *xs, int dim, struct ir
     int64_t end[IR_MAX_INPUTS];
     int m = 0;
     int64_t off = 0;
-    struct graph_mark mark = graph_mark(g);
+    struct ir_graph_mark mark = ir_graph_mark(g);
     for (int k = 0; k < n; k++) {
         int64_t size = g->nodes[xs[k]].shape[dim];
         if (size == 0 && !(k == n - 1 && m == 0)) /* one piece at least, for the shape */

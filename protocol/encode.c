@@ -323,6 +323,7 @@ void proto_limits_default(struct proto_limits *l)
         .expr_nodes = KILN_LIMIT_EXPR_NODES,
         .expr_depth = KILN_LIMIT_EXPR_DEPTH,
         .conds = KILN_LIMIT_CONDS,
+        .grad_passes = KILN_LIMIT_GRAD_PASSES,
     };
 }
 
@@ -336,7 +337,7 @@ int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply
     rc |= pack_kv_u64(&pk, "session", r->session);
     rc |= proto_pack_key(&pk, "server") | pack_str(&pk, r->server);
     rc |= pack_kv_u64(&pk, "idle_timeout_ms", r->idle_timeout_ms);
-    rc |= proto_pack_key(&pk, "limits") | msgpack_pack_map(&pk, 17);
+    rc |= proto_pack_key(&pk, "limits") | msgpack_pack_map(&pk, 18);
     rc |= pack_kv_u64(&pk, "message_bytes", l->message_bytes);
     rc |= pack_kv_u64(&pk, "depth", l->depth);
     rc |= pack_kv_u64(&pk, "container_items", l->container_items);
@@ -354,6 +355,7 @@ int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply
     rc |= pack_kv_u64(&pk, "expr_nodes", l->expr_nodes);
     rc |= pack_kv_u64(&pk, "expr_depth", l->expr_depth);
     rc |= pack_kv_u64(&pk, "conds", l->conds);
+    rc |= pack_kv_u64(&pk, "grad_passes", l->grad_passes);
     return done(rc);
 }
 
@@ -421,6 +423,31 @@ int proto_encode_reply_submit(msgpack_sbuffer *sb, uint64_t step)
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     return done(pack_reply_head(&pk, KILN_OK, 1) | pack_kv_u64(&pk, "step", step));
+}
+
+int proto_encode_reply_submit_warnings(msgpack_sbuffer *sb, uint64_t step,
+                                       const struct proto_warning *w, uint32_t n)
+{
+    if (n == 0)
+        return proto_encode_reply_submit(sb, step);
+    if (step == 0 || n > PROTO_WARNINGS_MAX || w == NULL)
+        return KILN_EARG;
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_reply_head(&pk, KILN_OK, 2) | pack_kv_u64(&pk, "step", step);
+    rc |= proto_pack_key(&pk, "warnings") | msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        /* Fixed arrays: a missing NUL would read past them. */
+        if (memchr(w[i].field, 0, sizeof(w[i].field)) == NULL ||
+            memchr(w[i].message, 0, sizeof(w[i].message)) == NULL)
+            return roll_back(sb, start, KILN_EARG);
+        rc |= msgpack_pack_map(&pk, 3);
+        rc |= proto_pack_key(&pk, "node") | msgpack_pack_int64(&pk, w[i].node);
+        rc |= proto_pack_key(&pk, "field") | pack_str(&pk, w[i].field);
+        rc |= proto_pack_key(&pk, "message") | pack_str(&pk, w[i].message);
+    }
+    return rc == 0 ? KILN_OK : roll_back(sb, start, KILN_ENOMEM);
 }
 
 static bool tensor_ok(const struct proto_tensor *t)

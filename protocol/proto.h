@@ -234,6 +234,7 @@ struct proto_limits {
     uint64_t message_bytes, depth, container_items, objects, string, name, token;
     uint64_t nodes, rank, dim, elements, var_ids;
     uint64_t node_inputs, expr_bytes, expr_nodes, expr_depth, conds;
+    uint64_t grad_passes; /* optional on decode: 0 from daemons that predate it */
 };
 
 /* The limits this build enforces (the KILN_LIMIT_* values). */
@@ -299,8 +300,22 @@ struct proto_tensor {
     size_t bytes;
 };
 
+/* Something the daemon accepted but has to say (PROTOCOL.md, SUBMIT):
+ * today, a `grad` node whose target the loss does not depend on. Shaped
+ * like an error's location and message; text that does not fit is
+ * truncated on decode. */
+#define PROTO_WARNINGS_MAX 64 /* warnings in one SUBMIT reply; the rest are dropped */
+
+struct proto_warning {
+    int64_t node; /* position in the SUBMIT's nodes, or -1 */
+    char field[PROTO_FIELD_MAX];
+    char message[PROTO_MESSAGE_MAX];
+};
+
 struct proto_submit_reply {
     uint64_t step; /* the step's number in its session: 1, 2, ... */
+    uint32_t nwarnings; /* <= PROTO_WARNINGS_MAX */
+    struct proto_warning *warnings; /* owned by the reply (freed by proto_reply_fini) */
 };
 
 struct proto_fetch_reply {
@@ -332,6 +347,11 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
 int proto_encode_reply_release(msgpack_sbuffer *sb, const struct proto_release_reply *r);
 /* SUBMIT: the step number (non-zero). */
 int proto_encode_reply_submit(msgpack_sbuffer *sb, uint64_t step);
+/* SUBMIT with `n` warnings (the `warnings` field is left out when n is 0).
+ * KILN_EARG for step 0 or n over PROTO_WARNINGS_MAX; on failure `sb` is
+ * left as it was. */
+int proto_encode_reply_submit_warnings(msgpack_sbuffer *sb, uint64_t step,
+                                       const struct proto_warning *w, uint32_t n);
 /* FETCH: `n` (<= KILN_LIMIT_VAR_IDS) vars in the order asked. KILN_EARG for
  * a rank or dim over its limit, `bytes` that do not match the dtype and
  * shape (dtypes 1..7), or a reply over KILN_LIMIT_MESSAGE_BYTES (a daemon

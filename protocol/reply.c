@@ -75,6 +75,10 @@ static int decode_limits(const msgpack_object *m, struct proto_limits *l, struct
         if (rc != KILN_OK)
             return rc;
     }
+    /* Added with gradients: optional, so older daemons still decode. */
+    const msgpack_object *gp = proto_map_get(m, "grad_passes");
+    if (gp != NULL)
+        return get_u64(m, "grad_passes", "body.limits.grad_passes", &l->grad_passes, err);
     return KILN_OK;
 }
 
@@ -178,7 +182,39 @@ static int decode_submit(struct proto_submit_reply *r, const msgpack_object *b,
     int rc = get_u64(b, "step", "body.step", &r->step, err);
     if (rc == KILN_OK && r->step == 0)
         return proto_error_set(err, P, "body.step", "SUBMIT reply names step 0");
-    return rc;
+    const msgpack_object *w = proto_map_get(b, "warnings");
+    if (rc != KILN_OK || w == NULL)
+        return rc; /* optional: absent when there is nothing to say */
+    if (w->type != MSGPACK_OBJECT_ARRAY || w->via.array.size > PROTO_WARNINGS_MAX)
+        return proto_error_set(err, P, "body.warnings",
+                               "body.warnings must be an array of at most %d warnings",
+                               PROTO_WARNINGS_MAX);
+    uint32_t n = w->via.array.size;
+    if (n > 0 && (r->warnings = calloc(n, sizeof(*r->warnings))) == NULL)
+        return proto_error_set(err, KILN_ENOMEM, "body.warnings", "out of memory for warnings");
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *m = &w->via.array.ptr[i];
+        struct proto_warning *d = &r->warnings[i];
+        char f[PROTO_FIELD_MAX];
+        snprintf(f, sizeof(f), "body.warnings[%u]", i);
+        if (m->type != MSGPACK_OBJECT_MAP)
+            return proto_error_set(err, P, f, "%s must be a map", f);
+        if ((rc = proto_check_keys(m, NULL, 0, true, f, err)) != KILN_OK)
+            return rc;
+        snprintf(f, sizeof(f), "body.warnings[%u].node", i);
+        if ((rc = proto_get_int(proto_map_get(m, "node"), f, &d->node, P, err)) != KILN_OK)
+            return rc;
+        snprintf(f, sizeof(f), "body.warnings[%u].field", i);
+        if ((rc = proto_get_str_trunc(proto_map_get(m, "field"), f, d->field, sizeof(d->field),
+                                      P, err)) != KILN_OK)
+            return rc;
+        snprintf(f, sizeof(f), "body.warnings[%u].message", i);
+        if ((rc = proto_get_str_trunc(proto_map_get(m, "message"), f, d->message,
+                                      sizeof(d->message), P, err)) != KILN_OK)
+            return rc;
+        r->nwarnings = i + 1;
+    }
+    return KILN_OK;
 }
 
 /* One element of a FETCH reply's `vars`. */
@@ -323,6 +359,8 @@ void proto_reply_fini(struct proto_reply *rep)
         return;
     if (rep->kind == PROTO_FETCH && rep->code == KILN_OK)
         free(rep->u.fetch.vars);
+    if (rep->kind == PROTO_SUBMIT && rep->code == KILN_OK)
+        free(rep->u.submit.warnings);
     if (rep->has_unpacked)
         msgpack_unpacked_destroy(&rep->unpacked);
     memset(rep, 0, sizeof(*rep));

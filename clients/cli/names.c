@@ -72,6 +72,8 @@ static const struct cli_name ops[] = {
     {"concat", KILN_OP_CONCAT},
     {"pad", KILN_OP_PAD},
     {"flip", KILN_OP_FLIP},
+    {"grad", KILN_OP_GRAD},
+    {"stop_grad", KILN_OP_STOP_GRAD},
 };
 
 /* Only the dtypes a daemon accepts: 8 and 9 are reserved. */

@@ -249,6 +249,13 @@ requests += [
      "ok SUBMIT session=7 nodes=2 keep=[5,5] {id=5 op=2} {id=5 op=2}"),
     # The lowered ops (112-116) and their fields, at their limits.
     ("submit_lowered", submit(LOWERED_GRAPH, keep=[25]), "ok SUBMIT session=7 " + LOWERED_DESC),
+    # grad (128) and stop_grad (129) are ordinary nodes to the codec (§8 "Gradients").
+    ("submit_grad", submit([node(1, 2, dtype=7, shape=[], value=2.0), node(2, 50, **{"in": [1, 1]}),
+                            node(3, 129, **{"in": [1]}), node(4, 128, **{"in": [2, 1]}),
+                            node(5, 128, dtype=7, shape=[], **{"in": [4, 1, 3]})], keep=[4, 5]),
+     "ok SUBMIT session=7 nodes=5 keep=[4,5] {id=1 op=2 dtype=7 shape=[] value=float:2} "
+     "{id=2 op=50 in=[1,1]} {id=3 op=129 in=[1]} {id=4 op=128 in=[2,1]} "
+     "{id=5 op=128 in=[4,1,3] dtype=7 shape=[]}"),
     ("submit_int_lists_at_limit", one_node(starts=[-2**63] * 8, stops=[2**63 - 1] * 8,
                                            steps=[], pads=list(range(-8, 8))),
      "ok SUBMIT session=7 nodes=1 keep=[] {id=1 op=2 starts=[" + ",".join(["-9223372036854775808"] * 8)
@@ -383,6 +390,14 @@ replies = [
         "proto": 1, "session": 0x1234, "server": "kilnd 0.1.0", "idle_timeout_ms": 600000,
         "limits": LIMITS}]),
      "ok code=OK proto=1 session=4660 server=\"kilnd 0.1.0\""),
+    ("hello_ok_grad_passes", HELLO, pk([0, {
+        "proto": 1, "session": 0x1234, "server": "kilnd 0.2.0", "idle_timeout_ms": 600000,
+        "limits": dict(LIMITS, grad_passes=256)}]),
+     "ok code=OK proto=1 session=4660 server=\"kilnd 0.2.0\""),
+    ("hello_grad_passes_str", HELLO, pk([0, {
+        "proto": 1, "session": 1, "server": "k", "idle_timeout_ms": 1,
+        "limits": dict(LIMITS, grad_passes="256")}]),
+     "error PROTO body.limits.grad_passes"),
     ("hello_missing_limits", HELLO, pk([0, {"proto": 1, "session": 1, "server": "k",
                                             "idle_timeout_ms": 1}]),
      "error PROTO body.limits"),
@@ -410,6 +425,23 @@ replies = [
     ("submit_ok", SUBMIT, pk([0, {"step": 1}]), "ok code=OK step=1"),
     ("submit_ok_wide", SUBMIT, pk([0, {"step": 2**64 - 1, "queued": 3}]),
      "ok code=OK step=18446744073709551615"),
+    ("submit_ok_warnings", SUBMIT, pk([0, {"step": 3, "warnings": [
+        {"node": 4, "field": "body.nodes[4].in[1]",
+         "message": "node 4: the loss does not depend on target 7: its gradient is zeros"},
+        {"node": -1, "field": "", "message": "m", "later": True}]}]),
+     "ok code=OK step=3 warnings=2"),
+    ("submit_warnings_empty", SUBMIT, pk([0, {"step": 3, "warnings": []}]), "ok code=OK step=3"),
+    ("submit_warnings_map", SUBMIT, pk([0, {"step": 3, "warnings": {}}]),
+     "error PROTO body.warnings"),
+    ("submit_warnings_over_limit", SUBMIT,
+     pk([0, {"step": 3, "warnings": [{"node": 1, "field": "", "message": "m"}] * 65}]),
+     "error PROTO body.warnings"),
+    ("submit_warning_node_str", SUBMIT,
+     pk([0, {"step": 3, "warnings": [{"node": "1", "field": "", "message": "m"}]}]),
+     "error PROTO body.warnings[0].node"),
+    ("submit_warning_no_message", SUBMIT,
+     pk([0, {"step": 3, "warnings": [{"node": 1, "field": ""}]}]),
+     "error PROTO body.warnings[0].message"),
     ("submit_step_zero", SUBMIT, pk([0, {"step": 0}]), "error PROTO body.step"),
     ("submit_missing_step", SUBMIT, pk([0, {}]), "error PROTO body.step"),
     ("submit_refused", SUBMIT, pk([6, {"name": "VALUE", "message": "node 3: bad shape",

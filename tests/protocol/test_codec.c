@@ -87,7 +87,10 @@ static void reply_outcome(int kind, const uint8_t *b, size_t len, char *out, siz
                  (unsigned long long) rep.u.release.released,
                  (unsigned long long) rep.u.release.unknown);
     } else if (kind == PROTO_SUBMIT) {
-        snprintf(out + w, n - (size_t) w, " step=%llu", (unsigned long long) rep.u.submit.step);
+        w += snprintf(out + w, n - (size_t) w, " step=%llu",
+                      (unsigned long long) rep.u.submit.step);
+        if (rep.u.submit.nwarnings > 0)
+            snprintf(out + w, n - (size_t) w, " warnings=%u", rep.u.submit.nwarnings);
     } else if (kind == PROTO_FETCH) {
         w += snprintf(out + w, n - (size_t) w, " vars=%u", rep.u.fetch.count);
         for (uint32_t i = 0; i < rep.u.fetch.count; i++)
@@ -628,6 +631,41 @@ START_TEST(roundtrip_graph_replies)
     ck_assert_int_eq(proto_reply_decode(&rep, PROTO_SUBMIT, sb.data, sb.size, &err), KILN_OK);
     ck_assert_int_eq(rep.code, KILN_OK);
     ck_assert_uint_eq(rep.u.submit.step, 42);
+    ck_assert_uint_eq(rep.u.submit.nwarnings, 0);
+    proto_reply_fini(&rep);
+
+    /* Warnings: round trip, the limit, a missing NUL, and n 0 as plain. */
+    static struct proto_warning w[PROTO_WARNINGS_MAX + 1];
+    for (int i = 0; i <= PROTO_WARNINGS_MAX; i++) {
+        w[i].node = i - 1;
+        snprintf(w[i].field, sizeof(w[i].field), "body.nodes[%d].in[1]", i);
+        snprintf(w[i].message, sizeof(w[i].message), "warning %d", i);
+    }
+    msgpack_sbuffer_clear(&sb);
+    ck_assert_int_eq(proto_encode_reply_submit_warnings(&sb, 7, w, PROTO_WARNINGS_MAX), KILN_OK);
+    ck_assert_int_eq(proto_reply_decode(&rep, PROTO_SUBMIT, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_uint_eq(rep.u.submit.step, 7);
+    ck_assert_uint_eq(rep.u.submit.nwarnings, PROTO_WARNINGS_MAX);
+    for (int i = 0; i < PROTO_WARNINGS_MAX; i++) {
+        ck_assert_int_eq(rep.u.submit.warnings[i].node, i - 1);
+        ck_assert_str_eq(rep.u.submit.warnings[i].field, w[i].field);
+        ck_assert_str_eq(rep.u.submit.warnings[i].message, w[i].message);
+    }
+    proto_reply_fini(&rep);
+    size_t before = sb.size;
+    ck_assert_int_eq(proto_encode_reply_submit_warnings(&sb, 7, w, PROTO_WARNINGS_MAX + 1),
+                     KILN_EARG);
+    ck_assert_int_eq(proto_encode_reply_submit_warnings(&sb, 0, w, 1), KILN_EARG);
+    struct proto_warning bad = {0};
+    memset(bad.message, 'x', sizeof(bad.message));
+    ck_assert_int_eq(proto_encode_reply_submit_warnings(&sb, 7, &bad, 1), KILN_EARG);
+    ck_assert_uint_eq(sb.size, before);
+    msgpack_sbuffer_clear(&sb);
+    ck_assert_int_eq(proto_encode_reply_submit_warnings(&sb, 9, NULL, 0), KILN_OK);
+    ck_assert_int_eq(proto_reply_decode(&rep, PROTO_SUBMIT, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_uint_eq(rep.u.submit.step, 9);
+    ck_assert_uint_eq(rep.u.submit.nwarnings, 0);
+    ck_assert_ptr_null(rep.u.submit.warnings);
     proto_reply_fini(&rep);
 
     struct proto_tensor t[4] = {
@@ -670,6 +708,7 @@ START_TEST(roundtrip_graph_replies)
     ck_assert_uint_eq(h.limits.expr_nodes, KILN_LIMIT_EXPR_NODES);
     ck_assert_uint_eq(h.limits.expr_depth, KILN_LIMIT_EXPR_DEPTH);
     ck_assert_uint_eq(h.limits.conds, KILN_LIMIT_CONDS);
+    ck_assert_uint_eq(h.limits.grad_passes, KILN_LIMIT_GRAD_PASSES);
     h.limits.conds = 5;
     msgpack_sbuffer_clear(&sb);
     ck_assert_int_eq(proto_encode_reply_hello(&sb, &h), KILN_OK);
