@@ -5,8 +5,8 @@
  * round trip allocates only the NNG messages and the reply's unpack zone).
  * conn.c owns the connection's life, call.c the round trip, error.c the
  * translation of NNG and protocol errors into struct kiln_error, ops.c
- * the public requests that need no graph, and graph.c SUBMIT, FETCH and
- * RELEASE.
+ * the public requests that need no graph, graph.c SUBMIT, FETCH and
+ * RELEASE, and builder.c the graph builder (kiln_graph).
  */
 #ifndef KILN_CLIENT_IMPL_H
 #define KILN_CLIENT_IMPL_H
@@ -22,7 +22,10 @@ struct kiln_conn {
     int timeout_ms;     /* as NNG takes it: > 0, or NNG_DURATION_INFINITE */
     msgpack_sbuffer sb; /* encode buffer, emptied before each request */
     struct kiln_session session;
-    char *address; /* owned; the address dialled */
+    char *address;                 /* owned; the address dialled */
+    uint64_t last_id;              /* the last id kiln_conn_new_id() gave; atomic */
+    struct kiln_warning *warnings; /* owned; the last SUBMIT's */
+    size_t nwarnings;
 };
 
 /* A decoded reply and the NNG message it points into. */

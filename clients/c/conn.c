@@ -33,6 +33,7 @@ static void conn_free(struct kiln_conn *c)
     if (nng_socket_id(c->sock) > 0)
         nng_close(c->sock); /* also closes the dialer */
     msgpack_sbuffer_destroy(&c->sb);
+    free(c->warnings);
     free(c->address);
     free(c);
 }
@@ -156,6 +157,7 @@ static void conn_copy_limits(struct kiln_limits *dst, const struct proto_limits 
         .expr_nodes = src->expr_nodes,
         .expr_depth = src->expr_depth,
         .conds = src->conds,
+        .grad_passes = src->grad_passes,
     };
 }
 
@@ -247,4 +249,10 @@ const char *kiln_conn_address(const kiln_conn *c)
 const struct kiln_session *kiln_conn_session(const kiln_conn *c)
 {
     return c ? &c->session : NULL;
+}
+
+uint64_t kiln_conn_new_id(kiln_conn *c)
+{
+    /* Relaxed is enough: callers need distinct ids, not an order. */
+    return c ? __atomic_add_fetch(&c->last_id, 1, __ATOMIC_RELAXED) : 0;
 }

@@ -25,6 +25,7 @@ _Static_assert(KILN_MAX_INPUTS == KILN_LIMIT_NODE_INPUTS, "node_inputs");
 _Static_assert(KILN_MAX_CONDS == KILN_LIMIT_CONDS, "conds");
 _Static_assert(KILN_MAX_EXPR == KILN_LIMIT_EXPR_BYTES, "expr_bytes");
 _Static_assert(KILN_FETCH_WAIT_MAX == KILN_FETCH_TIMEOUT_MAX_MS, "fetch timeout");
+_Static_assert(KILN_WARNINGS_MAX == PROTO_WARNINGS_MAX, "warnings");
 /* kiln_node.has bits are the wire's, so they pass through unchanged. */
 #define GRAPH_SAME_BIT(k, p)                                                                       \
     _Static_assert((unsigned) KILN_NODE_##k == (unsigned) PROTO_NODE_##p, #k)
@@ -244,11 +245,38 @@ static int graph_ids(const kiln_conn *c, const uint64_t *ids, size_t n, bool zer
     return KILN_OK;
 }
 
+/* Copy a SUBMIT reply's warnings into c, for kiln_conn_warnings(). The
+ * step was accepted whatever happens here: running out of memory loses
+ * the warnings (all but one that says so), never the step. */
+static void graph_keep_warnings(kiln_conn *c, const struct proto_submit_reply *sr)
+{
+    if (sr->nwarnings == 0)
+        return;
+    struct kiln_warning *w = realloc(c->warnings, sr->nwarnings * sizeof(*w));
+    if (w == NULL) {
+        if (c->warnings != NULL) {
+            c->warnings[0] = (struct kiln_warning){.node = -1};
+            snprintf(c->warnings[0].message, sizeof(c->warnings[0].message),
+                     "out of memory for the daemon's %u warnings", (unsigned) sr->nwarnings);
+            c->nwarnings = 1;
+        }
+        return;
+    }
+    c->warnings = w;
+    for (uint32_t i = 0; i < sr->nwarnings; i++) {
+        w[i].node = sr->warnings[i].node;
+        snprintf(w[i].field, sizeof(w[i].field), "%s", sr->warnings[i].field);
+        snprintf(w[i].message, sizeof(w[i].message), "%s", sr->warnings[i].message);
+    }
+    c->nwarnings = sr->nwarnings;
+}
+
 int kiln_submit(kiln_conn *c, const struct kiln_node *nodes, size_t n, const uint64_t *keep,
                 size_t nkeep, uint64_t *step, struct kiln_error *err)
 {
     if (c == NULL)
         return client_error_set(err, KILN_EARG, "conn", "SUBMIT on a NULL connection");
+    c->nwarnings = 0;
     uint64_t max = c->session.limits.nodes;
     if (max == 0 || max > KILN_LIMIT_NODES)
         max = KILN_LIMIT_NODES;
@@ -297,8 +325,16 @@ int kiln_submit(kiln_conn *c, const struct kiln_node *nodes, size_t n, const uin
         return rc;
     if (step != NULL)
         *step = r.rep.u.submit.step;
+    graph_keep_warnings(c, &r.rep.u.submit);
     client_reply_fini(&r);
     return KILN_OK;
+}
+
+const struct kiln_warning *kiln_conn_warnings(const kiln_conn *c, size_t *n)
+{
+    if (n != NULL)
+        *n = c != NULL ? c->nwarnings : 0;
+    return c != NULL && c->nwarnings > 0 ? c->warnings : NULL;
 }
 
 static size_t graph_round_up(size_t v)
@@ -389,6 +425,12 @@ int kiln_fetch(kiln_conn *c, const uint64_t *ids, size_t n, int timeout_ms,
                               (unsigned) r.rep.u.fetch.count);
     client_reply_fini(&r);
     return rc;
+}
+
+int kiln_fetch_poll(kiln_conn *c, const uint64_t *ids, size_t n, struct kiln_tensor **out,
+                    struct kiln_error *err)
+{
+    return kiln_fetch(c, ids, n, 0, out, err);
 }
 
 void kiln_tensors_free(struct kiln_tensor *vars)

@@ -9,8 +9,11 @@
  * every later call is one request and its reply on that session, and
  * kiln_close() ends it. A connection is used by one thread at a time:
  * calls on one kiln_conn must not overlap (the library takes no lock), but
- * different connections may be used from different threads at once. The
- * library has no global state.
+ * different connections may be used from different threads at once (the
+ * one exception: kiln_conn_new_id() may be called from any thread). A
+ * graph builder (kiln_graph) is likewise used by one thread at a time. The
+ * library has no global state; it starts no threads of its own (NNG runs
+ * a few per process for its sockets).
  *
  * Blocking. Every call that talks to the daemon blocks until the reply
  * arrives, for at most the connection's timeout (connect option
@@ -36,12 +39,41 @@
  * Ownership. Structs the caller passes in stay the caller's. A kiln_conn
  * belongs to the caller from kiln_connect() until kiln_close(); strings
  * and structs it hands out (kiln_conn_address(), kiln_conn_session())
- * live as long as the connection.
+ * live as long as the connection. Fetched values belong to the caller
+ * (kiln_tensors_free()); a kiln_graph copies what it is given, except
+ * kiln_graph_array_ref()'s data, and is freed with kiln_graph_free().
+ *
+ * Asynchrony. kiln_submit() returns as soon as the daemon has checked the
+ * graph; the step then runs while the program goes on (submitting more
+ * steps, which queue behind it). kiln_fetch() waits, up to a timeout, for
+ * the values it names; kiln_fetch_poll() never waits for them.
  *
  * Growth. Option and result structs are read and filled field by field;
  * new fields are only ever added at the end, and a zeroed option struct
- * always means "all defaults". The library is static for now; when it
- * becomes a shared library, only functions marked KILN_API are exported.
+ * always means "all defaults".
+ *
+ * Linking. libkiln comes as a shared library (libkiln.so, exporting only
+ * the functions marked KILN_API here and kiln_err_name()/kiln_err_str())
+ * and a static one (libkiln.a, which also needs NNG, msgpack-c and
+ * pthreads): `pkg-config --cflags --libs kiln`, or `--static` for the
+ * latter. Both hold the protocol codec, so nothing else of kiln is needed.
+ *
+ * A program in one page (error checks left out):
+ *
+ *     kiln_conn *c;
+ *     kiln_connect(&c, &(struct kiln_connect_opts){.address = addr}, NULL);
+ *     kiln_graph *g = kiln_graph_new(c);
+ *     float xs[3] = {1, 2, 3};
+ *     uint64_t x = kiln_graph_array(g, KILN_DTYPE_FLOAT32, 1, (int64_t[]){3}, xs, sizeof xs);
+ *     uint64_t y = kiln_graph_unary(g, KILN_OP_SIGMOID, x);
+ *     kiln_graph_keep(g, y);
+ *     kiln_graph_submit(g, NULL, NULL);          (returns once the daemon accepted it)
+ *     struct kiln_tensor *t;
+ *     kiln_fetch(c, &y, 1, 10000, &t, NULL);     (waits until y is computed)
+ *     ... ((float *) t[0].data)[0..2] ...
+ *     kiln_tensors_free(t);
+ *     kiln_graph_free(g);
+ *     kiln_close(c);
  */
 #ifndef KILN_H
 #define KILN_H
@@ -50,11 +82,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kiln_err.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "kiln_err.h" /* inside extern "C": it has no guard of its own */
 
 #define KILN_API __attribute__((visibility("default")))
 
@@ -88,6 +120,7 @@ struct kiln_limits {
     uint64_t message_bytes, depth, container_items, objects, string, name, token;
     uint64_t nodes, rank, dim, elements, var_ids;
     uint64_t node_inputs, expr_bytes, expr_nodes, expr_depth, conds;
+    uint64_t grad_passes; /* backward passes in one SUBMIT; 0 from older daemons */
 };
 
 /* The session kiln_connect() opened. */
@@ -120,15 +153,15 @@ struct kiln_status {
     uint64_t steps_queued;             /* waiting behind an earlier step of their session */
     uint64_t step_run_ms;              /* worker time of all finished steps */
     /* The daemon's JIT (all zero from a daemon that does not report it). */
-    bool jit_enabled;                  /* false: steps run on the reference interpreter */
-    uint64_t jit_kernels_compiled;     /* kernel-cache misses compiled */
-    uint64_t jit_kernel_hits;          /* kernel-cache hits */
-    uint64_t jit_compile_us;           /* time spent generating and compiling kernels */
-    uint64_t jit_plans;                /* graphs fused (plan-cache misses) */
-    uint64_t jit_plan_hits;            /* plan-cache hits */
-    uint64_t jit_kernels_run;          /* kernel launches: one per fused kernel per step */
-    uint64_t jit_kernels_cached;       /* kernels held in the cache now */
-    uint64_t jit_fallbacks;            /* steps the JIT handed to the interpreter */
+    bool jit_enabled;              /* false: steps run on the reference interpreter */
+    uint64_t jit_kernels_compiled; /* kernel-cache misses compiled */
+    uint64_t jit_kernel_hits;      /* kernel-cache hits */
+    uint64_t jit_compile_us;       /* time spent generating and compiling kernels */
+    uint64_t jit_plans;            /* graphs fused (plan-cache misses) */
+    uint64_t jit_plan_hits;        /* plan-cache hits */
+    uint64_t jit_kernels_run;      /* kernel launches: one per fused kernel per step */
+    uint64_t jit_kernels_cached;   /* kernels held in the cache now */
+    uint64_t jit_fallbacks;        /* steps the JIT handed to the interpreter */
 };
 
 typedef struct kiln_conn kiln_conn;
@@ -271,6 +304,9 @@ enum kiln_op {
     KILN_OP_CONCAT = 114,    /* x0, x1, ...; dim */
     KILN_OP_PAD = 115,       /* x; pads (before, after per dim), value (default 0) */
     KILN_OP_FLIP = 116,      /* x; dims */
+    /* Gradients (PROTOCOL.md §8, "Gradients"): expanded by the daemon. */
+    KILN_OP_GRAD = 128,      /* loss, target[, seed]: d sum(seed * loss) / d target */
+    KILN_OP_STOP_GRAD = 129, /* x: x unchanged, a constant to grad */
 };
 
 /* `reduce_op` values, and `dist` values of random. */
@@ -351,8 +387,8 @@ struct kiln_node {
     int64_t starts[KILN_MAX_RANK];     /*   bounds and steps, one per dim of x */
     int64_t stops[KILN_MAX_RANK];
     int64_t steps[KILN_MAX_RANK];
-    uint32_t npads;                    /* KILN_NODE_PADS: pad's, before and after */
-    int64_t pads[2 * KILN_MAX_RANK];   /*   each dim of x in turn */
+    uint32_t npads;                  /* KILN_NODE_PADS: pad's, before and after */
+    int64_t pads[2 * KILN_MAX_RANK]; /*   each dim of x in turn */
 };
 
 /* A fetched value, owned by the caller (see kiln_fetch). */
@@ -421,6 +457,208 @@ KILN_API void kiln_tensors_free(struct kiln_tensor *vars);
  * KILN_EARG (ids NULL with n > 0, n over `var_ids`) or as kiln_ping(). */
 KILN_API int kiln_release(kiln_conn *c, const uint64_t *ids, size_t n, uint64_t *released,
                           uint64_t *unknown, struct kiln_error *err);
+
+/* Something the daemon accepted but has to say about a submitted graph
+ * (today: a `grad` node whose loss does not depend on its target, which
+ * gets zeros). Located like an error: node and field. */
+#define KILN_WARNINGS_MAX 64 /* a daemon sends at most this many per SUBMIT */
+struct kiln_warning {
+    int64_t node;                         /* position in the graph's nodes, or -1 */
+    char field[KILN_ERROR_FIELD_MAX];     /* "body.nodes[7].in[1]" */
+    char message[KILN_ERROR_MESSAGE_MAX]; /* one sentence */
+};
+
+/* The warnings of the last kiln_submit() (or kiln_graph_submit()) on c,
+ * and in *n how many (0 after a failed or a clean submit). Valid until the
+ * next submit on c or kiln_close(). */
+KILN_API const struct kiln_warning *kiln_conn_warnings(const kiln_conn *c, size_t *n);
+
+/* kiln_fetch() with no wait: the values if every var is computed, else
+ * KILN_ENOTREADY at once (one round trip; the daemon does not wait for
+ * the steps). Use it to do other work while steps run, and kiln_fetch()
+ * with a timeout to wait. Same arguments, results and errors as
+ * kiln_fetch(). */
+KILN_API int kiln_fetch_poll(kiln_conn *c, const uint64_t *ids, size_t n, struct kiln_tensor **out,
+                             struct kiln_error *err);
+
+/* A fresh var id for this connection's session: 1, 2, 3, ... in the order
+ * asked, never 0 and never repeated by this connection. Graph builders
+ * draw their ids here; a program that also writes struct kiln_node by
+ * hand should take its ids here too, so that they never meet the
+ * builders'. Thread-safe (an atomic counter): the one call on a
+ * connection that may overlap others. Returns 0 only for a NULL c. */
+KILN_API uint64_t kiln_conn_new_id(kiln_conn *c);
+
+/* ---- the graph builder -------------------------------------------------
+ *
+ * kiln_graph builds one SUBMIT without struct kiln_node bookkeeping: every
+ * kiln_graph_* call that adds a node takes its fields as arguments,
+ * copies what it is given (data, shapes, expressions), draws a fresh id
+ * from the connection (kiln_conn_new_id) and returns it. Ids name vars in
+ * later calls, in later graphs (once kept) and in kiln_fetch() and
+ * kiln_release(). Each op's fields are PROTOCOL.md §8's; the op number
+ * picks among ops of one shape of call (kiln_graph_unary(g, KILN_OP_EXP,
+ * x)).
+ *
+ * Errors are sticky, so calls can be nested without a check after each:
+ * a call that fails returns 0 and records the first failure in the graph
+ * (KILN_EARG for a bad argument, KILN_ENOMEM); later calls given an input
+ * of 0 quietly return 0, and kiln_graph_submit() reports the first
+ * failure without sending anything. kiln_graph_error() reads it: its
+ * field names the call ("reshape", "concat"), its node the position the
+ * node would have had, its message what was wrong. The
+ * builder checks only what it must to copy an argument (counts against
+ * the KILN_MAX_* bounds, NULL pointers); kiln_graph_submit() checks the
+ * rest like kiln_submit(), and the daemon checks what the graph means
+ * (its errors name the node by its position, in the order of the calls).
+ *
+ * Shapes are `rank` sizes (shape may be NULL when rank is 0). A graph
+ * belongs to the connection it was made for and must be freed before the
+ * connection is closed; it is used by one thread at a time (building
+ * graphs for one connection on several threads at once is fine). */
+
+typedef struct kiln_graph kiln_graph;
+
+/* An int or a float scalar for const, pad and reindex's overflow. */
+static inline struct kiln_number kiln_number_int(int64_t i)
+{
+    struct kiln_number n = {false, i, 0};
+    return n;
+}
+static inline struct kiln_number kiln_number_float(double f)
+{
+    struct kiln_number n = {true, 0, f};
+    return n;
+}
+
+/* A new, empty graph for c's session; NULL when c is NULL or memory is
+ * short. Free it with kiln_graph_free(). */
+KILN_API kiln_graph *kiln_graph_new(kiln_conn *c);
+
+/* Free the graph and everything it copied. Safe on NULL. The vars it
+ * submitted stay in the session. */
+KILN_API void kiln_graph_free(kiln_graph *g);
+
+/* Empty the graph (nodes, keep list and sticky error) so it can build the
+ * next step; keeps its memory for reuse. Ids are never handed out twice. */
+KILN_API void kiln_graph_reset(kiln_graph *g);
+
+/* KILN_OK, or the first failure while building (copied to err, if given). */
+KILN_API int kiln_graph_error(const kiln_graph *g, struct kiln_error *err);
+
+/* The nodes built so far, in order (valid until the next call that adds a
+ * node, kiln_graph_reset() or kiln_graph_free()), and how many. */
+KILN_API const struct kiln_node *kiln_graph_nodes(const kiln_graph *g, size_t *n);
+
+/* Keep var `id` once the step has run (a node of this graph, else the
+ * daemon refuses the step). Returns KILN_OK or the sticky error. */
+KILN_API int kiln_graph_keep(kiln_graph *g, uint64_t id);
+
+/* Send the graph with kiln_submit() (see there: returns once the daemon
+ * has checked and accepted it; the step then runs in the background). A
+ * graph with a sticky error is not sent: that error is returned. The
+ * graph is unchanged either way: reset or free it. */
+KILN_API int kiln_graph_submit(kiln_graph *g, uint64_t *step, struct kiln_error *err);
+
+/* Add a node given whole, for anything the calls below do not cover. Its
+ * id is used as given, or drawn from the connection when 0; data, exprs
+ * and conds are copied. Returns the id. */
+KILN_API uint64_t kiln_graph_add_node(kiln_graph *g, const struct kiln_node *n);
+
+/* Also send node `id`'s optional `dtype` (unless 0) and `shape` (unless
+ * rank is -1), for the daemon to check against what it infers: a cheap
+ * assertion that the graph means what its author thinks. `id` must be a
+ * node of this graph. Returns KILN_OK or the sticky error. */
+KILN_API int kiln_graph_expect(kiln_graph *g, uint64_t id, uint32_t dtype, int rank,
+                               const int64_t *shape);
+
+/* Sources. */
+/* array: `bytes` bytes of data (row-major, little-endian; bool 0/1 bytes),
+ * copied now. */
+KILN_API uint64_t kiln_graph_array(kiln_graph *g, uint32_t dtype, uint32_t rank,
+                                   const int64_t *shape, const void *data, size_t bytes);
+/* array without the copy: data must stay unchanged until the last
+ * kiln_graph_submit() of this graph has returned. For large uploads. */
+KILN_API uint64_t kiln_graph_array_ref(kiln_graph *g, uint32_t dtype, uint32_t rank,
+                                       const int64_t *shape, const void *data, size_t bytes);
+/* const: every element `value`. */
+KILN_API uint64_t kiln_graph_const(kiln_graph *g, uint32_t dtype, uint32_t rank,
+                                   const int64_t *shape, struct kiln_number value);
+/* const with `value` sent as the dtype wants it: a float for float
+ * dtypes, else an int (value must then be a whole number: KILN_EARG). */
+KILN_API uint64_t kiln_graph_fill(kiln_graph *g, uint32_t dtype, uint32_t rank,
+                                  const int64_t *shape, double value);
+/* kiln_graph_fill() of rank 0. */
+KILN_API uint64_t kiln_graph_scalar(kiln_graph *g, uint32_t dtype, double value);
+/* index: each element's coordinate along `dim` (dtype int32 or int64). */
+KILN_API uint64_t kiln_graph_index(kiln_graph *g, uint32_t dtype, uint32_t rank,
+                                   const int64_t *shape, uint32_t dim);
+/* random: Philox numbers, enum kiln_dist, counter of element 0 `offset`. */
+KILN_API uint64_t kiln_graph_random(kiln_graph *g, uint32_t dtype, uint32_t rank,
+                                    const int64_t *shape, uint32_t dist, uint64_t seed,
+                                    uint64_t offset);
+
+/* Element-wise. `op` must be an op of the kind the call's name says
+ * (KILN_EARG otherwise): unary 16..33, binary 48..70. */
+KILN_API uint64_t kiln_graph_unary(kiln_graph *g, uint32_t op, uint64_t x);
+KILN_API uint64_t kiln_graph_binary(kiln_graph *g, uint32_t op, uint64_t a, uint64_t b);
+KILN_API uint64_t kiln_graph_cast(kiln_graph *g, uint64_t x, uint32_t dtype);
+KILN_API uint64_t kiln_graph_where(kiln_graph *g, uint64_t cond, uint64_t a, uint64_t b);
+
+/* Shapes and reductions. */
+KILN_API uint64_t kiln_graph_reshape(kiln_graph *g, uint64_t x, uint32_t rank,
+                                     const int64_t *shape);
+/* `dims` (ndims of them; may be NULL when 0) are the output dims that are
+ * new; x's dims fill the others in order, each equal or 1 (stretched). */
+KILN_API uint64_t kiln_graph_broadcast_to(kiln_graph *g, uint64_t x, uint32_t rank,
+                                          const int64_t *shape, uint32_t ndims,
+                                          const uint32_t *dims);
+/* enum kiln_reduce_op over `dims`; keepdims keeps them as size 1. */
+KILN_API uint64_t kiln_graph_reduce(kiln_graph *g, uint32_t reduce_op, uint64_t x, uint32_t ndims,
+                                    const uint32_t *dims, bool keepdims);
+
+/* reindex and reindex_reduce: the output `shape`, one index expression per
+ * dim of x (reindex) or of the output (reindex_reduce), optional overflow
+ * conditions, and extra inputs read by @e0, @e1, ... All strings are
+ * copied. A zeroed struct plus shape and exprs is the common case. */
+struct kiln_reindex {
+    uint32_t rank;
+    const int64_t *shape;
+    uint32_t nexprs;
+    const char *const *exprs;
+    uint32_t nconds; /* 0..KILN_MAX_CONDS */
+    const char *const *conds;
+    uint32_t nextras; /* 0..KILN_MAX_INPUTS - 1 */
+    const uint64_t *extras;
+    bool has_overflow; /* reindex only: send overflow_value (default 0) */
+    struct kiln_number overflow_value;
+};
+KILN_API uint64_t kiln_graph_reindex(kiln_graph *g, uint64_t x, const struct kiln_reindex *r);
+KILN_API uint64_t kiln_graph_reindex_reduce(kiln_graph *g, uint32_t reduce_op, uint64_t x,
+                                            const struct kiln_reindex *r);
+
+/* The lowered ops (112..116). */
+/* dims: a permutation of x's dims; output dim k is x's dim dims[k]. */
+KILN_API uint64_t kiln_graph_transpose(kiln_graph *g, uint64_t x, uint32_t ndims,
+                                       const uint32_t *dims);
+/* x[starts[d]:stops[d]:steps[d]] for each of x's n dims, with Python's
+ * rules; a NULL array is left out (start and stop: the ends; step 1). */
+KILN_API uint64_t kiln_graph_slice(kiln_graph *g, uint64_t x, uint32_t n, const int64_t *starts,
+                                   const int64_t *stops, const int64_t *steps);
+/* n inputs (1..KILN_MAX_INPUTS) joined along `dim`. */
+KILN_API uint64_t kiln_graph_concat(kiln_graph *g, uint32_t n, const uint64_t *xs, uint32_t dim);
+/* pads: before and after for each dim of x (npads = 2 x rank; negative
+ * crops); value: the fill, or NULL for the default 0. */
+KILN_API uint64_t kiln_graph_pad(kiln_graph *g, uint64_t x, uint32_t npads, const int64_t *pads,
+                                 const struct kiln_number *value);
+KILN_API uint64_t kiln_graph_flip(kiln_graph *g, uint64_t x, uint32_t ndims, const uint32_t *dims);
+
+/* Gradients: the gradient of `loss` (a float scalar, or any shape with a
+ * seed of its shape) with respect to `target` (seed 0: none), in
+ * target's dtype and shape. Request every gradient of one loss with the
+ * same loss id, one call after another: they share one backward pass. */
+KILN_API uint64_t kiln_graph_grad(kiln_graph *g, uint64_t loss, uint64_t target, uint64_t seed);
+KILN_API uint64_t kiln_graph_stop_grad(kiln_graph *g, uint64_t x);
 
 /* The address used when none is given: $KILN_ADDRESS if set and not
  * empty, else ipc://<runtime dir>/kilnd.sock, where the runtime dir is

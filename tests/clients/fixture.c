@@ -225,9 +225,10 @@ static bool drain(int fd, char **buf, size_t *len)
     return true;
 }
 
-/* Run argv with KILN_ADDRESS set to addr (NULL: unset), input on stdin. */
-static int run_capture(struct fixture_run *r, const char *const *argv, const char *addr,
-                       const char *input)
+/* Run argv with KILN_ADDRESS set to addr (NULL: unset), input on stdin;
+ * kill it after wait_ms. */
+static int run_capture_for(struct fixture_run *r, const char *const *argv, const char *addr,
+                           const char *input, int wait_ms)
 {
     memset(r, 0, sizeof(*r));
     int out[2], err[2], in[2];
@@ -277,7 +278,7 @@ static int run_capture(struct fixture_run *r, const char *const *argv, const cha
                 close(p[i].fd);
                 p[i].fd = -1;
             }
-        if (!killed && now_s() - t0 > RUN_WAIT_MS / 1000.0) {
+        if (!killed && now_s() - t0 > wait_ms / 1000.0) {
             kill(pid, SIGKILL);
             killed = true;
         }
@@ -290,6 +291,18 @@ static int run_capture(struct fixture_run *r, const char *const *argv, const cha
     r->secs = now_s() - t0;
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return 0;
+}
+
+static int run_capture(struct fixture_run *r, const char *const *argv, const char *addr,
+                       const char *input)
+{
+    return run_capture_for(r, argv, addr, input, RUN_WAIT_MS);
+}
+
+int fixture_run_program(struct fixture_run *r, const char *kiln_address, const char *const *argv,
+                        int wait_ms)
+{
+    return run_capture_for(r, argv, kiln_address, NULL, wait_ms);
 }
 
 int fixture_run_cli(struct fixture_run *r, const char *kiln_address, const char *const *argv)

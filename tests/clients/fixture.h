@@ -122,6 +122,12 @@ int fixture_run_cli_stdin(struct fixture_run *r, const char *kiln_address, const
                           const char *input);
 void fixture_run_fini(struct fixture_run *r);
 
+/* Run any program: argv[0] is its path (or a name looked up in PATH),
+ * with the given KILN_ADDRESS (NULL: unset) and no stdin; kill it after
+ * wait_ms. Returns 0, or -1 if it could not be run. */
+int fixture_run_program(struct fixture_run *r, const char *kiln_address, const char *const *argv,
+                        int wait_ms);
+
 /* Have python3 check that text is UTF-8 (strictly: no surrogateescape,
  * whatever the locale) and one JSON value. Returns 1 if it is, 0 if not,
  * -1 if python3 is missing. */
