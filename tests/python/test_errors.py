@@ -44,10 +44,18 @@ def test_daemon_refusal_names_op_and_line(jt):
     assert (i + 1).tolist() == [2, 3]
 
 
-def test_grad_is_not_there_yet(jt):
+def test_grad_without_daemon_autodiff(jt, monkeypatch):
+    from kiln import graph
+    rt = graph.runtime()
+    monkeypatch.setattr(rt, "autodiff", False)  # as a daemon without grad nodes answers
     x = jt.array([1.0])
     with pytest.raises(NotImplementedError, match="autodiff"):
         jt.grad((x * x).sum(), [x])
+    y = (x * 2).stop_grad()  # only the flag, no stop_grad node
+    assert y.is_stop_grad() and y._node.op == "mul"
+    opt = jt.optim.SGD([x], 0.1)
+    with pytest.raises(NotImplementedError):
+        opt.step((x * x).sum())
     with jt.no_grad():
         assert jt.flags.no_grad == 1
     assert jt.flags.no_grad == 0

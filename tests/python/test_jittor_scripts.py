@@ -1,7 +1,8 @@
 """Scripts in Jittor's documented style, run with `import kiln as jt`.
 
-Each script is written for Jittor; the test swaps the import line and
-runs it, so the API it uses must behave as Jittor's does.
+Each script is written for Jittor; the test swaps the import lines
+(`import jittor as jt`, `from jittor import nn`) and runs it, so the API
+it uses must behave as Jittor's does.
 """
 import textwrap
 
@@ -11,6 +12,7 @@ import pytest
 
 def run(script):
     src = textwrap.dedent(script).replace("import jittor as jt", "import kiln as jt")
+    src = src.replace("from jittor import", "from kiln import")  # the import lines only
     scope = {}
     exec(compile(src, "<jittor script>", "exec"), scope)
     return scope
@@ -115,3 +117,163 @@ def test_no_grad_and_sync_style(jt):
         shape = list(c.shape)
     """)
     assert s["total"] == 27.0 and s["shape"] == [3, 3]
+
+
+def needs_autodiff(jt):
+    from kiln import graph
+    if not graph.runtime().has_autodiff():
+        pytest.skip("this kilnd has no autodiff")
+
+
+def test_readme_mlp_training(jt):
+    """Jittor's README example, as written there (hidden layer of 10)."""
+    needs_autodiff(jt)
+    s = run("""
+        import jittor as jt
+        from jittor import Module
+        from jittor import nn
+        import numpy as np
+
+        class Model(Module):
+            def __init__(self):
+                self.layer1 = nn.Linear(1, 10)
+                self.relu = nn.Relu()
+                self.layer2 = nn.Linear(10, 1)
+            def execute (self,x) :
+                x = self.layer1(x)
+                x = self.relu(x)
+                x = self.layer2(x)
+                return x
+
+        def get_data(n): # generate random data for training test.
+            for i in range(n):
+                x = np.random.rand(batch_size, 1)
+                y = x*x
+                yield jt.float32(x), jt.float32(y)
+
+        np.random.seed(0)
+        jt.seed(0)
+        learning_rate = 0.1
+        batch_size = 50
+        n = 300
+
+        model = Model()
+        optim = nn.SGD(model.parameters(), learning_rate)
+        losses = []
+        for i,(x,y) in enumerate(get_data(n)):
+            pred_y = model(x)
+            dy = pred_y - y
+            loss = dy * dy
+            loss_mean = loss.mean()
+            optim.step(loss_mean)
+            losses.append(loss_mean.data.sum())
+    """)
+    losses = s["losses"]
+    assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:5]), (losses[:5], losses[-20:])
+
+
+def test_grad_script(jt):
+    needs_autodiff(jt)
+    s = run("""
+        import jittor as jt
+        x = jt.array([1.0, 2.0, 3.0])
+        y = (x ** 2).sum()
+        dx = jt.grad(y, x)
+        a = jt.float32(3.0)
+        b = a * a * a
+        db, = jt.grad(b, [a])
+        ddb = jt.grad(jt.grad(a * a * a, a), a)
+        vals = (dx.data, db.item(), ddb.item())
+    """)
+    dx, db, ddb = s["vals"]
+    np.testing.assert_allclose(dx, [2.0, 4.0, 6.0])
+    assert db == pytest.approx(27.0) and ddb == pytest.approx(18.0)
+
+
+def test_cnn_classifier_with_checkpoint(jt, tmp_path):
+    needs_autodiff(jt)
+    s = run(f"""
+        import jittor as jt
+        from jittor import nn
+        import numpy as np
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv1 = nn.Conv(1, 4, 3, padding=1)
+                self.bn = nn.BatchNorm(4)
+                self.pool = nn.Pool(2, op="maximum")
+                self.fc = nn.Linear(4 * 4 * 4, 2)
+            def execute(self, x):
+                x = self.pool(nn.relu(self.bn(self.conv1(x))))
+                x = jt.reshape(x, [x.shape[0], -1])
+                return self.fc(x)
+
+        jt.seed(1)
+        rng = np.random.RandomState(1)
+        imgs = rng.normal(0, 0.2, (32, 1, 8, 8)).astype(np.float32)
+        labels = np.arange(32) % 2
+        imgs[labels == 1, :, :, :4] += 1.0
+        net = Net()
+        optimizer = nn.Adam(net.parameters(), lr=0.03)
+        for epoch in range(12):
+            for b in range(0, 32, 16):
+                x = jt.array(imgs[b:b + 16])
+                y = jt.array(labels[b:b + 16])
+                loss = nn.cross_entropy_loss(net(x), y)
+                optimizer.step(loss)
+        net.eval()
+        pred, _ = jt.argmax(net(jt.array(imgs)), dim=1)
+        acc = (pred.numpy() == labels).mean()
+        net.save("{tmp_path}/net.pkl")
+        net2 = Net()
+        net2.load("{tmp_path}/net.pkl")
+        net2.eval()
+        same = np.allclose(net2(jt.array(imgs)).numpy(), net(jt.array(imgs)).numpy(), atol=1e-5)
+    """)
+    assert s["acc"] == 1.0 and s["same"]
+
+
+def test_fetch_and_accumulation_style(jt):
+    needs_autodiff(jt)
+    s = run("""
+        import jittor as jt
+        from jittor import nn
+        import numpy as np
+        jt.seed(2)
+        model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+        optimizer = nn.SGD(model.parameters(), 0.2, momentum=0.5)
+        data = np.random.RandomState(0).uniform(-1, 1, (64, 2)).astype(np.float32)
+        target = (data[:, :1] * data[:, 1:]).astype(np.float32)
+        log = []
+        accumulation_steps = 2
+        for i in range(120):
+            k = i % 4
+            x = jt.array(data[k * 16:(k + 1) * 16])
+            y = jt.array(target[k * 16:(k + 1) * 16])
+            loss = nn.mse_loss(model(x), y)
+            optimizer.backward(loss / accumulation_steps)
+            if (i + 1) % accumulation_steps == 0:
+                optimizer.step()
+            jt.fetch(i, loss, lambda i, l: log.append((i, float(l))))
+        jt.sync_all()
+    """)
+    log = s["log"]
+    assert [i for i, _ in log] == list(range(120))
+    first = np.mean([v for _, v in log[:8]])
+    last = np.mean([v for _, v in log[-8:]])
+    assert last < 0.5 * first, (first, last)
+
+
+def test_train_mlp_example(jt):
+    """clients/python/examples/train_mlp.py, the seed's network, for a few steps."""
+    needs_autodiff(jt)
+    import importlib.util
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "clients", "python", "examples", "train_mlp.py")
+    spec = importlib.util.spec_from_file_location("train_mlp", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    losses = mod.main(["--steps", "400", "--every", "50"])
+    assert losses[-1] < 0.25 * losses[0], losses

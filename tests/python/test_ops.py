@@ -375,6 +375,7 @@ def test_lazy_sync(jt):
     assert x.sync() is x
     got = []
     jt.fetch(x, x + 1, lambda a, b: got.append((a, b)))
+    jt.sync_all()  # the callback runs in the background; sync_all waits for it
     np.testing.assert_array_equal(got[0][1], [3.0, 5.0])
     with jt.flag_scope(lazy_execution=0):
         check(jt.array([1, 2]) + 1, [2, 3])

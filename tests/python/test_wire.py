@@ -37,6 +37,8 @@ def describe(kind, r):
         s += f" released={b['released']} unknown={b['unknown']}"
     elif kind == wire.SUBMIT:
         s += f" step={b['step']}"
+        if b["warnings"]:
+            s += f" warnings={len(b['warnings'])}"
     elif kind == wire.FETCH:
         s += f" vars={len(b['vars'])}"
         for t in b["vars"]:

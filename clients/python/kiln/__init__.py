@@ -10,7 +10,10 @@ Module map: var (Var), ops (sources, casts, element-wise), functions
 (named element-wise functions), reduction (reductions, matmul), lowered
 (indexing, transpose, concat as reindex graphs), meta (Jittor's
 meta-operators), graph (the lazy graph and the session), connection /
-wire / _nng (the protocol), embedded (the private daemon), errors.
+wire / _nng (the protocol), embedded (the private daemon), errors;
+autograd (jt.grad, stop_grad, no_grad), module (jt.Module), nn (layers,
+losses, conv and pooling), optim (optimizers, LR schedulers), init,
+misc (cumsum, gather, sort, ...), serialize (jt.save / jt.load).
 """
 from .var import Var, Shape  # first: the other modules import Var
 from .dtypes import dtype, bool_, int8, uint8, int32, int64, float32, float64
@@ -34,6 +37,15 @@ from .meta import (reindex, reindex_reduce, reindex_var, broadcast, broadcast_va
 from .ops import index
 from .functions import *  # noqa: F401,F403
 from . import graph as _graph
+from .graph import KilnWarning
+from .autograd import grad
+from .module import Module, make_module
+from .serialize import save, load
+from .misc import (cumsum, cumprod, tril, triu, diag, trace, outer, gather, scatter,
+                   index_select, masked_fill, meshgrid, unbind, cross, norm, argsort, sort, topk,
+                   kthvalue, randperm, random, view_as, type_as, rot90)
+from . import misc, init, optim, nn
+from . import optim as lr_scheduler  # jt.lr_scheduler.StepLR, ...
 
 __version__ = "0.1.0"
 
@@ -68,27 +80,32 @@ def sync(vars=None, device_sync=False):
 
 
 def sync_all(device_sync=False):
-    """Submit everything pending and wait until the daemon has run it."""
+    """Submit everything pending, wait until the daemon has run it and
+    every jt.fetch callback so far has been called."""
     marker = zeros((), dtype=bool_)
     rt = _graph.runtime()
     rt.fetch([marker._node])
     rt.release_dead()
+    rt.wait_async()
 
 
 def fetch(*args):
-    """jt.fetch(v1, v2, ..., func): call func with the vars' numpy values.
-    (Called before fetch returns; kiln has no async callback thread yet.)"""
-    *vars_, func = args
-    if len(vars_) == 1 and isinstance(vars_[0], (list, tuple)):
-        vars_ = list(vars_[0])
-    vals = _graph.runtime().fetch([v._node for v in vars_])
-    func(*[v.copy() for v in vals])
+    """jt.fetch(a, b, ..., func): submit now and call func(a', b', ...) in
+    a background thread once the values are ready, where a' is a Var's
+    value as a numpy array and any other argument passes unchanged (as
+    in Jittor). Callbacks run in the order of the calls; jt.sync_all
+    waits for them and raises the first exception one of them raised."""
+    if not args or not callable(args[-1]):
+        raise TypeError("jt.fetch takes values and a callback last")
+    *vals, func = args
+    if len(vals) == 1 and isinstance(vals[0], (list, tuple)):
+        vals = list(vals[0])
+    nodes = [v._node for v in vals if isinstance(v, Var)]
 
-
-def grad(loss, targets, retain_graph=True):
-    raise NotImplementedError(
-        "jt.grad is not available yet: the kiln daemon does not do autodiff yet "
-        "(it is planned: gradient requests in SUBMIT)")
+    def call(values):
+        it = iter(values)
+        func(*[next(it).copy() if isinstance(v, Var) else v for v in vals])
+    _graph.runtime().fetch_async(nodes, call)
 
 
 def display_memory_info():
@@ -105,6 +122,9 @@ def connection():
 def shutdown():
     """End the session and stop the embedded daemon; the next op starts anew."""
     _graph.shutdown()
+
+
+ternary = where
 
 
 def clean():

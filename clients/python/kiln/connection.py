@@ -112,6 +112,15 @@ class Connection:
         self.failure_hook = None  # called with the error before a transport failure is raised
         self._lock = threading.Lock()
         self._sock = None
+        self._owner = True  # False for a sibling: its close() sends no BYE
+        self._dial()
+        try:
+            self._hello(client, token)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _dial(self):
         try:
             self._sock = _nng.ReqSocket()
             s = self._sock
@@ -121,18 +130,31 @@ class Connection:
             s.set_ms(_nng.OPT_RECONNMINT, 50)
             s.set_ms(_nng.OPT_RECONNMAXT, 1000)
             s.set_ms(_nng.OPT_REQ_RESENDTIME, _nng.DURATION_INFINITE)
-            s.dial(address)
+            s.dial(self.address)
         except _nng.NNGError as e:
             self._abandon()
-            raise _nng_error(e, "dial", address) from None
+            raise _nng_error(e, "dial", self.address) from None
         except OSError as e:  # libnng missing
             self._abandon()
             raise errors.ConnectError(str(e)) from None
-        try:
-            self._hello(client, token)
-        except BaseException:
-            self._abandon()
-            raise
+        maxsz = self.limits.get("message_bytes", 0)
+        if 0 < maxsz < wire.LIMITS["message_bytes"]:
+            self._sock.set_size(_nng.OPT_RECVMAXSZ, maxsz)
+
+    def sibling(self):
+        """A second socket on the same session (PROTOCOL.md: to pipeline,
+        open more sockets), for requests that wait -- a background FETCH --
+        while this one goes on serving. Closing it leaves the session open."""
+        c = Connection.__new__(Connection)
+        c.address, c.timeout_ms = self.address, self.timeout_ms
+        c.session, c.proto, c.server = self.session, self.proto, self.server
+        c.idle_timeout_ms, c.limits = self.idle_timeout_ms, dict(self.limits)
+        c.failure_hook = self.failure_hook
+        c._lock = threading.Lock()
+        c._sock = None
+        c._owner = False
+        c._dial()
+        return c
 
     def _abandon(self):
         if self._sock is not None:
@@ -210,7 +232,12 @@ class Connection:
     def submit(self, nodes, keep):
         """Submit one graph (a list of node dicts) and keep `keep`; returns
         the step number. The daemon's refusal raises its typed error."""
-        return self.request(wire.SUBMIT, {"nodes": nodes, "keep": list(keep)})["step"]
+        return self.submit_step(nodes, keep)["step"]
+
+    def submit_step(self, nodes, keep):
+        """As submit, but returns the reply: `step` and `warnings` (a list
+        of dicts node, field, message; empty when the daemon had none)."""
+        return self.request(wire.SUBMIT, {"nodes": nodes, "keep": list(keep)})
 
     def fetch(self, ids, timeout_ms=60000):
         """Values of kept vars: a list of dicts id, dtype, shape, data."""
@@ -239,7 +266,7 @@ class Connection:
         """End the session (a best-effort BYE) and close the socket."""
         if self._sock is None:
             return
-        if self.session:
+        if self.session and self._owner:
             try:
                 with self._lock:
                     t = min(self.timeout_ms, BYE_TIMEOUT_MS)

@@ -8,7 +8,8 @@ be accepted. The flags kiln acts on:
 - lazy_execution (default 1): 0 submits and waits after every op, which
   makes a failing op raise at its own line (slow; for debugging).
 - use_cuda: accepted; device placement is the daemon's (no effect yet).
-- no_grad: set by jt.no_grad(); recorded until autodiff exists.
+- no_grad: set by jt.no_grad(); vars made while it is set are read
+  through a stop_grad node by what is made outside it (autograd.py).
 
 Any other name is stored and read back, so scripts that set flags kiln
 does not know keep running.
@@ -61,8 +62,8 @@ class flag_scope(contextlib.ContextDecorator):
 
 
 class no_grad(flag_scope):
-    """Jittor's no_grad: a context manager and a decorator. kiln has no
-    autodiff yet, so it only records the flag."""
+    """Jittor's no_grad: a context manager and a decorator. No gradient
+    flows back into what is computed inside it (see autograd.py)."""
 
     def __init__(self, func=None):
         super().__init__(no_grad=1)

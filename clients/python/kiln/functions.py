@@ -154,7 +154,35 @@ def gelu(x):
                   binary("add", unary("erf", binary("mul", x, 1.0 / math.sqrt(2.0))), 1.0))
 
 
-__all__ += ["negative", "invert", "true_divide", "relu", "leaky_relu", "sqr", "square",
+_ERFINV_LO = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+              -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERFINV_HI = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+              -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def erfinv(x):
+    """The inverse of erf on (-1, 1) (M. Giles' polynomial approximation,
+    about 1e-7 relative error; +-inf at +-1, NaN outside)."""
+    x = _float(x)
+    w = unary("neg", unary("log", binary("mul", binary("sub", 1.0, x), binary("add", 1.0, x))))
+    a = binary("sub", w, 2.5)
+    pa = _ERFINV_LO[0]
+    for c in _ERFINV_LO[1:]:
+        pa = binary("add", binary("mul", a, pa), c)
+    b = binary("sub", unary("sqrt", w), 3.0)
+    pb = _ERFINV_HI[0]
+    for c in _ERFINV_HI[1:]:
+        pb = binary("add", binary("mul", b, pb), c)
+    p = where(binary("lt", w, 5.0), pa, pb)
+    y = binary("mul", p, x)
+    y = where(binary("eq", unary("abs", x), 1.0), binary("mul", x, float("inf")), y)
+    return y
+
+
+erf_inv_approx = erfinv
+
+
+__all__ += ["erfinv", "negative", "invert", "true_divide", "relu", "leaky_relu", "sqr", "square",
             "reciprocal", "log2", "log10", "log1p", "expm1", "exp2", "sinh", "cosh", "trunc",
             "isnan", "isinf", "isfinite", "clamp", "clip", "safe_log", "gelu"]
 

@@ -16,9 +16,18 @@ once no Var and no unsent consumer needs it. Its id then goes on a list
 that is sent as RELEASE batches before the next SUBMIT or FETCH (never
 from __del__, which may run in the middle of another request).
 
+Gradients (autograd.py) constrain where a threshold flush may fall: the
+daemon differentiates within one SUBMIT, so once a `grad` node has been
+made the node threshold waits for a safe point (the end of jt.grad or of
+an optimizer step) up to a hard bound, and the pending backward passes are
+kept within the daemon's `grad_passes` limit. SUBMIT warnings (a gradient
+that is zero) become KilnWarnings that name the user's line.
+
 The Runtime owns the connection (to KILN_ADDRESS, or to an embedded
 daemon it starts) and is made on first use; jt.sync_all, the atexit hook
-and errors all go through it.
+and errors all go through it. jt.fetch callbacks run on a background
+thread that fetches over a second socket of the same session, so the
+main thread keeps building and submitting while it waits.
 """
 import atexit
 import collections
@@ -44,12 +53,20 @@ OPS = {
     "ge": 62, "logical_and": 63, "logical_or": 64, "logical_xor": 65, "bitwise_and": 66,
     "bitwise_or": 67, "bitwise_xor": 68, "shl": 69, "shr": 70, "where": 80,
     "broadcast_to": 96, "reindex": 97, "reduce": 98, "reindex_reduce": 99,
+    "transpose": 112, "slice": 113, "concat": 114, "pad": 115, "flip": 116,
+    "grad": 128, "stop_grad": 129,
 }
 REDUCE_OPS = {"add": 1, "mul": 2, "max": 3, "min": 4, "mean": 5}
 
 PENDING, KEPT, TEMP, FAILED = 0, 1, 2, 3
 
+
+class KilnWarning(UserWarning):
+    """Something the daemon or the client thinks the user should know:
+    a gradient that comes out as zeros, a graph cut by a flush."""
+
 FLUSH_NODES = 4096            # pending nodes that trigger a SUBMIT
+HARD_FLUSH_NODES = 32768      # ... even between a loss and its jt.grad (see Runtime.add)
 FLUSH_BYTES = 64 << 20        # pending array bytes that trigger a SUBMIT
 RELEASE_BATCH = 256           # dead kept vars that make the next SUBMIT or FETCH release
 RELEASE_BYTES = 64 << 20      # ... or that many bytes of them
@@ -69,6 +86,17 @@ def _user_frame():
     return (f.f_code.co_filename, f.f_lineno)
 
 
+def user_stacklevel():
+    """The warnings.warn stacklevel, called from inside the package, that
+    names the innermost caller outside it."""
+    f = sys._getframe(1)
+    level = 1
+    while f is not None and f.f_code.co_filename.startswith(_PKG):
+        f = f.f_back
+        level += 1
+    return level
+
+
 def _numel(shape):
     n = 1
     for s in shape:
@@ -84,7 +112,7 @@ class Node:
     """One var of the lazy graph. See the module comment."""
 
     __slots__ = ("rt", "id", "op", "dtype", "shape", "inputs", "attrs", "state", "nvars",
-                 "value", "error", "where", "step", "__weakref__")
+                 "value", "error", "where", "step", "nograd", "twin", "__weakref__")
 
     def __init__(self, rt, op, dtype, shape, inputs, attrs):
         self.rt = rt
@@ -100,6 +128,8 @@ class Node:
         self.error = None
         self.where = _user_frame()
         self.step = 0
+        self.nograd = False  # made under jt.no_grad(): read through a stop_grad twin
+        self.twin = None     # weakref to that twin, made once
 
     def describe(self):
         return f"{self.op} (var {self.id}, made at {_where_str(self.where)})"
@@ -144,8 +174,18 @@ class Runtime:
         self.chunk_bytes = min(32 << 20, mb // 4)
         self.flush_bytes = min(FLUSH_BYTES, mb // 2)
         self.flush_nodes = min(FLUSH_NODES, conn.limits.get("nodes") or FLUSH_NODES)
+        self.hard_flush_nodes = max(self.flush_nodes, min(
+            HARD_FLUSH_NODES, (conn.limits.get("nodes") or HARD_FLUSH_NODES) // 2))
+        self.grads_used = False   # a grad node was ever made in this session
+        self.grad_losses = set()  # losses of the pending grad nodes (backward passes)
+        self.grad_passes = conn.limits.get("grad_passes") or wire.OPTIONAL_LIMITS["grad_passes"]
         if daemon is not None:
             conn.failure_hook = self._daemon_failure
+        self.autodiff = None  # unknown until the first gradient needs it
+        self.any_nograd = False  # a node was made under jt.no_grad()
+        self.fetcher = None   # the background thread of jt.fetch callbacks
+        self.fetch_queue = None
+        self.async_errors = []
 
     @classmethod
     def start(cls):
@@ -174,7 +214,13 @@ class Runtime:
         """A new pending node. A threshold flush happens before it exists,
         so that it and its inputs (held by live Vars) are never lost."""
         with self.lock:
-            if (len(self.pending) >= self.flush_nodes or self.pending_bytes + nbytes > self.flush_bytes
+            n = len(self.pending)
+            # Once gradients are in use, a flush between a loss and its
+            # jt.grad would make the loss a leaf (zero gradients), so the
+            # node threshold waits for a safe point (the end of jt.grad or
+            # of an optimizer step) up to a hard bound.
+            if ((n >= self.flush_nodes and (not self.grads_used or n >= self.hard_flush_nodes))
+                    or self.pending_bytes + nbytes > self.flush_bytes
                     or len(self.dead) >= 16 * RELEASE_BATCH):
                 self.flush()
             n = Node(self, op, dtype, shape, inputs, attrs)
@@ -206,12 +252,22 @@ class Runtime:
             n.attrs = {}
             self.pending.pop(n.id, None)
 
+    def safe_point(self, passes_needed=0):
+        """Where a flush cuts no gradient path: flush if the node threshold
+        has passed, or if the pending backward passes would exceed the
+        daemon's grad_passes limit with `passes_needed` more."""
+        with self.lock:
+            if (len(self.pending) >= self.flush_nodes
+                    or len(self.grad_losses) + passes_needed > self.grad_passes):
+                self.flush()
+
     def flush(self):
         """Submit every pending node a live Var needs, as one step."""
         with self.lock:
             nodes = self._collect()
             self.pending.clear()
             self.pending_bytes = 0
+            self.grad_losses.clear()
             # Failures propagate: a node with a failed input cannot run.
             ok = []
             for n in nodes:
@@ -226,10 +282,13 @@ class Runtime:
                 return
             keep = [n.id for n in nodes if n.nvars > 0]
             try:
-                step = self.conn.submit([n.wire() for n in nodes], keep)
+                reply = self.conn.submit_step([n.wire() for n in nodes], keep)
             except errors.KilnError as e:
                 self._submit_failed(nodes, e)
                 raise
+            step = reply["step"]
+            for w in reply.get("warnings", ()):
+                self._warn(nodes, w)
             for n in nodes:
                 n.state = KEPT if n.nvars > 0 else TEMP
                 n.step = step
@@ -239,6 +298,16 @@ class Runtime:
             if len(self.steps) > STEP_MEMORY:
                 for k in sorted(self.steps)[:-STEP_MEMORY]:
                     del self.steps[k]
+
+    def _warn(self, nodes, w):
+        """A SUBMIT warning (a gradient that is zero, ...) as a Python
+        warning that names the node as the user made it."""
+        import warnings
+        msg = w["message"]
+        k = w["node"]
+        if 0 <= k < len(nodes):
+            msg = f"{nodes[k].describe()}: {msg}"
+        warnings.warn(f"kilnd: {msg}", KilnWarning, stacklevel=user_stacklevel())
 
     def _submit_failed(self, nodes, e):
         """A refused graph changes nothing in the daemon. The node at fault
@@ -357,11 +426,106 @@ class Runtime:
             n.error = e
             n.state = FAILED
 
+    # ---- capabilities ----------------------------------------------------
+
+    def has_autodiff(self):
+        """Whether the daemon takes `grad` and `stop_grad` nodes, found
+        once per session with a three-node probe that keeps nothing."""
+        with self.lock:
+            if self.autodiff is None:
+                a, b, c = self.new_id(), self.new_id(), self.new_id()
+                nodes = [{"id": a, "op": OPS["const"], "dtype": dt.float32.code, "shape": [],
+                          "value": 1.0},
+                         {"id": b, "op": OPS["stop_grad"], "in": [a]},
+                         {"id": c, "op": OPS["grad"], "in": [b, a]}]
+                try:
+                    self.conn.submit_step(nodes, [])
+                    self.autodiff = True
+                except (errors.InvalidValueError, errors.UnsupportedError,
+                        errors.DaemonTypeError, errors.ProtocolError) as e:
+                    self.autodiff_why = str(e)
+                    self.autodiff = False
+            return self.autodiff
+
+    # ---- jt.fetch callbacks ------------------------------------------------
+
+    def fetch_async(self, nodes, callback):
+        """Submit now; a background thread on a second socket of this
+        session fetches the nodes' values and calls callback(values), in
+        the order of the calls. Errors are raised by the next wait_async."""
+        import queue
+        with self.lock:
+            if any(n.state == PENDING for n in nodes):
+                self.flush()
+            for n in nodes:
+                if n.state == FAILED:
+                    raise n.error
+            if self.fetcher is None:
+                self.fetch_queue = queue.Queue()
+                self.fetcher = threading.Thread(target=self._fetch_loop, name="kiln-fetch",
+                                                daemon=True)
+                self.fetcher.start()
+        self.fetch_queue.put((nodes, callback))
+
+    def _fetch_loop(self):
+        import time
+        import traceback
+        conn = None
+        q = self.fetch_queue
+        while True:
+            item = q.get()
+            if item is None:
+                q.task_done()
+                break
+            nodes, callback = item
+            try:
+                need = [n for n in nodes if n.value is None]
+                if need:
+                    if conn is None:
+                        conn = self.conn.sibling()
+                    ids = [n.id for n in need]
+                    deadline = time.monotonic() + self.fetch_timeout_s
+                    while True:
+                        try:
+                            got = conn.fetch(ids, FETCH_WAIT_MS)
+                            break
+                        except errors.NotReadyError:
+                            if time.monotonic() >= deadline:
+                                raise
+                    for n, t in zip(need, got):
+                        v = np.frombuffer(t["data"], dtype=n.dtype.np.newbyteorder("<"))
+                        n.value = v.reshape(n.shape)
+                callback([n.value for n in nodes])
+            except BaseException as e:  # surfaced at the next sync
+                self.async_errors.append(e)
+                traceback.print_exc()
+            finally:
+                del item, nodes
+                q.task_done()
+        if conn is not None:
+            conn.close()
+
+    def wait_async(self):
+        """Wait for every jt.fetch callback so far; raise the first error."""
+        if self.fetch_queue is not None:
+            self.fetch_queue.join()
+        if self.async_errors:
+            e = self.async_errors[0]
+            self.async_errors.clear()
+            raise e
+
     # ---- the end ---------------------------------------------------------
 
     def close(self):
         if os.getpid() != self.pid:
             return
+        if self.fetcher is not None:
+            try:
+                self.fetch_queue.join()
+                self.fetch_queue.put(None)
+                self.fetcher.join(10)
+            except Exception:
+                pass
         try:
             self.conn.close()
         finally:

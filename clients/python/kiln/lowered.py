@@ -1,10 +1,12 @@
-"""lowered.py: views and joins written as reindex graphs on the client.
+"""lowered.py: views and joins — the daemon's lowered ops and reindex graphs.
 
-Indexing, slicing, transpose, concat, flip, repeat and roll have no wire
-op of their own yet: each is expressed here with `reindex` (y[i] =
-x[f(i)], or an overflow value), `where` and `index` nodes. When the
-daemon gains dedicated ops for them, this module is the one place that
-switches to them.
+Transpose, basic slicing (ints, slices with steps and negative bounds,
+None, Ellipsis), concat, pad and flip go to the daemon as its lowered wire
+ops (PROTOCOL.md section 8, ops 112-116), which it turns into `reindex`
+graphs itself. What has no wire op of its own -- advanced indexing with
+index arrays, item assignment, repeat, roll -- is written here with
+`reindex` (y[i] = x[f(i)], or an overflow value), `reindex_reduce`,
+`where` and `index` nodes.
 
 Index expressions are text in the protocol's grammar (PROTOCOL.md,
 "Index expressions"): `i`k is the output coordinate k, `@e`k`(...)` reads
@@ -15,6 +17,7 @@ import numbers
 import numpy as np
 
 from . import dtypes as dt
+from . import wire
 from .ops import (array, binary, broadcast_shapes, broadcast_to, cast, check_shape, const,
                   index, is_scalar, make, norm_dim, reshape, to_var, where)
 from .var import Var
@@ -48,10 +51,7 @@ def permute(x, *dims):
     if dims == list(range(x.ndim)):
         return x
     shape = [x.shape[d] for d in dims]
-    exprs = [""] * x.ndim
-    for k, d in enumerate(dims):
-        exprs[d] = f"i{k}"
-    return reindex(x, shape, exprs)
+    return make("transpose", x.dtype, shape, [x], dims=dims)
 
 
 def transpose(x, *dims):
@@ -118,13 +118,14 @@ def getitem(x, idx):
         else:
             flat.append(i)
     items = flat
+    if all(i is None or isinstance(i, slice) or _is_int(i) for i in items):
+        return _basic_getitem(x, items)
     shape, exprs = [], []
     adv = []  # (input dim, expr slot, index Var)
     # numpy: index arrays (and, when there are any, ints) that sit next to
     # each other put their broadcast dims where the first one is; apart,
     # those dims go first.
-    def is_int(i):
-        return isinstance(i, (numbers.Integral, np.integer)) and not isinstance(i, bool)
+    is_int = _is_int
     arrays = [p for p, i in enumerate(items)
               if i is not None and not isinstance(i, slice) and not is_int(i)]
     advpos = sorted(arrays + [p for p, i in enumerate(items) if is_int(i)]) if arrays else []
@@ -178,6 +179,55 @@ def getitem(x, idx):
     if plain and not adv:
         return reshape(x, shape)
     return reindex(x, shape, exprs, extras=extras)
+
+
+def _is_int(i):
+    return isinstance(i, (numbers.Integral, np.integer)) and not isinstance(i, bool)
+
+
+INT64_MIN = -(1 << 63)
+
+
+def _basic_getitem(x, items):
+    """Ints, slices and None: one `slice` node (none when every dim is
+    taken whole) and a reshape that drops the int dims and adds the None
+    ones."""
+    starts, stops, steps, shape = [], [], [], []
+    whole = True
+    k = 0
+    for i in items:
+        if i is None:
+            shape.append(1)
+            continue
+        n = x.shape[k]
+        if isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            size = len(range(start, stop, step))
+            if size == 0:
+                start, stop, step = 0, 0, 1
+            elif stop < 0:  # a backward walk down to element 0: stop "before 0"
+                stop = INT64_MIN
+            shape.append(size)
+            whole = whole and size == n and (step == 1 or n <= 1)
+        else:
+            v = int(i)
+            if not -n <= v < n:
+                raise IndexError(f"index {v} is out of bounds for dim {k} of size {n}")
+            start = v + n if v < 0 else v
+            stop, step = start + 1, 1
+            whole = whole and n == 1
+        starts.append(start)
+        stops.append(stop)
+        steps.append(step)
+        k += 1
+    if not whole:
+        sliced = [len(range(a, b if b != INT64_MIN else -1, c))
+                  for a, b, c in zip(starts, stops, steps)]
+        attrs = {"starts": starts, "stops": stops}
+        if any(c != 1 for c in steps):
+            attrs["steps"] = steps
+        x = make("slice", x.dtype, sliced, [x], **attrs)
+    return reshape(x, shape)
 
 
 def _shift_names(expr, start, by):
@@ -258,14 +308,19 @@ def concat(xs, dim=0):
     shape[dim] = 0
     for x in xs:
         shape[dim] += x.shape[dim]
-    out, off = None, 0
-    pos = index(shape, dim, dt.int64)
+    limit = wire.LIMITS["node_inputs"]
+    while len(xs) > limit:  # a wide concat as a tree of wire concats
+        xs = [xs[k] if len(xs[k:k + limit]) == 1 else _concat_node(xs[k:k + limit], dim)
+              for k in range(0, len(xs), limit)]
+    return _concat_node(xs, dim)
+
+
+def _concat_node(xs, dim):
+    shape = list(xs[0].shape)
+    shape[dim] = 0
     for x in xs:
-        exprs = [f"i{k}" if k != dim else f"i{k}-{off}" for k in range(rank)]
-        part = reindex(x, shape, exprs)
-        out = part if out is None else where(binary("ge", pos, off), part, out)
-        off += x.shape[dim]
-    return out
+        shape[dim] += x.shape[dim]
+    return make("concat", xs[0].dtype, shape, xs, dim=dim)
 
 
 def stack(xs, dim=0):
@@ -285,9 +340,37 @@ def stack(xs, dim=0):
 def flip(x, dim=0):
     x = to_var(x)
     dims = [dim] if isinstance(dim, numbers.Integral) else list(dim)
-    dims = [norm_dim(d, x.ndim) for d in dims]
-    exprs = [f"xshape{k}-1-i{k}" if k in dims else f"i{k}" for k in range(x.ndim)]
-    return reindex(x, x.shape, exprs)
+    dims = sorted({norm_dim(d, x.ndim) for d in dims})
+    dims = [d for d in dims if x.shape[d] > 1]
+    if not dims:
+        return x
+    return make("flip", x.dtype, x.shape, [x], dims=dims)
+
+
+def pad(x, pads, value=0):
+    """x with `pads[2d]` elements of `value` before dim d and `pads[2d+1]`
+    after (in dim order; a negative pad crops). One wire `pad` node."""
+    x = to_var(x)
+    pads = [int(p) for p in pads]
+    if len(pads) != 2 * x.ndim:
+        raise ValueError(f"pad of a rank-{x.ndim} var takes {2 * x.ndim} pads "
+                         f"(before and after each dim), not {len(pads)}")
+    shape = []
+    for d in range(x.ndim):
+        n = x.shape[d] + pads[2 * d] + pads[2 * d + 1]
+        if n < 0:
+            raise ValueError(f"pads {pads} crop dim {d} of size {x.shape[d]} below 0")
+        shape.append(n)
+    shape = check_shape(shape)
+    if not any(pads):
+        return x
+    from .ops import _wire_value
+    if x.dtype.is_int() and isinstance(value, float) and not float(value).is_integer():
+        raise TypeError(f"pad value {value} does not fit {x.dtype}")
+    attrs = {"pads": pads}
+    if value != 0:
+        attrs["value"] = _wire_value(x.dtype, value)
+    return make("pad", x.dtype, shape, [x], **attrs)
 
 
 def repeat(x, *reps):

@@ -15,6 +15,7 @@ from . import dtypes as dt
 from . import graph, wire
 from .flags import flags
 from .var import Var
+from . import autograd
 
 MAX_RANK = wire.LIMITS["rank"]
 CHUNK_BYTES = 32 << 20  # jt.array data above this is uploaded in pieces
@@ -86,9 +87,12 @@ def norm_dim(d, rank, what="dim"):
 # ---- making nodes ------------------------------------------------------------
 
 
-def make(op, dtype, shape, inputs=(), nbytes=0, **attrs):
-    """A Var for a new node; inputs are Vars."""
+def make(op, dtype, shape, inputs=(), nbytes=0, raw=False, **attrs):
+    """A Var for a new node; inputs are Vars. Inputs made under
+    jt.no_grad() are read through their stop_grad twin unless `raw`."""
     rt = graph.runtime()
+    if inputs and rt.any_nograd and not raw:
+        inputs = autograd.no_grad_inputs(inputs)
     ins = []
     for v in inputs:
         n = v._node
@@ -96,6 +100,9 @@ def make(op, dtype, shape, inputs=(), nbytes=0, **attrs):
             raise RuntimeError("this var belongs to a kiln session that has ended")
         ins.append(n)
     node = rt.add(op, dtype, tuple(shape), tuple(ins), attrs, nbytes)
+    if flags.no_grad:
+        node.nograd = True
+        rt.any_nograd = True
     out = Var._wrap(node)
     if not flags.lazy_execution:
         rt.fetch([node])
@@ -329,12 +336,22 @@ def _dtype_of_value(v, dtype):
     return dt.get(type(v) if isinstance(v, (bool, int, float)) else float)
 
 
+def _shape_dtype(args, dtype):
+    """jt.zeros(2, 3), jt.zeros((2, 3)) and Jittor's jt.zeros((2, 3), "int32")."""
+    if (len(args) == 2 and not isinstance(args[0], numbers.Integral)
+            and not isinstance(args[1], numbers.Integral)):
+        return shape_args(args[:1]), dt.get(args[1])
+    return shape_args(args), dt.get(dtype)
+
+
 def zeros(*shape, dtype="float32"):
-    return const(0, shape_args(shape), dt.get(dtype))
+    shape, d = _shape_dtype(shape, dtype)
+    return const(0, shape, d)
 
 
 def ones(*shape, dtype="float32"):
-    return const(1, shape_args(shape), dt.get(dtype))
+    shape, d = _shape_dtype(shape, dtype)
+    return const(1, shape, d)
 
 
 def full(shape, val, dtype=None):
@@ -393,11 +410,13 @@ def _random(shape, dist, dtype):
 
 
 def rand(*shape, dtype="float32"):
-    return _random(shape_args(shape), 1, dtype)
+    shape, d = _shape_dtype(shape, dtype)
+    return _random(shape, 1, d)
 
 
 def randn(*shape, dtype="float32"):
-    return _random(shape_args(shape), 2, dtype)
+    shape, d = _shape_dtype(shape, dtype)
+    return _random(shape, 2, d)
 
 
 def rand_like(x, dtype=None):

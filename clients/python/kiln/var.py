@@ -158,14 +158,26 @@ class Var:
     def __hash__(self):
         return id(self)
 
-    # ---- gradients (none yet) and identity ---------------------------------
+    # ---- gradients and identity ----------------------------------------------
 
     def stop_grad(self):
-        self._stop_grad = True
+        """No gradient flows back through this var from now on (in place,
+        as in Jittor): it moves to a stop_grad node of its value."""
+        if not self._stop_grad:
+            self._stop_grad = True
+            node = autograd.stop_grad_node(self._node)
+            if node is not self._node:
+                self._set_node(node)
         return self
 
     def start_grad(self):
-        self._stop_grad = False
+        """Undo stop_grad: back to the node it was taken from, when that
+        node is still this var's value."""
+        if self._stop_grad:
+            self._stop_grad = False
+            n = self._node
+            if n.op == "stop_grad" and n.inputs:
+                self._set_node(n.inputs[0])
         return self
 
     def is_stop_grad(self):
@@ -177,10 +189,35 @@ class Var:
 
     @requires_grad.setter
     def requires_grad(self, v):
-        self._stop_grad = not v
+        if v:
+            self.start_grad()
+        else:
+            self.stop_grad()
+
+    def requires_grad_(self, v=True):
+        self.requires_grad = v
+        return self
 
     def detach(self):
-        return Var._wrap(self._node).stop_grad()
+        """A new Var with this value, through which no gradient flows."""
+        v = Var._wrap(self._node)
+        return v.stop_grad()
+
+    @property
+    def grad(self):
+        raise AttributeError(
+            "kiln Vars, like Jittor's, have no .grad: use jt.grad(loss, [vars]), or "
+            "optimizer.backward(loss) and then var.opt_grad(optimizer)")
+
+    def backward(self, *a, **k):
+        raise AttributeError(
+            "kiln Vars, like Jittor's, have no .backward(): use optimizer.step(loss), or "
+            "optimizer.backward(loss) then optimizer.step(), or jt.grad(loss, vars)")
+
+    def opt_grad(self, optimizer):
+        """This parameter's gradient held by `optimizer` (after its
+        backward(loss) or step(loss)), as in Jittor."""
+        return optimizer.grad_of(self)
 
     def clone(self):
         return Var._wrap(self._node)
@@ -192,13 +229,49 @@ class Var:
         v = ops.broadcast_to(ops.cast(v, self.dtype), self._node.shape)
         return self._set_node(v._node)
 
-    update = assign
+    def update(self, v):
+        """Jittor's update: assign, with the gradient between this var's
+        old and new value cut (optimizers and running statistics)."""
+        self.assign(v)
+        if self._node.dtype.is_float() and self._node.op != "stop_grad":
+            node = autograd.stop_grad_node(self._node)
+            if node is not self._node:
+                self._set_node(node)
+        return self
 
     def swap(self, other):
         a, b = self._node, other._node
         self._set_node(b)
         other._set_node(a)
         return self
+
+    # ---- filling in place (Jittor's and PyTorch's trailing-underscore forms) ----
+
+    def fill_(self, value):
+        return self.update(ops.full(self._node.shape, value, self.dtype))
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def uniform_(self, low=0.0, high=1.0):
+        from . import init
+        return init.uniform_(self, low, high)
+
+    def gauss_(self, mean=0.0, std=1.0):
+        from . import init
+        return init.gauss_(self, mean, std)
+
+    normal_ = gauss_
+
+    def cuda(self, *a, **k):
+        return self  # the daemon places data; accepted for Jittor and PyTorch code
+
+    cpu = cuda
+
+    def to(self, *a, **k):
+        d = next((x for x in list(a) + [k.get("dtype")] if isinstance(x, (str, dt.dtype))
+                  and x not in ("cpu", "cuda")), None)
+        return self.astype(d) if d is not None else self
 
     # ---- dtypes ------------------------------------------------------------
 
@@ -380,5 +453,5 @@ class Shape(tuple):
         return n
 
 
-from . import ops, reduction, lowered, meta  # noqa: E402  (they import Var)
+from . import ops, reduction, lowered, meta, autograd  # noqa: E402  (they import Var)
 from . import functions  # noqa: E402,F401  (adds the element-wise methods)

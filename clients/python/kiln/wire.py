@@ -27,6 +27,8 @@ LIMITS = {
     "rank": 8, "dim": 1 << 40, "elements": 1 << 40, "var_ids": 65536, "node_inputs": 9,
     "expr_bytes": 1024, "expr_nodes": 256, "expr_depth": 32, "conds": 32,
 }
+# Limits a daemon reports once it has the feature that needs them.
+OPTIONAL_LIMITS = {"grad_passes": 256}
 FETCH_TIMEOUT_MAX_MS = 600000
 
 # Element sizes of the wire dtypes this client knows (section 8).
@@ -98,6 +100,9 @@ def _decode_hello(b):
     }
     lim = _map(b, "limits", "body.limits")
     out["limits"] = {k: _uint(lim, k, "body.limits." + k) for k in LIMITS}
+    for k in OPTIONAL_LIMITS:  # added after version 1 began: absent means unknown
+        if k in lim:
+            out["limits"][k] = _uint(lim, k, "body.limits." + k)
     if out["proto"] == 0 or out["proto"] > 0xFFFFFFFF:
         raise _bad("body.proto", f"HELLO reply names protocol version {out['proto']}")
     if out["session"] == 0:
@@ -130,6 +135,19 @@ def _decode_status(b):
         s = _map(b, "steps", "body.steps")
         steps = {k: _uint(s, k, "body.steps." + k) for k in steps}
     out["steps"] = steps
+    jit = {"enabled": False, "kernels_compiled": 0, "kernel_hits": 0, "compile_us": 0,
+           "plans": 0, "plan_hits": 0, "kernels_run": 0, "kernels_cached": 0, "fallbacks": 0}
+    if "jit" in b:
+        j = _map(b, "jit", "body.jit")
+        for k in jit:
+            if k == "enabled":
+                if k in j:
+                    if not isinstance(j[k], bool):
+                        raise _bad("body.jit.enabled", "body.jit.enabled must be a bool")
+                    jit[k] = j[k]
+            elif k in j:
+                jit[k] = _uint(j, k, "body.jit." + k)
+    out["jit"] = jit
     return out
 
 
@@ -172,6 +190,29 @@ def _decode_fetch(b):
     return {"vars": [_decode_tensor(m, i) for i, m in enumerate(vars_)]}
 
 
+MAX_WARNINGS = 64
+
+
+def _decode_warnings(b):
+    """SUBMIT's optional `warnings`: maps node, field, message."""
+    if "warnings" not in b:
+        return []
+    ws = b["warnings"]
+    if not isinstance(ws, list) or len(ws) > MAX_WARNINGS:
+        raise _bad("body.warnings", f"body.warnings must be an array of at most {MAX_WARNINGS}")
+    out = []
+    for i, w in enumerate(ws):
+        path = f"body.warnings[{i}]"
+        if not isinstance(w, dict):
+            raise _bad(path, f"{path} must be a map")
+        node = w.get("node", -1)
+        if not isinstance(node, int) or isinstance(node, bool):
+            raise _bad(path + ".node", f"{path}.node must be an integer")
+        out.append({"node": node, "field": _str(w, "field", path + ".field"),
+                    "message": _str(w, "message", path + ".message")})
+    return out
+
+
 def _decode_ok(kind, b):
     if kind == HELLO:
         return _decode_hello(b)
@@ -184,7 +225,7 @@ def _decode_ok(kind, b):
         step = _uint(b, "step", "body.step")
         if step == 0:
             raise _bad("body.step", "SUBMIT reply names step 0")
-        return {"step": step}
+        return {"step": step, "warnings": _decode_warnings(b)}
     if kind == FETCH:
         return _decode_fetch(b)
     return {}  # PING, BYE: empty (extra fields ignored)
