@@ -34,22 +34,6 @@ const char *ir_grad_name(int op)
     }
 }
 
-static int fail(struct ir_error *err, int code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(struct ir_error *err, int code, const char *field, const char *fmt, ...)
-{
-    if (err != NULL) {
-        err->code = code;
-        err->node = -1;
-        snprintf(err->field, sizeof(err->field), "%s", field);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof(err->message), fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ---- building blocks ---------------------------------------------------- */
 
 struct gctx {
@@ -394,7 +378,7 @@ static int rule(struct gctx *c, int i, int k, int gy)
         }
     default:
         c->failed = true;
-        return fail(c->err, KILN_EINTERNAL, "", "no backward rule for %s", ir_op_name(n.op));
+        return ir_error_set(c->err, KILN_EINTERNAL, "", "no backward rule for %s", ir_op_name(n.op));
     }
 }
 
@@ -404,29 +388,29 @@ static int check_request(const struct ir_graph *g, const struct ir_grad_request 
                          struct ir_error *err)
 {
     if (r->loss < 0 || (uint32_t) r->loss >= g->count)
-        return fail(err, KILN_EVALUE, "in[0]", "the loss names no node (%d)", r->loss);
+        return ir_error_set(err, KILN_EVALUE, "in[0]", "the loss names no node (%d)", r->loss);
     const struct ir_node *loss = &g->nodes[r->loss];
     if (!is_float_dt(loss->dtype))
-        return fail(err, KILN_ETYPE, "in[0]", "the loss is %s: only a float loss has a gradient",
+        return ir_error_set(err, KILN_ETYPE, "in[0]", "the loss is %s: only a float loss has a gradient",
                     ir_dtype_name(loss->dtype));
     if (r->seed >= 0) {
         if ((uint32_t) r->seed >= g->count)
-            return fail(err, KILN_EVALUE, "in[2]", "the seed names no node (%d)", r->seed);
+            return ir_error_set(err, KILN_EVALUE, "in[2]", "the seed names no node (%d)", r->seed);
         const struct ir_node *s = &g->nodes[r->seed];
         if (s->dtype != loss->dtype)
-            return fail(err, KILN_ETYPE, "in[2]", "the seed is %s, the loss %s: they must match",
+            return ir_error_set(err, KILN_ETYPE, "in[2]", "the seed is %s, the loss %s: they must match",
                         ir_dtype_name(s->dtype), ir_dtype_name(loss->dtype));
         if (s->rank != loss->rank ||
             memcmp(s->shape, loss->shape, sizeof(s->shape[0]) * s->rank) != 0)
-            return fail(err, KILN_EVALUE, "in[2]", "the seed's shape differs from the loss's");
+            return ir_error_set(err, KILN_EVALUE, "in[2]", "the seed's shape differs from the loss's");
     } else if (loss->numel != 1) {
-        return fail(err, KILN_EVALUE, "in",
+        return ir_error_set(err, KILN_EVALUE, "in",
                     "the loss has %lld elements: a loss that is not a scalar needs a seed",
                     (long long) loss->numel);
     }
     for (int k = 0; k < r->ntargets; k++)
         if (r->targets[k] < 0 || (uint32_t) r->targets[k] >= g->count)
-            return fail(err, KILN_EVALUE, "in[1]", "a target names no node (%d)", r->targets[k]);
+            return ir_error_set(err, KILN_EVALUE, "in[1]", "a target names no node (%d)", r->targets[k]);
     return 0;
 }
 
@@ -445,7 +429,7 @@ int ir_grad(struct ir_graph *g, const struct ir_grad_request *r, int *grads, uin
         free(anc);
         free(dep);
         free(adj);
-        return fail(err, KILN_ENOMEM, "", "out of memory for the gradient");
+        return ir_error_set(err, KILN_ENOMEM, "", "out of memory for the gradient");
     }
     uint32_t lo = count;
     for (int k = 0; k < r->ntargets; k++) {
@@ -494,7 +478,7 @@ int ir_grad(struct ir_graph *g, const struct ir_grad_request *r, int *grads, uin
     size_t cap = g->count - count + (size_t) r->ntargets + 1;
     uint8_t *claimed = NULL;
     if (!c.failed && (claimed = calloc(cap, 1)) == NULL)
-        c.failed = fail(err, KILN_ENOMEM, "", "out of memory for the gradient") < 0;
+        c.failed = ir_error_set(err, KILN_ENOMEM, "", "out of memory for the gradient") < 0;
     for (int k = 0; !c.failed && k < r->ntargets; k++) {
         int t = r->targets[k];
         bool none = !(anc[t] && dep[t]) || adj[t] < 0;

@@ -81,9 +81,7 @@ const char *ir_op_name(int op)
 
 /* ---- errors ------------------------------------------------------------ */
 
-static int fail(struct ir_error *err, int code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(struct ir_error *err, int code, const char *field, const char *fmt, ...)
+int ir_error_set(struct ir_error *err, int code, const char *field, const char *fmt, ...)
 {
     if (err != NULL) {
         err->code = code;
@@ -121,12 +119,12 @@ void ir_graph_fini(struct ir_graph *g)
 static int reserve(struct ir_graph *g, size_t nown, struct ir_error *err)
 {
     if (g->count >= IR_MAX_GRAPH_NODES)
-        return fail(err, KILN_ELIMIT, "", "graph has more than %u nodes", IR_MAX_GRAPH_NODES);
+        return ir_error_set(err, KILN_ELIMIT, "", "graph has more than %u nodes", IR_MAX_GRAPH_NODES);
     if (g->count == g->cap) {
         uint32_t cap = g->cap ? g->cap * 2 : 64;
         struct ir_node *grown = realloc(g->nodes, (size_t) cap * sizeof(*grown));
         if (grown == NULL)
-            return fail(err, KILN_ENOMEM, "", "out of memory for graph nodes");
+            return ir_error_set(err, KILN_ENOMEM, "", "out of memory for graph nodes");
         g->nodes = grown;
         g->cap = cap;
     }
@@ -136,7 +134,7 @@ static int reserve(struct ir_graph *g, size_t nown, struct ir_error *err)
             cap *= 2;
         void **grown = realloc(g->owned, cap * sizeof(*grown));
         if (grown == NULL)
-            return fail(err, KILN_ENOMEM, "", "out of memory for graph data");
+            return ir_error_set(err, KILN_ENOMEM, "", "out of memory for graph data");
         g->owned = grown;
         g->capowned = cap;
     }
@@ -158,21 +156,21 @@ static int append(struct ir_graph *g, const struct ir_node *n)
 int64_t ir_shape_numel(int rank, const int64_t *shape, struct ir_error *err)
 {
     if (rank < 0 || rank > KILN_LIMIT_RANK)
-        return fail(err, KILN_ELIMIT, "shape", "rank %d is over the rank limit %d", rank,
+        return ir_error_set(err, KILN_ELIMIT, "shape", "rank %d is over the rank limit %d", rank,
                     KILN_LIMIT_RANK);
     int64_t n = 1;
     bool zero = false;
     for (int d = 0; d < rank; d++) {
         if (shape[d] < 0)
-            return fail(err, KILN_EVALUE, "shape", "dimension %d is negative (%lld)", d,
+            return ir_error_set(err, KILN_EVALUE, "shape", "dimension %d is negative (%lld)", d,
                         (long long) shape[d]);
         if (shape[d] > KILN_LIMIT_DIM)
-            return fail(err, KILN_ELIMIT, "shape", "dimension %d (%lld) is over the dim limit 2^40",
+            return ir_error_set(err, KILN_ELIMIT, "shape", "dimension %d (%lld) is over the dim limit 2^40",
                         d, (long long) shape[d]);
         if (shape[d] == 0)
             zero = true;
         else if (!zero && n > KILN_LIMIT_ELEMENTS / shape[d])
-            return fail(err, KILN_ELIMIT, "shape",
+            return ir_error_set(err, KILN_ELIMIT, "shape",
                         "the shape has more than the elements limit of 2^40 elements");
         else if (!zero)
             n *= shape[d];
@@ -195,7 +193,7 @@ static const struct ir_node *input(const struct ir_graph *g, int x, const char *
                                    struct ir_error *err)
 {
     if (x < 0 || (uint32_t) x >= g->count) {
-        fail(err, KILN_EVALUE, field, "%s names no earlier node (%d)", field, x);
+        ir_error_set(err, KILN_EVALUE, field, "%s names no earlier node (%d)", field, x);
         return NULL;
     }
     return &g->nodes[x];
@@ -207,7 +205,7 @@ static int shaped(struct ir_node *n, int op, enum ir_dtype dt, int rank, const i
 {
     memset(n, 0, sizeof(*n));
     if (!ir_dtype_valid(dt))
-        return fail(err, KILN_EVALUE, "dtype", "dtype %d is not a dtype", (int) dt);
+        return ir_error_set(err, KILN_EVALUE, "dtype", "dtype %d is not a dtype", (int) dt);
     int64_t numel = ir_shape_numel(rank, shape, err);
     if (numel < 0)
         return -1;
@@ -250,7 +248,7 @@ static int scalar_fits(enum ir_dtype dt, struct ir_scalar v, const char *field,
                        struct ir_error *err)
 {
     if (!is_float(dt) && !ir_dtype_int_fits(dt, v.i))
-        return fail(err, KILN_EVALUE, field, "%s %lld does not fit %s", field, (long long) v.i,
+        return ir_error_set(err, KILN_EVALUE, field, "%s %lld does not fit %s", field, (long long) v.i,
                     ir_dtype_name(dt));
     return 0;
 }
@@ -266,11 +264,11 @@ int ir_add_array(struct ir_graph *g, enum ir_dtype dt, int rank, const int64_t *
     /* numel <= 2^40 and sizes <= 8: the product fits in 64 bits. */
     uint64_t want = (uint64_t) n.numel * ir_dtype_size(dt);
     if (bytes != want)
-        return fail(err, KILN_EVALUE, "data", "data has %zu bytes; shape and dtype need %llu",
+        return ir_error_set(err, KILN_EVALUE, "data", "data has %zu bytes; shape and dtype need %llu",
                     bytes, (unsigned long long) want);
     void *copy = malloc(bytes ? bytes : 1);
     if (copy == NULL)
-        return fail(err, KILN_ENOMEM, "data", "out of memory for %zu bytes of data", bytes);
+        return ir_error_set(err, KILN_ENOMEM, "data", "out of memory for %zu bytes of data", bytes);
     if (bytes)
         memcpy(copy, data, bytes);
     own(g, copy);
@@ -297,13 +295,13 @@ int ir_add_index(struct ir_graph *g, enum ir_dtype dt, int rank, const int64_t *
     if (reserve(g, 0, err) < 0 || shaped(&n, IR_OP_INDEX, dt, rank, shape, err) < 0)
         return -1;
     if (dt != IR_DTYPE_INT32 && dt != IR_DTYPE_INT64)
-        return fail(err, KILN_EVALUE, "dtype", "index gives int32 or int64, not %s",
+        return ir_error_set(err, KILN_EVALUE, "dtype", "index gives int32 or int64, not %s",
                     ir_dtype_name(dt));
     if (dim < 0 || dim >= rank)
-        return fail(err, KILN_EVALUE, "dim", "dim %d is not a dimension of a rank-%d shape", dim,
+        return ir_error_set(err, KILN_EVALUE, "dim", "dim %d is not a dimension of a rank-%d shape", dim,
                     rank);
     if (dt == IR_DTYPE_INT32 && shape[dim] - 1 > INT32_MAX)
-        return fail(err, KILN_EVALUE, "dtype", "coordinates along dim %d do not fit int32", dim);
+        return ir_error_set(err, KILN_EVALUE, "dtype", "coordinates along dim %d do not fit int32", dim);
     n.attr.index.dim = (uint8_t) dim;
     return append(g, &n);
 }
@@ -315,10 +313,10 @@ int ir_add_random(struct ir_graph *g, enum ir_dtype dt, int rank, const int64_t 
     if (reserve(g, 0, err) < 0 || shaped(&n, IR_OP_RANDOM, dt, rank, shape, err) < 0)
         return -1;
     if (!is_float(dt))
-        return fail(err, KILN_EVALUE, "dtype", "random gives float32 or float64, not %s",
+        return ir_error_set(err, KILN_EVALUE, "dtype", "random gives float32 or float64, not %s",
                     ir_dtype_name(dt));
     if (dist != IR_RANDOM_UNIFORM && dist != IR_RANDOM_NORMAL)
-        return fail(err, KILN_EVALUE, "dist", "unknown distribution %d", (int) dist);
+        return ir_error_set(err, KILN_EVALUE, "dist", "unknown distribution %d", (int) dist);
     n.attr.random.dist = (uint8_t) dist;
     n.attr.random.seed = seed;
     n.attr.random.offset = offset;
@@ -347,7 +345,7 @@ int ir_add_reshape(struct ir_graph *g, int x, int rank, const int64_t *shape,
     if (in == NULL || shaped(&n, IR_OP_RESHAPE, (enum ir_dtype) in->dtype, rank, shape, err) < 0)
         return -1;
     if (n.numel != in->numel)
-        return fail(err, KILN_EVALUE, "shape",
+        return ir_error_set(err, KILN_EVALUE, "shape",
                     "reshape to %lld elements from %lld: the counts must match",
                     (long long) n.numel, (long long) in->numel);
     n.nin = 1;
@@ -397,10 +395,10 @@ int ir_add_unary(struct ir_graph *g, enum ir_op op, int x, struct ir_error *err)
         out = IR_DTYPE_BOOL;
         break;
     default:
-        return fail(err, KILN_EVALUE, "op", "op %d is not a unary element-wise op", (int) op);
+        return ir_error_set(err, KILN_EVALUE, "op", "op %d is not a unary element-wise op", (int) op);
     }
     if (!ok)
-        return fail(err, KILN_ETYPE, "in[0]", "%s does not take %s", name, ir_dtype_name(dt));
+        return ir_error_set(err, KILN_ETYPE, "in[0]", "%s does not take %s", name, ir_dtype_name(dt));
     struct ir_node n;
     like(&n, in, op, out, 1, &x);
     return append(g, &n);
@@ -414,7 +412,7 @@ int ir_add_cast(struct ir_graph *g, int x, enum ir_dtype to, struct ir_error *er
     if (in == NULL)
         return -1;
     if (!ir_dtype_valid(to))
-        return fail(err, KILN_EVALUE, "dtype", "dtype %d is not a dtype", (int) to);
+        return ir_error_set(err, KILN_EVALUE, "dtype", "dtype %d is not a dtype", (int) to);
     struct ir_node n;
     like(&n, in, IR_OP_CAST, to, 1, &x);
     return append(g, &n);
@@ -430,12 +428,12 @@ int ir_add_binary(struct ir_graph *g, enum ir_op op, int a, int b, struct ir_err
         return -1;
     const char *name = ir_op_name(op);
     if (op < IR_OP_ADD || op > IR_OP_SHR)
-        return fail(err, KILN_EVALUE, "op", "op %d is not a binary element-wise op", (int) op);
+        return ir_error_set(err, KILN_EVALUE, "op", "op %d is not a binary element-wise op", (int) op);
     if (na->dtype != nb->dtype)
-        return fail(err, KILN_ETYPE, "in[1]", "%s of %s and %s: inputs must have one dtype", name,
+        return ir_error_set(err, KILN_ETYPE, "in[1]", "%s of %s and %s: inputs must have one dtype", name,
                     ir_dtype_name(na->dtype), ir_dtype_name(nb->dtype));
     if (!same_shape(na, nb))
-        return fail(err, KILN_EVALUE, "in[1]",
+        return ir_error_set(err, KILN_EVALUE, "in[1]",
                     "%s of different shapes: broadcast explicitly first", name);
     int dt = na->dtype, out = dt;
     bool ok;
@@ -460,7 +458,7 @@ int ir_add_binary(struct ir_graph *g, enum ir_op op, int a, int b, struct ir_err
         break;
     }
     if (!ok)
-        return fail(err, KILN_ETYPE, "in[0]", "%s does not take %s", name, ir_dtype_name(dt));
+        return ir_error_set(err, KILN_ETYPE, "in[0]", "%s does not take %s", name, ir_dtype_name(dt));
     struct ir_node n;
     int ins[2] = {a, b};
     like(&n, na, op, out, 2, ins);
@@ -477,10 +475,10 @@ int ir_add_where(struct ir_graph *g, int cond, int a, int b, struct ir_error *er
     if (nb == NULL)
         return -1;
     if (na->dtype != nb->dtype)
-        return fail(err, KILN_ETYPE, "in[2]", "where of %s and %s: values must have one dtype",
+        return ir_error_set(err, KILN_ETYPE, "in[2]", "where of %s and %s: values must have one dtype",
                     ir_dtype_name(na->dtype), ir_dtype_name(nb->dtype));
     if (!same_shape(nc, na) || !same_shape(na, nb))
-        return fail(err, KILN_EVALUE, !same_shape(nc, na) ? "in[1]" : "in[2]",
+        return ir_error_set(err, KILN_EVALUE, !same_shape(nc, na) ? "in[1]" : "in[2]",
                     "where of different shapes: broadcast explicitly first");
     struct ir_node n;
     int ins[3] = {cond, a, b};
@@ -509,17 +507,17 @@ int ir_add_broadcast(struct ir_graph *g, int x, int rank, const int64_t *shape, 
         shaped(&n, IR_OP_BROADCAST_TO, (enum ir_dtype) in->dtype, rank, shape, err) < 0)
         return -1;
     if (rank < in->rank)
-        return fail(err, KILN_EVALUE, "shape", "broadcast_to rank %d is below the input's %d",
+        return ir_error_set(err, KILN_EVALUE, "shape", "broadcast_to rank %d is below the input's %d",
                     rank, in->rank);
     if ((dims >> rank) != 0 || popcount16(dims) != rank - in->rank)
-        return fail(err, KILN_EVALUE, "dims",
+        return ir_error_set(err, KILN_EVALUE, "dims",
                     "dims must mark exactly the %d new dimensions of the rank-%d output",
                     rank - in->rank, rank);
     for (int d = 0, k = 0; d < rank; d++) {
         if (dims & (1u << d))
             continue;
         if (in->shape[k] != shape[d] && in->shape[k] != 1)
-            return fail(err, KILN_EVALUE, "shape",
+            return ir_error_set(err, KILN_EVALUE, "shape",
                         "input dim %d (%lld) cannot stretch to output dim %d (%lld)", k,
                         (long long) in->shape[k], d, (long long) shape[d]);
         k++;
@@ -539,13 +537,13 @@ int ir_add_reduce(struct ir_graph *g, enum ir_reduce_op op, int x, uint16_t dims
     if (in == NULL)
         return -1;
     if (op < IR_REDUCE_ADD || op >= IR_REDUCE_END)
-        return fail(err, KILN_EVALUE, "op", "unknown reduce op %d", (int) op);
+        return ir_error_set(err, KILN_EVALUE, "op", "unknown reduce op %d", (int) op);
     if (op == IR_REDUCE_MEAN ? !is_float(in->dtype) : !(is_int(in->dtype) || is_float(in->dtype)))
-        return fail(err, KILN_ETYPE, "in[0]", "reduce %s does not take %s",
+        return ir_error_set(err, KILN_ETYPE, "in[0]", "reduce %s does not take %s",
                     op == IR_REDUCE_MEAN ? "mean" : "add/mul/max/min",
                     ir_dtype_name(in->dtype));
     if ((dims >> in->rank) != 0)
-        return fail(err, KILN_EVALUE, "dims", "dims name a dimension the rank-%d input lacks",
+        return ir_error_set(err, KILN_EVALUE, "dims", "dims name a dimension the rank-%d input lacks",
                     in->rank);
     int64_t shape[KILN_LIMIT_RANK];
     int rank = 0;
@@ -575,10 +573,10 @@ static int parse_into(struct ir_graph *g, const char *text, size_t len,
 {
     char msg[200];
     if (text == NULL)
-        return fail(err, KILN_EVALUE, field, "%s is missing", field);
+        return ir_error_set(err, KILN_EVALUE, field, "%s is missing", field);
     int rc = ir_expr_parse(text, len, sc, out, msg, sizeof(msg));
     if (rc != KILN_OK)
-        return fail(err, rc, field, "%s: %s", field, msg);
+        return ir_error_set(err, rc, field, "%s: %s", field, msg);
     own(g, *out);
     return 0;
 }
@@ -590,10 +588,10 @@ static int copy_into(struct ir_graph *g, const struct ir_expr *src, int swap_xy,
 {
     char msg[200];
     if (src == NULL)
-        return fail(err, KILN_EVALUE, field, "%s is missing", field);
+        return ir_error_set(err, KILN_EVALUE, field, "%s is missing", field);
     int rc = ir_expr_copy(src, swap_xy, sc, out, msg, sizeof(msg));
     if (rc != KILN_OK)
-        return fail(err, rc, field, "%s: %s", field, msg);
+        return ir_error_set(err, rc, field, "%s: %s", field, msg);
     own(g, *out);
     return 0;
 }
@@ -626,13 +624,13 @@ static int add_reindex_any(struct ir_graph *g, int op, enum ir_reduce_op rop, in
     }
     const struct ir_reindex_text *t = text != NULL ? text : &common;
     if (t->nexprs < 0 || t->nexprs > KILN_LIMIT_RANK)
-        return fail(err, KILN_ELIMIT, "exprs", "%d index expressions: at most %d", t->nexprs,
+        return ir_error_set(err, KILN_ELIMIT, "exprs", "%d index expressions: at most %d", t->nexprs,
                     KILN_LIMIT_RANK);
     if (t->nconds < 0 || t->nconds > IR_MAX_CONDS)
-        return fail(err, KILN_ELIMIT, "conds", "%d overflow conditions: at most %d", t->nconds,
+        return ir_error_set(err, KILN_ELIMIT, "conds", "%d overflow conditions: at most %d", t->nconds,
                     IR_MAX_CONDS);
     if (t->nextras < 0 || t->nextras > KILN_LIMIT_EXPR_EXTRAS)
-        return fail(err, KILN_ELIMIT, "extras", "%d extra inputs: at most %d", t->nextras,
+        return ir_error_set(err, KILN_ELIMIT, "extras", "%d extra inputs: at most %d", t->nextras,
                     KILN_LIMIT_EXPR_EXTRAS);
     /* One owned block for the attributes, one per expression, one for the
      * condition array; and before taking node pointers, which it may move. */
@@ -645,12 +643,12 @@ static int add_reindex_any(struct ir_graph *g, int op, enum ir_reduce_op rop, in
     bool reduce = op == IR_OP_REINDEX_REDUCE;
     int want = reduce ? rank : in->rank;
     if (t->nexprs != want)
-        return fail(err, KILN_EVALUE, "exprs", "%s needs %d index expressions (one per %s dim), "
+        return ir_error_set(err, KILN_EVALUE, "exprs", "%s needs %d index expressions (one per %s dim), "
                     "not %d", ir_op_name(op), want, reduce ? "output" : "input", t->nexprs);
     if (reduce && (rop < IR_REDUCE_ADD || rop > IR_REDUCE_MIN))
-        return fail(err, KILN_EVALUE, "op", "reindex_reduce takes add, mul, max or min");
+        return ir_error_set(err, KILN_EVALUE, "op", "reindex_reduce takes add, mul, max or min");
     if (reduce && !(is_int(in->dtype) || is_float(in->dtype)))
-        return fail(err, KILN_ETYPE, "in[0]", "reindex_reduce does not take %s",
+        return ir_error_set(err, KILN_ETYPE, "in[0]", "reindex_reduce does not take %s",
                     ir_dtype_name(in->dtype));
     if (!reduce && scalar_fits((enum ir_dtype) in->dtype, t->overflow, "overflow_value", err) < 0)
         return -1;
@@ -668,7 +666,7 @@ static int add_reindex_any(struct ir_graph *g, int op, enum ir_reduce_op rop, in
         if (e == NULL)
             return -1;
         if (!(is_int(e->dtype) || is_bool(e->dtype)))
-            return fail(err, KILN_ETYPE, field, "extra input @e%d must hold integers, not %s", k,
+            return ir_error_set(err, KILN_ETYPE, field, "extra input @e%d must hold integers, not %s", k,
                         ir_dtype_name(e->dtype));
         sc.extra_rank[k] = e->rank;
     }
@@ -678,7 +676,7 @@ static int add_reindex_any(struct ir_graph *g, int op, enum ir_reduce_op rop, in
     if (r == NULL || (t->nconds && conds == NULL)) {
         free(r);
         free(conds);
-        return fail(err, KILN_ENOMEM, "", "out of memory for reindex attributes");
+        return ir_error_set(err, KILN_ENOMEM, "", "out of memory for reindex attributes");
     }
     own(g, r);
     if (conds)

@@ -206,6 +206,11 @@ struct ir_error {
     char message[256];
 };
 
+/* Fills `err` (when not NULL): code, node -1, field (NULL: ""), and a
+ * printf-style message. Returns -1, the constructors' failure value. */
+int ir_error_set(struct ir_error *err, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 void ir_graph_init(struct ir_graph *g);
 void ir_graph_fini(struct ir_graph *g);
 

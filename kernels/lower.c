@@ -33,22 +33,6 @@ const char *ir_lower_name(int op)
     return op >= IR_LOWER_TRANSPOSE && op < IR_LOWER_END ? names[op - IR_LOWER_TRANSPOSE] : NULL;
 }
 
-static int fail(struct ir_error *err, int code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(struct ir_error *err, int code, const char *field, const char *fmt, ...)
-{
-    if (err != NULL) {
-        err->code = code;
-        err->node = -1;
-        snprintf(err->field, sizeof(err->field), "%s", field);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof(err->message), fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* A constructor failed on arguments this file derived, so its field
  * ("shape", "exprs[0]") means nothing to the caller: name the caller's
  * field instead. Errors with no field (memory, the node limit) keep none. */
@@ -63,7 +47,7 @@ static const struct ir_node *input(const struct ir_graph *g, int x, const char *
                                    struct ir_error *err)
 {
     if (x < 0 || (uint32_t) x >= g->count) {
-        fail(err, KILN_EVALUE, field, "%s names no earlier node (%d)", field, x);
+        ir_error_set(err, KILN_EVALUE, field, "%s names no earlier node (%d)", field, x);
         return NULL;
     }
     return &g->nodes[x];
@@ -90,7 +74,7 @@ static int reindex(struct ir_graph *g, int x, int rank, const int64_t *shape, in
         t.expr_len[d] = strlen(exprs[d]);
     }
     if (nconds > 1)
-        return fail(err, KILN_EINTERNAL, "", "lowering wrote %d conditions", nconds);
+        return ir_error_set(err, KILN_EINTERNAL, "", "lowering wrote %d conditions", nconds);
     if (nconds == 1) {
         ctext[0] = conds[0];
         clen[0] = strlen(conds[0]);
@@ -119,10 +103,10 @@ static int dim_list(int n, const uint32_t *dims, int rank, struct ir_error *err)
         char field[24];
         snprintf(field, sizeof(field), "dims[%d]", k);
         if (dims[k] >= (uint32_t) rank)
-            return fail(err, KILN_EVALUE, field, "dims[%d] is %u, but the input has %d dims", k,
+            return ir_error_set(err, KILN_EVALUE, field, "dims[%d] is %u, but the input has %d dims", k,
                         dims[k], rank);
         if (seen & (1u << dims[k]))
-            return fail(err, KILN_EVALUE, field, "dim %u is given twice", dims[k]);
+            return ir_error_set(err, KILN_EVALUE, field, "dim %u is given twice", dims[k]);
         seen |= 1u << dims[k];
     }
     return 0;
@@ -135,7 +119,7 @@ int ir_lower_transpose(struct ir_graph *g, int x, int n, const uint32_t *perm, s
         return -1;
     int rank = in->rank;
     if (n != rank)
-        return fail(err, KILN_EVALUE, "dims",
+        return ir_error_set(err, KILN_EVALUE, "dims",
                     "dims must be a permutation of the input's %d dims: %d entries given", rank, n);
     if (dim_list(n, perm, rank, err) < 0)
         return -1;
@@ -156,7 +140,7 @@ int ir_lower_flip(struct ir_graph *g, int x, int n, const uint32_t *dims, struct
     if (in == NULL)
         return -1;
     if (n < 0 || n > KILN_LIMIT_RANK)
-        return fail(err, KILN_EVALUE, "dims", "%d dims", n);
+        return ir_error_set(err, KILN_EVALUE, "dims", "%d dims", n);
     if (dim_list(n, dims, in->rank, err) < 0)
         return -1;
     int rank = in->rank;
@@ -189,7 +173,7 @@ static int64_t clamp_bound(int64_t v, int64_t n, int64_t lo, int64_t hi)
 static int count_is_rank(int count, int rank, const char *field, struct ir_error *err)
 {
     if (count >= 0 && count != rank)
-        return fail(err, KILN_EVALUE, field, "%s needs one entry per input dim (%d), not %d", field,
+        return ir_error_set(err, KILN_EVALUE, field, "%s needs one entry per input dim (%d), not %d", field,
                     rank, count);
     return 0;
 }
@@ -212,7 +196,7 @@ int ir_lower_slice(struct ir_graph *g, int x, const struct ir_slice *s, struct i
         if (step == 0) {
             char field[24];
             snprintf(field, sizeof(field), "steps[%d]", d);
-            return fail(err, KILN_EVALUE, field, "a step of 0 selects nothing");
+            return ir_error_set(err, KILN_EVALUE, field, "a step of 0 selects nothing");
         }
         /* With step < 0 the bounds live in [-1, n-1]: -1 is "before 0". */
         int64_t lo = step < 0 ? -1 : 0, hi = step < 0 ? n - 1 : n;
@@ -256,19 +240,19 @@ int ir_lower_pad(struct ir_graph *g, int x, int npads, const int64_t *pads, stru
         return -1;
     int rank = in->rank;
     if (npads != 2 * rank)
-        return fail(err, KILN_EVALUE, "pads",
+        return ir_error_set(err, KILN_EVALUE, "pads",
                     "pads needs two entries (before, after) per input dim: %d, not %d", 2 * rank,
                     npads);
     for (int k = 0; k < npads; k++) {
         char field[24];
         snprintf(field, sizeof(field), "pads[%d]", k);
         if (pads[k] < -KILN_LIMIT_DIM || pads[k] > KILN_LIMIT_DIM)
-            return fail(err, KILN_EVALUE, field,
+            return ir_error_set(err, KILN_EVALUE, field,
                         "pads[%d] is %" PRId64 ", beyond the dim limit 2^40 either way", k,
                         pads[k]);
     }
     if (!lower_is_float(in->dtype) && !ir_dtype_int_fits((enum ir_dtype) in->dtype, value.i))
-        return fail(err, KILN_EVALUE, "value", "value %" PRId64 " does not fit %s", value.i,
+        return ir_error_set(err, KILN_EVALUE, "value", "value %" PRId64 " does not fit %s", value.i,
                     ir_dtype_name(in->dtype));
     int64_t shape[KILN_LIMIT_RANK];
     char exprs[KILN_LIMIT_RANK][TEXT];
@@ -278,12 +262,12 @@ int ir_lower_pad(struct ir_graph *g, int x, int npads, const int64_t *pads, stru
         char field[24];
         snprintf(field, sizeof(field), "pads[%d]", 2 * d + 1);
         if (size < 0)
-            return fail(err, KILN_EVALUE, field,
+            return ir_error_set(err, KILN_EVALUE, field,
                         "dim %d of %" PRId64 " elements would have %" PRId64
                         ": negative pads remove more than it holds",
                         d, in->shape[d], size);
         if (size > KILN_LIMIT_DIM)
-            return fail(err, KILN_ELIMIT, field,
+            return ir_error_set(err, KILN_ELIMIT, field,
                         "dim %d would have %" PRId64 " elements, above the dim limit 2^40", d,
                         size);
         shape[d] = size;
@@ -301,15 +285,15 @@ static int concat_check(const struct ir_graph *g, int n, const int *xs, int dim,
                         struct ir_error *err)
 {
     if (n < 1 || n > IR_MAX_INPUTS)
-        return fail(err, KILN_EVALUE, "in", "takes 1..%d inputs, not %d", IR_MAX_INPUTS, n);
+        return ir_error_set(err, KILN_EVALUE, "in", "takes 1..%d inputs, not %d", IR_MAX_INPUTS, n);
     const struct ir_node *first = input(g, xs[0], "in[0]", err);
     if (first == NULL)
         return -1;
     int rank = first->rank;
     if (rank == 0)
-        return fail(err, KILN_EVALUE, "in[0]", "a rank-0 input has no dim to join along");
+        return ir_error_set(err, KILN_EVALUE, "in[0]", "a rank-0 input has no dim to join along");
     if (dim < 0 || dim >= rank)
-        return fail(err, KILN_EVALUE, "dim", "dim %d is not a dim of the rank-%d inputs", dim,
+        return ir_error_set(err, KILN_EVALUE, "dim", "dim %d is not a dim of the rank-%d inputs", dim,
                     rank);
     memcpy(shape, first->shape, (size_t) rank * sizeof(shape[0]));
     for (int k = 1; k < n; k++) {
@@ -319,21 +303,21 @@ static int concat_check(const struct ir_graph *g, int n, const int *xs, int dim,
         if (x == NULL)
             return -1;
         if (x->dtype != first->dtype)
-            return fail(err, KILN_ETYPE, field, "of %s and %s: inputs must have one dtype",
+            return ir_error_set(err, KILN_ETYPE, field, "of %s and %s: inputs must have one dtype",
                         ir_dtype_name(first->dtype), ir_dtype_name(x->dtype));
         if (x->rank != rank)
-            return fail(err, KILN_EVALUE, field, "input %d has rank %d, input 0 rank %d", k,
+            return ir_error_set(err, KILN_EVALUE, field, "input %d has rank %d, input 0 rank %d", k,
                         x->rank, rank);
         for (int d = 0; d < rank; d++)
             if (d != dim && x->shape[d] != first->shape[d])
-                return fail(err, KILN_EVALUE, field,
+                return ir_error_set(err, KILN_EVALUE, field,
                             "input %d has %" PRId64 " elements in dim %d, input 0 %" PRId64
                             ": only dim %d may differ",
                             k, x->shape[d], d, first->shape[d], dim);
         /* Each size <= 2^40 and the sum so far too: no overflow. */
         shape[dim] += x->shape[dim];
         if (shape[dim] > KILN_LIMIT_DIM)
-            return fail(err, KILN_ELIMIT, field,
+            return ir_error_set(err, KILN_ELIMIT, field,
                         "dim %d would have %" PRId64 " elements, above the dim limit 2^40", dim,
                         shape[dim]);
     }
