@@ -33,6 +33,14 @@ static const char usage[] =
     "                        disconnected (default and maximum: 256M)\n"
     "  --executor KIND       jit (fused kernels compiled with libtcc; default) or\n"
     "                        interp (the reference interpreter: slow, for checks)\n"
+    "  --no-cc               keep every kernel on libtcc: no recompiles of hot\n"
+    "                        kernels by the system C compiler (cc -O3 -march=native;\n"
+    "                        the tier is off anyway when no cc is found)\n"
+    "  --cc-threshold MS     a kernel's run time, in milliseconds, before it is\n"
+    "                        recompiled by cc in the background (default: 50)\n"
+    "  --cache-dir DIR       keep cc-compiled kernels in DIR (made 0700) for later\n"
+    "                        runs. Default: $XDG_CACHE_HOME/kiln, else\n"
+    "                        $HOME/.cache/kiln, else <runtime directory>/cache\n"
     "  --help                print this and exit\n"
     "  --version             print the version and exit\n"
     "\n"
@@ -44,7 +52,7 @@ static const char usage[] =
     "address is in use), 2 on bad flags.\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_EXECUTOR, OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_NO_CC, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -54,6 +62,9 @@ static const struct option options[] = {
     {"memory-budget", required_argument, NULL, OPT_BUDGET},
     {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
     {"executor", required_argument, NULL, OPT_EXECUTOR},
+    {"no-cc", no_argument, NULL, OPT_NO_CC},
+    {"cc-threshold", required_argument, NULL, OPT_CC_THRESHOLD},
+    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -125,6 +136,7 @@ static void set_defaults(struct cfg *cfg)
         .idle_timeout_ms = CFG_IDLE_TIMEOUT_DEFAULT_S * UINT64_C(1000),
         .mem_budget = 0,
         .max_message = KILN_LIMIT_MESSAGE_BYTES,
+        .cc_threshold_ms = CFG_CC_THRESHOLD_DEFAULT_MS,
     };
 }
 
@@ -142,7 +154,8 @@ static bool parse_range(const char *arg, uint64_t min, uint64_t max, uint64_t *o
 }
 
 _Static_assert(CFG_WORKERS_MAX == 1024 && CFG_IDLE_TIMEOUT_MAX_S == 604800 &&
-                   CFG_MAX_MESSAGE_MIN == 1024 && KILN_LIMIT_MESSAGE_BYTES == (256u << 20),
+                   CFG_MAX_MESSAGE_MIN == 1024 && KILN_LIMIT_MESSAGE_BYTES == (256u << 20) &&
+                   CFG_CC_THRESHOLD_MAX_MS == 86400000,
                "update the ranges in the messages below");
 
 /* One option; returns false after reporting a bad value. */
@@ -179,6 +192,19 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
         if (strcmp(arg, "jit") != 0 && strcmp(arg, "interp") != 0)
             return bad_value(err, "--executor", arg, "jit or interp");
         cfg->interpret = strcmp(arg, "interp") == 0;
+        return true;
+    case OPT_NO_CC:
+        cfg->no_cc = true;
+        return true;
+    case OPT_CC_THRESHOLD:
+        if (!parse_range(arg, 0, CFG_CC_THRESHOLD_MAX_MS, &v))
+            return bad_value(err, "--cc-threshold", arg, "milliseconds in 0..86400000");
+        cfg->cc_threshold_ms = v;
+        return true;
+    case OPT_CACHE_DIR:
+        if (arg[0] == '\0')
+            return bad_value(err, "--cache-dir", "\"\"", "a directory");
+        cfg->cache_dir = arg;
         return true;
     }
     return false;

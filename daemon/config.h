@@ -20,6 +20,8 @@
 #define CFG_IDLE_TIMEOUT_MAX_S     (7 * 24 * 3600) /* a week: longer is a leak, not a session */
 #define CFG_WORKERS_MAX            1024
 #define CFG_MAX_MESSAGE_MIN        1024 /* enough for any request of this issue */
+#define CFG_CC_THRESHOLD_DEFAULT_MS 50
+#define CFG_CC_THRESHOLD_MAX_MS     (24 * 3600 * 1000) /* a day of one kernel's run time */
 
 struct cfg {
     const char **listen; /* addresses; none given: the default ipc:// socket */
@@ -30,6 +32,9 @@ struct cfg {
     uint64_t mem_budget;      /* bytes sessions may hold; 0: no budget */
     uint64_t max_message;     /* largest message accepted, <= KILN_LIMIT_MESSAGE_BYTES */
     bool interpret;           /* --executor interp: the reference interpreter, no JIT */
+    bool no_cc;               /* --no-cc: kernels stay on libtcc (no system compiler tier) */
+    const char *cache_dir;    /* --cache-dir: compiled kernels on disk; NULL: the default */
+    uint64_t cc_threshold_ms; /* --cc-threshold: kernel run time before a cc recompile */
 };
 
 enum cfg_result {

@@ -164,6 +164,23 @@ static bool listen_on(struct kilnd *kd, const char *addr)
     return false;
 }
 
+/* Where cc-compiled kernels are kept unless --cache-dir says: the XDG
+ * cache directory, else ~/.cache, else the private runtime directory;
+ * NULL when none can be named. jit/cc.c makes it 0700. */
+static const char *default_cache_dir(char *buf, size_t n)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int len = -1;
+    char run[256];
+    if (xdg != NULL && xdg[0] == '/')
+        len = snprintf(buf, n, "%s/kiln", xdg);
+    else if (home != NULL && home[0] == '/')
+        len = snprintf(buf, n, "%s/.cache/kiln", home);
+    else if (kiln_runtime_dir(run, sizeof run) == KILN_OK)
+        len = snprintf(buf, n, "%s/cache", run);
+    return len > 0 && (size_t) len < n ? buf : NULL;
+}
+
 static bool start(struct kilnd *kd)
 {
     const struct cfg *cfg = kd->cfg;
@@ -178,7 +195,14 @@ static bool start(struct kilnd *kd)
     if (!cfg->interpret) {
         /* The caller of each kernel works too: workers - 1 helpers fill
          * the machine. */
-        int rc = exec_jit_start(&kd->exec, cfg->workers > 1 ? cfg->workers - 1 : 0);
+        char cache[512];
+        struct exec_jit_opts jo = {
+            .threads = cfg->workers > 1 ? cfg->workers - 1 : 0,
+            .cc = !cfg->no_cc,
+            .cache_dir = cfg->cache_dir ? cfg->cache_dir : default_cache_dir(cache, sizeof cache),
+            .cc_threshold_ns = cfg->cc_threshold_ms * UINT64_C(1000000),
+        };
+        int rc = exec_jit_start(&kd->exec, &jo);
         if (rc == KILN_EUNSUPPORTED) {
             log_msg(&kd->log, LOG_WARN,
                     "this host forbids writable+executable pages, which libtcc needs: "

@@ -90,6 +90,13 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
         s.jit_plan_hits = js.plan_hits;
         s.jit_kernels_run = js.kernels_run;
         s.jit_kernels_cached = js.kernels_cached;
+        s.cc_enabled = js.cc_enabled;
+        s.cc_kernels = js.cc_kernels;
+        s.cc_promoted = js.kernels_promoted;
+        s.cc_compiles = js.cc_compiles;
+        s.cc_failures = js.cc_failures;
+        s.cc_compile_ms = js.cc_compile_ns / 1000000;
+        s.cc_disk_hits = js.cc_disk_hits;
     }
     snprintf(s.server, sizeof(s.server), "%s", SERVER_NAME);
     _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");

@@ -88,15 +88,50 @@ static void step_work(uv_work_t *w)
     st->ran_ns = now_ns() - t0;
 }
 
-int exec_jit_start(struct exec *x, unsigned threads)
+/* The cc tier, or NULL (logged) when it cannot start. */
+static struct jit_cc *cc_start(struct exec *x, const struct exec_jit_opts *o)
+{
+    struct jit_cc *cc = NULL;
+    char why[768];
+    struct jit_cc_opts co = {.cache_dir = o->cache_dir};
+    int rc = jit_cc_new(&co, &cc, why, sizeof why);
+    struct log_line l;
+    if (rc != KILN_OK) {
+        log_begin(&l, x->log, LOG_WARN,
+                  "no system C compiler tier: kernels stay on libtcc (slower hot loops)");
+        log_str(&l, "error", rc == KILN_ENOMEM ? "out of memory" : why);
+        log_end(&l);
+        return NULL;
+    }
+    if (why[0] != '\0') {
+        log_begin(&l, x->log, LOG_WARN, "cc-compiled kernels are not cached on disk");
+        log_str(&l, "error", why);
+        log_end(&l);
+    }
+    log_begin(&l, x->log, LOG_INFO, "hot kernels are recompiled by the system C compiler");
+    log_str(&l, "compiler", jit_cc_compiler(cc));
+    log_str(&l, "cache_dir", jit_cc_cache_dir(cc) ? jit_cc_cache_dir(cc) : "none");
+    log_u64(&l, "threshold_ms", o->cc_threshold_ns / 1000000);
+    log_end(&l);
+    return cc;
+}
+
+int exec_jit_start(struct exec *x, const struct exec_jit_opts *o)
 {
     int rc = jit_compiler_init(&x->compiler);
     if (rc != KILN_OK)
         return rc;
-    struct jit_runtime_opts o = {.compiler = &x->compiler, .threads = threads};
-    rc = jit_runtime_new(&o, &x->jit);
-    if (rc != KILN_OK)
+    x->cc = o->cc ? cc_start(x, o) : NULL;
+    struct jit_runtime_opts ro = {.compiler = &x->compiler,
+                                  .threads = o->threads,
+                                  .cc = x->cc,
+                                  .cc_threshold_ns = o->cc_threshold_ns};
+    rc = jit_runtime_new(&ro, &x->jit);
+    if (rc != KILN_OK) {
+        jit_cc_free(x->cc);
+        x->cc = NULL;
         jit_compiler_fini(&x->compiler);
+    }
     return rc;
 }
 
@@ -104,8 +139,12 @@ void exec_jit_stop(struct exec *x)
 {
     if (x->jit == NULL)
         return;
+    if (x->cc != NULL)
+        jit_cc_cancel(x->cc); /* a compile in progress would only delay the exit */
     jit_runtime_free(x->jit);
     x->jit = NULL;
+    jit_cc_free(x->cc);
+    x->cc = NULL;
     jit_compiler_fini(&x->compiler);
 }
 

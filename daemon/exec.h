@@ -35,6 +35,7 @@
 #include "server.h"
 #include "session.h"
 #include "stats.h"
+#include "cc.h"
 #include "step.h"
 #include "tcc.h"
 
@@ -66,17 +67,30 @@ struct exec {
     /* The JIT (NULL: every step runs on the reference interpreter). */
     struct jit_compiler compiler;
     struct jit_runtime *jit;
+    struct jit_cc *cc;  /* its system-compiler tier, or NULL */
     uint64_t fallbacks; /* steps the JIT handed to the interpreter */
 };
 
 int exec_init(struct exec *x, uv_loop_t *loop, struct sess_table *t, struct srv *srv,
               struct stats *stats, const struct log *log, uint64_t max_reply);
 
-/* Turn the JIT on with `threads` helper threads splitting each kernel.
- * KILN_EUNSUPPORTED when the host forbids writable+executable pages (the
- * daemon then runs steps on the interpreter), KILN_ENOMEM otherwise on
- * failure. Before any step; exec_stop frees it once steps are done. */
-int exec_jit_start(struct exec *x, unsigned threads);
+/* How the JIT starts. */
+struct exec_jit_opts {
+    unsigned threads; /* helper threads splitting each kernel */
+    /* Recompile hot kernels with the system C compiler (jit/cc.h): off
+     * with --no-cc, and off (logged) when no compiler answers. */
+    bool cc;
+    const char *cache_dir;    /* its on-disk cache, or NULL */
+    uint64_t cc_threshold_ns; /* run time before a kernel is recompiled */
+};
+
+/* Turn the JIT on. KILN_EUNSUPPORTED when the host forbids
+ * writable+executable pages (the daemon then runs steps on the
+ * interpreter), KILN_ENOMEM otherwise on failure. A cc tier that cannot
+ * start is not a failure: it is logged and kernels stay on libtcc. Before
+ * any step; exec_jit_stop frees it once steps are done (cutting a compile
+ * in progress short). */
+int exec_jit_start(struct exec *x, const struct exec_jit_opts *o);
 void exec_jit_stop(struct exec *x);
 
 /* KILN_OK when session `s` may queue one more step, else KILN_EBUSY:

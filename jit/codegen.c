@@ -1126,6 +1126,13 @@ static const char prelude[] =
     "float kiln_rand_normal_f32(uint64_t seed, uint64_t ctr);\n"
     "double kiln_rand_normal_f64(uint64_t seed, uint64_t ctr);\n";
 
+void jit_codegen_prelude(struct jit_buf *src)
+{
+    jit_buf_add(src, jit_ops_prelude_c());
+    jit_buf_add(src, jit_expr_prelude_c(0));
+    jit_buf_add(src, prelude);
+}
+
 int jit_codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
                       struct jit_buf *src)
 {
@@ -1185,9 +1192,7 @@ int jit_codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32
     }
     rc = c.rc;
     if (rc == KILN_OK) {
-        jit_buf_add(src, jit_ops_prelude_c());
-        jit_buf_add(src, jit_expr_prelude_c(0));
-        jit_buf_add(src, prelude);
+        jit_codegen_prelude(src);
         jit_buf_add(src, c.pre.data ? c.pre.data : "");
         jit_buf_add(src, fns.data ? fns.data : "");
         if (src->bad || c.pre.bad || fns.bad)
@@ -1310,4 +1315,25 @@ const struct jit_symbol *jit_codegen_symbols(size_t *n)
 {
     *n = sizeof symbols / sizeof symbols[0];
     return symbols;
+}
+
+/* The same functions for a module that is linked without them: each calls
+ * through entry k of kiln__imports, which the loader fills with
+ * symbols[k].addr. So the code that runs is this file's, and the numbers
+ * are the interpreter's whichever compiler built the module. */
+static const char imports_c[] =
+    "extern void (*kiln__imports[])(void);\n"
+    "float kiln_rand_uniform_f32(uint64_t seed, uint64_t ctr)\n"
+    "{ return ((float (*)(uint64_t, uint64_t)) kiln__imports[0])(seed, ctr); }\n"
+    "double kiln_rand_uniform_f64(uint64_t seed, uint64_t ctr)\n"
+    "{ return ((double (*)(uint64_t, uint64_t)) kiln__imports[1])(seed, ctr); }\n"
+    "float kiln_rand_normal_f32(uint64_t seed, uint64_t ctr)\n"
+    "{ return ((float (*)(uint64_t, uint64_t)) kiln__imports[2])(seed, ctr); }\n"
+    "double kiln_rand_normal_f64(uint64_t seed, uint64_t ctr)\n"
+    "{ return ((double (*)(uint64_t, uint64_t)) kiln__imports[3])(seed, ctr); }\n";
+_Static_assert(sizeof symbols / sizeof symbols[0] == 4, "imports_c lists every symbol");
+
+const char *jit_codegen_imports_c(void)
+{
+    return imports_c;
 }

@@ -81,4 +81,19 @@ int jit_codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32
  * Pass them to jit_tcc_compile together with jit_tcc_math_symbols(). */
 const struct jit_symbol *jit_codegen_symbols(size_t *n);
 
+/* Appends the text every module of jit_codegen_group starts with: the
+ * helpers and prototypes of ops_c.h, expr_c.h and codegen's own, the same
+ * for every group. A compiler that puts several modules into one
+ * translation unit (the cc tier, cc.h) emits it once and then, for each
+ * module, the text that follows it. */
+void jit_codegen_prelude(struct jit_buf *src);
+
+/* C text defining every function of jit_codegen_symbols() for a module
+ * linked without them (a shared object made by the system compiler): each
+ * calls through `void (*kiln__imports[])(void)`, entry k holding symbol
+ * k's address, which the text declares extern. The includer defines that
+ * array (one per translation unit, after the prelude) and fills it before
+ * any kernel runs. Static text. */
+const char *jit_codegen_imports_c(void);
+
 #endif

@@ -1,4 +1,10 @@
-/* run.c: the JIT executor (see run.h). */
+/* run.c: the JIT executor (see run.h).
+ *
+ * Locking: rt->lock guards both caches, every entry's refs, state, run
+ * time and current code, and the counters. The cc tier (cc.h) and its
+ * worker (promote.h) have locks of their own, taken after rt->lock when
+ * both are held (releasing cc code under rt->lock), never before it.
+ */
 #include "run.h"
 
 #include <stdio.h>
@@ -13,10 +19,27 @@
 #include "kiln_err.h"
 #include "mem.h"
 #include "pool.h"
+#include "promote.h"
 
 #define DEFAULT_KERNELS 4096
 #define DEFAULT_PLANS   1024
 #define GRAIN_ELEMENTS  16384 /* element work below which a kernel is not split */
+
+/* A kernel's code: a libtcc module or a cc-built object. Refcounted by
+ * the entry whose current code it is and by each run using it. */
+struct kimpl {
+    uint32_t refs;
+    struct jit_module *mod;  /* libtcc, or NULL */
+    struct jit_cc_kernel cc; /* cc tier, or lib NULL */
+    jit_kernel_fn init, main, fini;
+};
+
+enum kstate {
+    KS_TCC,    /* libtcc code; not queued */
+    KS_QUEUED, /* with the promoter (which holds a reference to the entry) */
+    KS_CC,     /* cc code */
+    KS_FAILED, /* cc could not build it: stays on libtcc */
+};
 
 struct kentry {
     struct kentry *next; /* bucket chain */
@@ -24,8 +47,9 @@ struct kentry {
     uint32_t refs;
     uint32_t ncheck;
     uint32_t *check; /* (op, dtype, rank) of each slot it was made for */
-    struct jit_module *mod;
-    jit_kernel_fn init, main, fini;
+    struct kimpl *impl; /* current code */
+    uint64_t run_ns;    /* wall time of its launches so far */
+    enum kstate state;
 };
 
 struct pentry {
@@ -49,6 +73,9 @@ struct jit_runtime {
     struct jit_runtime_stats st;
     struct jit_symbol *syms;
     size_t nsyms;
+    struct jit_cc *cc;           /* NULL: libtcc alone */
+    struct jit_promote *promote; /* its worker */
+    uint64_t cc_threshold_ns;
 };
 
 static uint64_t now_ns(void)
@@ -65,6 +92,8 @@ static uint32_t node_word(const struct ir_node *nd)
 
 /* ---- runtime ------------------------------------------------------------- */
 
+static void cc_ready(void *ctx, void *tag, struct jit_cc_kernel *k, bool cancelled);
+
 int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
 {
     *out = NULL;
@@ -72,6 +101,8 @@ int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
     if (rt == NULL)
         return KILN_ENOMEM;
     rt->compiler = o->compiler;
+    rt->cc = o->cc;
+    rt->cc_threshold_ns = o->cc_threshold_ns;
     rt->max_kernels = o->max_kernels ? o->max_kernels : DEFAULT_KERNELS;
     rt->max_plans = o->max_plans ? o->max_plans : DEFAULT_PLANS;
     rt->nbuckets = 1024;
@@ -95,13 +126,33 @@ int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
         jit_runtime_free(rt);
         return rc;
     }
+    if (rt->cc != NULL && (rc = jit_promote_new(rt->cc, cc_ready, rt, &rt->promote)) != KILN_OK) {
+        jit_runtime_free(rt);
+        return rc;
+    }
     *out = rt;
     return KILN_OK;
 }
 
-static void kentry_free(struct kentry *e)
+static void impl_free(struct jit_runtime *rt, struct kimpl *im)
 {
-    jit_module_free(e->mod);
+    jit_module_free(im->mod);
+    jit_cc_kernel_release(rt->cc, &im->cc);
+    free(im);
+}
+
+/* Drops one reference to im (rt->lock held); returns im when that was the
+ * last, for the caller to impl_free (outside the lock if it can). */
+static struct kimpl *impl_unref(struct kimpl *im)
+{
+    return im != NULL && --im->refs == 0 ? im : NULL;
+}
+
+static void kentry_free(struct jit_runtime *rt, struct kentry *e)
+{
+    struct kimpl *im = impl_unref(e->impl);
+    if (im != NULL)
+        impl_free(rt, im);
     free(e->check);
     free(e);
 }
@@ -117,10 +168,14 @@ void jit_runtime_free(struct jit_runtime *rt)
 {
     if (rt == NULL)
         return;
+    /* First the worker: queued kernels are handed back (their entry
+     * references dropped) before the entries go. */
+    jit_promote_free(rt->promote);
+    rt->promote = NULL;
     for (uint32_t b = 0; rt->kb && b < rt->nbuckets; b++)
         for (struct kentry *e = rt->kb[b], *n; e != NULL; e = n) {
             n = e->next;
-            kentry_free(e);
+            kentry_free(rt, e);
         }
     for (uint32_t b = 0; rt->pb && b < rt->nbuckets; b++)
         for (struct pentry *e = rt->pb[b], *n; e != NULL; e = n) {
@@ -144,6 +199,23 @@ void jit_runtime_stats(struct jit_runtime *rt, struct jit_runtime_stats *out)
     out->kernels_cached = rt->nk;
     out->plans_cached = rt->np;
     pthread_mutex_unlock(&rt->lock);
+    if (rt->cc != NULL) {
+        struct jit_cc_stats c;
+        jit_cc_stats(rt->cc, &c);
+        out->cc_enabled = true;
+        out->cc_compiles = c.compiles;
+        out->cc_batches = c.batches;
+        out->cc_failures = c.failures;
+        out->cc_compile_ns = c.compile_ns;
+        out->cc_disk_hits = c.disk_hits;
+        out->cc_disk_writes = c.disk_writes;
+        out->cc_disk_discarded = c.disk_discarded;
+    }
+}
+
+bool jit_runtime_cc_drain(struct jit_runtime *rt, uint64_t timeout_ns)
+{
+    return rt->promote == NULL || jit_promote_drain(rt->promote, timeout_ns);
 }
 
 /* ---- plan cache ------------------------------------------------------------ */
@@ -277,7 +349,9 @@ static void kernel_evict(struct jit_runtime *rt)
     if (best != NULL) {
         struct kentry *e = *best;
         *best = e->next;
-        kentry_free(e);
+        if (e->state == KS_CC)
+            rt->st.cc_kernels--;
+        kentry_free(rt, e);
         rt->nk--;
     }
 }
@@ -294,14 +368,49 @@ static void group_error(struct ir_error *err, const struct ir_graph *g, const st
              ir_op_name(g->nodes[node].op), detail);
 }
 
+/* A new kernel's code: cc code already built (an object loaded now or
+ * the disk cache) when the cc tier has it, else a libtcc compile. */
+static int kernel_make(struct jit_runtime *rt, const char *src, struct kimpl *im, bool *is_cc,
+                       char *diag, size_t dl)
+{
+    *is_cc = false;
+    if (rt->cc != NULL) {
+        struct jit_cc_key key;
+        jit_cc_key(rt->cc, src, &key);
+        if (jit_cc_lookup(rt->cc, &key, &im->cc) == KILN_OK) {
+            im->init = im->cc.init;
+            im->main = im->cc.main;
+            im->fini = im->cc.fini;
+            *is_cc = true;
+            return KILN_OK;
+        }
+    }
+    struct jit_tcc_opts to = {.compiler = rt->compiler};
+    int rc = jit_tcc_compile(&to, src, rt->syms, rt->nsyms, &im->mod, diag, dl);
+    if (rc == KILN_OK) {
+        im->main = jit_module_kernel(im->mod, "k_main");
+        im->init = jit_module_kernel(im->mod, "k_init");
+        im->fini = jit_module_kernel(im->mod, "k_fini");
+        if (im->main == NULL)
+            rc = KILN_EINTERNAL;
+    }
+    return rc;
+}
+
+/* The entry of group gi with a reference, and in *impl its current code
+ * with a reference of the run's own (the run uses that code throughout,
+ * whatever is swapped in meanwhile). *owned: the entry is not in the
+ * cache (free it after use). */
 static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *g,
                                  const struct jit_plan *p, uint32_t gi, bool *owned,
-                                 struct jit_run_info *info, struct ir_error *err)
+                                 struct kimpl **impl, struct jit_run_info *info,
+                                 struct ir_error *err)
 {
     uint64_t key = jit_kernel_key(g, p, gi);
     uint32_t ncheck;
     uint32_t *check = kernel_check(g, p, gi, &ncheck);
     *owned = false;
+    *impl = NULL;
     if (check == NULL) {
         group_error(err, g, p, gi, KILN_ENOMEM, "no memory for", "");
         return NULL;
@@ -313,6 +422,8 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
             memcmp(e->check, check, ncheck * sizeof(uint32_t)) == 0) {
             e->refs++;
             e->tick = ++rt->tick;
+            *impl = e->impl;
+            e->impl->refs++;
             rt->st.kernel_hits++;
             pthread_mutex_unlock(&rt->lock);
             free(check);
@@ -331,23 +442,18 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
         return NULL;
     }
     struct kentry *e = calloc(1, sizeof *e);
+    struct kimpl *im = calloc(1, sizeof *im);
     char diag[512] = "";
-    struct jit_tcc_opts to = {.compiler = rt->compiler};
-    if (e == NULL)
+    bool is_cc = false;
+    if (e == NULL || im == NULL)
         rc = KILN_ENOMEM;
     else
-        rc = jit_tcc_compile(&to, src.data, rt->syms, rt->nsyms, &e->mod, diag, sizeof diag);
+        rc = kernel_make(rt, src.data, im, &is_cc, diag, sizeof diag);
     jit_buf_fini(&src);
-    if (rc == KILN_OK) {
-        e->main = jit_module_kernel(e->mod, "k_main");
-        e->init = jit_module_kernel(e->mod, "k_init");
-        e->fini = jit_module_kernel(e->mod, "k_fini");
-        if (e->main == NULL)
-            rc = KILN_EINTERNAL;
-    }
     if (rc != KILN_OK) {
-        if (e != NULL)
-            kentry_free(e);
+        if (im != NULL)
+            impl_free(rt, im);
+        free(e);
         free(check);
         group_error(err, g, p, gi, rc, "cannot compile", diag);
         return NULL;
@@ -357,6 +463,10 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
     e->check = check;
     e->ncheck = ncheck;
     e->refs = 1;
+    e->impl = im;
+    e->state = is_cc ? KS_CC : KS_TCC;
+    im->refs = 2; /* the entry's and this run's */
+    *impl = im;
     if (info) {
         info->kernels_compiled++;
         info->compile_ns += dt;
@@ -364,6 +474,7 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
     pthread_mutex_lock(&rt->lock);
     rt->st.kernels_compiled++;
     rt->st.compile_ns += dt;
+    rt->st.cc_loaded += is_cc;
     if (rt->nk >= rt->max_kernels)
         kernel_evict(rt);
     if (rt->nk < rt->max_kernels) {
@@ -371,6 +482,7 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
         e->next = rt->kb[b];
         rt->kb[b] = e;
         rt->nk++;
+        rt->st.cc_kernels += is_cc;
     } else {
         *owned = true;
     }
@@ -378,15 +490,78 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
     return e;
 }
 
-static void kernel_put(struct jit_runtime *rt, struct kentry *e, bool owned)
+/* The end of a run's use of entry e and its code im, which ran for ran_ns.
+ * Queues e for the cc tier when its run time passes the threshold. */
+static void kernel_put(struct jit_runtime *rt, struct kentry *e, struct kimpl *im, bool owned,
+                       uint64_t ran_ns, const struct ir_graph *g, const struct jit_plan *p,
+                       uint32_t gi)
 {
-    if (owned) {
-        kentry_free(e);
+    pthread_mutex_lock(&rt->lock);
+    struct kimpl *dead = impl_unref(im);
+    bool promote = false;
+    if (!owned) {
+        e->refs--;
+        e->run_ns += ran_ns;
+        if (rt->promote != NULL && e->state == KS_TCC && e->run_ns >= rt->cc_threshold_ns) {
+            e->state = KS_QUEUED;
+            e->refs++; /* the promoter's, until cc_ready */
+            rt->st.kernels_promoted++;
+            promote = true;
+        }
+    }
+    pthread_mutex_unlock(&rt->lock);
+    if (dead != NULL)
+        impl_free(rt, dead);
+    if (owned)
+        kentry_free(rt, e);
+    if (!promote)
         return;
+    /* The source again (codegen is cheap next to keeping every kernel's
+     * text): the promoter takes the buffer. */
+    struct jit_buf src;
+    jit_buf_init(&src);
+    if (jit_codegen_group(g, p, gi, &src) == KILN_OK && !src.bad) {
+        if (jit_promote_submit(rt->promote, e, src.data)) /* it took src.data, also on failure */
+            return;
+    } else {
+        jit_buf_fini(&src);
     }
     pthread_mutex_lock(&rt->lock);
+    e->state = KS_FAILED;
     e->refs--;
     pthread_mutex_unlock(&rt->lock);
+}
+
+/* The promoter's answer for entry `tag`: swap its code (between runs: a
+ * run keeps the code it started with). */
+static void cc_ready(void *ctx, void *tag, struct jit_cc_kernel *k, bool cancelled)
+{
+    struct jit_runtime *rt = ctx;
+    struct kentry *e = tag;
+    struct kimpl *im = NULL, *dead = NULL;
+    if (k->lib != NULL && (im = calloc(1, sizeof *im)) == NULL)
+        jit_cc_kernel_release(rt->cc, k);
+    if (im != NULL) {
+        im->cc = *k;
+        im->init = k->init;
+        im->main = k->main;
+        im->fini = k->fini;
+        im->refs = 1;
+    }
+    pthread_mutex_lock(&rt->lock);
+    if (im != NULL) {
+        dead = impl_unref(e->impl);
+        e->impl = im;
+        e->state = KS_CC;
+        rt->st.cc_kernels++;
+        rt->st.cc_swapped++;
+    } else {
+        e->state = cancelled ? KS_TCC : KS_FAILED;
+    }
+    e->refs--;
+    pthread_mutex_unlock(&rt->lock);
+    if (dead != NULL)
+        impl_free(rt, dead);
 }
 
 /* ---- running ------------------------------------------------------------------ */
@@ -478,9 +653,11 @@ static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
     if (!work)
         return KILN_OK;
     bool owned;
-    struct kentry *k = kernel_get(R->rt, g, p, gi, &owned, info, R->err);
-    if (k == NULL)
+    struct kimpl *k;
+    struct kentry *ke = kernel_get(R->rt, g, p, gi, &owned, &k, info, R->err);
+    if (ke == NULL)
         return R->err->code;
+    uint64_t t0 = 0, ran = 0;
     size_t np = jit_kernel_nparams(g, p, gi);
     bool scratch = jit_kernel_scratch(g, p, gi);
     uint32_t nb = G->ninputs + G->nsinks + (scratch ? 1 : 0);
@@ -505,6 +682,11 @@ static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
             bufs[G->ninputs + G->nsinks] = sc;
         struct launch l = {.bufs = bufs, .params = params};
         struct jit_pool *pool = R->rt->pool;
+        if (info) {
+            info->launched++;
+            info->cc_groups += k->cc.lib != NULL;
+        }
+        t0 = now_ns();
         switch (G->kind) {
         case JIT_GROUP_ELEMENTWISE:
             l.fn = k->main;
@@ -527,11 +709,13 @@ static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
             break;
         }
     }
+    if (t0 != 0)
+        ran = now_ns() - t0;
     if (sc != NULL)
         uncharge(R, sc, scbytes);
     free(params);
     free(bufs);
-    kernel_put(R->rt, k, owned);
+    kernel_put(R->rt, ke, k, owned, ran, g, p, gi);
     return rc;
 }
 

@@ -16,6 +16,19 @@
  * a 64-bit key collision is caught rather than run. Both caches are
  * bounded; the least recently used entry that no run holds is evicted.
  *
+ * Tiers (DESIGN.md "Fusion and code generation"). With a cc tier (cc.h)
+ * given in the options, each cached kernel adds up the wall time of its
+ * launches; once that passes cc_threshold_ns it is queued for the system
+ * compiler (promote.h: a background thread, in batches) and its -O3 code
+ * is swapped in when ready. A kernel's code is refcounted apart from its
+ * cache entry: a run takes a reference on the code current when it
+ * starts and uses it for all of its launches (init, main, fini), so the
+ * swap happens between runs and old code is unloaded only after the last
+ * run on it has finished. A kernel-cache miss also asks the cc tier's
+ * caches (objects loaded now, then the disk) first, so a restarted daemon
+ * starts on the -O3 code it compiled before. Both tiers give the same
+ * bytes (cc.h says why).
+ *
  * Threads: one runtime serves every thread: jit_run may be called
  * concurrently (caches are locked; kernels are refcounted while in use).
  */
@@ -26,15 +39,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cc.h"
 #include "ir.h"
 #include "mem.h"
 #include "tcc.h"
+
+/* What the daemon passes as cc_threshold_ns unless told otherwise. */
+#define JIT_CC_THRESHOLD_NS_DEFAULT ((uint64_t) 50 * 1000000)
 
 struct jit_runtime_opts {
     struct jit_compiler *compiler; /* required */
     unsigned threads;     /* helper threads splitting kernels (0: the caller alone) */
     uint32_t max_kernels; /* kernel cache entries (0: 4096) */
     uint32_t max_plans;   /* plan cache entries (0: 1024) */
+    /* The cc tier, or NULL for libtcc alone. The caller keeps it and frees
+     * it after the runtime (call jit_cc_cancel first to cut a compile in
+     * progress short at shutdown). */
+    struct jit_cc *cc;
+    /* Run time after which a kernel is recompiled by cc: 0 promotes a
+     * kernel after its first run (tests). Ignored without cc. */
+    uint64_t cc_threshold_ns;
 };
 
 /* Counters since the runtime was made, for STATUS. */
@@ -46,12 +70,27 @@ struct jit_runtime_stats {
     uint64_t plan_hits;
     uint64_t kernels_run;      /* group launches */
     uint32_t kernels_cached, plans_cached; /* entries now */
+    /* The cc tier (all 0 without one). */
+    bool cc_enabled;
+    uint32_t cc_kernels;        /* cached kernels running cc code now */
+    uint64_t kernels_promoted;  /* kernels queued for cc (their run time passed the threshold) */
+    uint64_t cc_swapped;        /* of which swapped to cc code (the rest failed or wait) */
+    uint64_t cc_loaded;         /* kernel-cache misses served by cc code already built */
+    uint64_t cc_compiles;       /* kernels the system compiler built */
+    uint64_t cc_batches;        /* compiler runs that made an object */
+    uint64_t cc_failures;       /* kernels it could not build (they stay on libtcc) */
+    uint64_t cc_compile_ns;     /* wall time of compiler runs (background) */
+    uint64_t cc_disk_hits;      /* objects loaded from the on-disk cache */
+    uint64_t cc_disk_writes;    /* entries written to it */
+    uint64_t cc_disk_discarded; /* corrupt or foreign entries found and deleted */
 };
 
 /* What one jit_run did. */
 struct jit_run_info {
     uint32_t groups;           /* kernels the graph fused into */
     uint32_t kernels_compiled; /* of which compiled by this run */
+    uint32_t launched;         /* groups that ran a kernel (others had no elements) */
+    uint32_t cc_groups;        /* of which on cc-compiled code */
     bool plan_hit;
     uint64_t compile_ns;
 };
@@ -61,6 +100,11 @@ struct jit_runtime;
 int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out);
 void jit_runtime_free(struct jit_runtime *rt); /* no run may be active; NULL ok */
 void jit_runtime_stats(struct jit_runtime *rt, struct jit_runtime_stats *out);
+
+/* Waits until the cc tier has nothing queued or compiling (at most
+ * timeout_ns): true when idle, or when there is no cc tier. For tests and
+ * benchmarks; steps never wait for it. */
+bool jit_runtime_cc_drain(struct jit_runtime *rt, uint64_t timeout_ns);
 
 /* Runs `g` (externs as for ir_interp_run) and returns in *out an array of
  * g->count pointers: the value of every node with is_output[i] set (never

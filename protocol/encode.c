@@ -392,7 +392,7 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     rc |= pack_kv_u64(&pk, "running", s->steps_running);
     rc |= pack_kv_u64(&pk, "queued", s->steps_queued);
     rc |= pack_kv_u64(&pk, "run_ms", s->step_run_ms);
-    rc |= proto_pack_key(&pk, "jit") | msgpack_pack_map(&pk, 9);
+    rc |= proto_pack_key(&pk, "jit") | msgpack_pack_map(&pk, 10);
     rc |= proto_pack_key(&pk, "enabled") |
           (s->jit_enabled ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
     rc |= pack_kv_u64(&pk, "kernels_compiled", s->jit_kernels_compiled);
@@ -403,6 +403,15 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     rc |= pack_kv_u64(&pk, "kernels_run", s->jit_kernels_run);
     rc |= pack_kv_u64(&pk, "kernels_cached", s->jit_kernels_cached);
     rc |= pack_kv_u64(&pk, "fallbacks", s->jit_fallbacks);
+    rc |= proto_pack_key(&pk, "cc") | msgpack_pack_map(&pk, 7);
+    rc |= proto_pack_key(&pk, "enabled") |
+          (s->cc_enabled ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    rc |= pack_kv_u64(&pk, "kernels", s->cc_kernels);
+    rc |= pack_kv_u64(&pk, "promoted", s->cc_promoted);
+    rc |= pack_kv_u64(&pk, "compiles", s->cc_compiles);
+    rc |= pack_kv_u64(&pk, "failures", s->cc_failures);
+    rc |= pack_kv_u64(&pk, "compile_ms", s->cc_compile_ms);
+    rc |= pack_kv_u64(&pk, "disk_hits", s->cc_disk_hits);
     return done(rc);
 }
 

@@ -279,6 +279,14 @@ struct proto_status {
     uint64_t jit_kernels_run;   /* kernel launches (one per fused group per step) */
     uint64_t jit_kernels_cached; /* kernels held in the cache now */
     uint64_t jit_fallbacks;     /* steps the JIT handed to the interpreter */
+    /* The second tier (optional inside "jit", like the map itself). */
+    bool cc_enabled;            /* a system compiler rebuilds hot kernels */
+    uint64_t cc_kernels;        /* cached kernels running its code now */
+    uint64_t cc_promoted;       /* kernels queued for it */
+    uint64_t cc_compiles;       /* kernels it built */
+    uint64_t cc_failures;       /* kernels it could not build (they stay on libtcc) */
+    uint64_t cc_compile_ms;     /* its compile time (in the background) */
+    uint64_t cc_disk_hits;      /* objects loaded from the on-disk cache */
 };
 
 struct proto_release_reply {

@@ -159,6 +159,19 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
                        err)) != KILN_OK ||
          (rc = get_u64(jit, "fallbacks", "body.jit.fallbacks", &s->jit_fallbacks, err)) != KILN_OK))
         return rc;
+    const msgpack_object *cc = jit != NULL ? proto_map_get(jit, "cc") : NULL;
+    if (cc != NULL &&
+        ((rc = get_map(jit, "cc", "body.jit.cc", &cc, err)) != KILN_OK ||
+         (rc = proto_get_bool(proto_map_get(cc, "enabled"), "body.jit.cc.enabled", &s->cc_enabled,
+                              P, err)) != KILN_OK ||
+         (rc = get_u64(cc, "kernels", "body.jit.cc.kernels", &s->cc_kernels, err)) != KILN_OK ||
+         (rc = get_u64(cc, "promoted", "body.jit.cc.promoted", &s->cc_promoted, err)) != KILN_OK ||
+         (rc = get_u64(cc, "compiles", "body.jit.cc.compiles", &s->cc_compiles, err)) != KILN_OK ||
+         (rc = get_u64(cc, "failures", "body.jit.cc.failures", &s->cc_failures, err)) != KILN_OK ||
+         (rc = get_u64(cc, "compile_ms", "body.jit.cc.compile_ms", &s->cc_compile_ms, err)) !=
+             KILN_OK ||
+         (rc = get_u64(cc, "disk_hits", "body.jit.cc.disk_hits", &s->cc_disk_hits, err)) != KILN_OK))
+        return rc;
     s->proto_min = vmin > UINT32_MAX ? UINT32_MAX : (uint32_t) vmin;
     s->proto_max = vmax > UINT32_MAX ? UINT32_MAX : (uint32_t) vmax;
     /* Error counts by name; names this client does not know are skipped. */

@@ -162,6 +162,13 @@ struct kiln_status {
     uint64_t jit_kernels_run;      /* kernel launches: one per fused kernel per step */
     uint64_t jit_kernels_cached;   /* kernels held in the cache now */
     uint64_t jit_fallbacks;        /* steps the JIT handed to the interpreter */
+    bool cc_enabled;               /* the second tier: a system compiler rebuilds hot kernels */
+    uint64_t cc_kernels;           /* cached kernels running its code now */
+    uint64_t cc_promoted;          /* kernels queued for it */
+    uint64_t cc_compiles;          /* kernels it built */
+    uint64_t cc_failures;          /* kernels it could not build (they stay on libtcc) */
+    uint64_t cc_compile_ms;        /* its compile time (in the background) */
+    uint64_t cc_disk_hits;         /* objects loaded from the on-disk cache */
 };
 
 typedef struct kiln_conn kiln_conn;

@@ -66,6 +66,13 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
     st->jit_kernels_run = s->jit_kernels_run;
     st->jit_kernels_cached = s->jit_kernels_cached;
     st->jit_fallbacks = s->jit_fallbacks;
+    st->cc_enabled = s->cc_enabled;
+    st->cc_kernels = s->cc_kernels;
+    st->cc_promoted = s->cc_promoted;
+    st->cc_compiles = s->cc_compiles;
+    st->cc_failures = s->cc_failures;
+    st->cc_compile_ms = s->cc_compile_ms;
+    st->cc_disk_hits = s->cc_disk_hits;
     client_reply_fini(&r);
     return KILN_OK;
 }

@@ -78,6 +78,14 @@ static void status_table(const kiln_conn *c, const struct kiln_status *s)
         row("plans", buf);
         if (s->jit_fallbacks > 0)
             row_u64("interpreted", s->jit_fallbacks);
+        if (s->cc_enabled) {
+            snprintf(buf, sizeof(buf), "%llu running -O3 code, %llu built (%llu ms), %llu from disk",
+                     (unsigned long long) s->cc_kernels, (unsigned long long) s->cc_compiles,
+                     (unsigned long long) s->cc_compile_ms, (unsigned long long) s->cc_disk_hits);
+            row("cc tier", buf);
+        } else {
+            row("cc tier", "off");
+        }
     } else {
         row("executor", "reference interpreter");
     }
@@ -120,12 +128,17 @@ static void status_json(const kiln_conn *c, const struct kiln_status *s)
            (unsigned long long) s->step_run_ms);
     printf("  \"jit\": {\"enabled\": %s, \"kernels_compiled\": %llu, \"kernel_hits\": %llu, "
            "\"compile_us\": %llu, \"plans\": %llu, \"plan_hits\": %llu, \"kernels_run\": %llu, "
-           "\"kernels_cached\": %llu, \"fallbacks\": %llu},\n",
+           "\"kernels_cached\": %llu, \"fallbacks\": %llu, \"cc\": {\"enabled\": %s, "
+           "\"kernels\": %llu, \"promoted\": %llu, \"compiles\": %llu, \"failures\": %llu, "
+           "\"compile_ms\": %llu, \"disk_hits\": %llu}},\n",
            s->jit_enabled ? "true" : "false", (unsigned long long) s->jit_kernels_compiled,
            (unsigned long long) s->jit_kernel_hits, (unsigned long long) s->jit_compile_us,
            (unsigned long long) s->jit_plans, (unsigned long long) s->jit_plan_hits,
            (unsigned long long) s->jit_kernels_run, (unsigned long long) s->jit_kernels_cached,
-           (unsigned long long) s->jit_fallbacks);
+           (unsigned long long) s->jit_fallbacks, s->cc_enabled ? "true" : "false",
+           (unsigned long long) s->cc_kernels, (unsigned long long) s->cc_promoted,
+           (unsigned long long) s->cc_compiles, (unsigned long long) s->cc_failures,
+           (unsigned long long) s->cc_compile_ms, (unsigned long long) s->cc_disk_hits);
     printf("  \"draining\": %s\n}\n", s->draining ? "true" : "false");
 }
 

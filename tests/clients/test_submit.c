@@ -456,6 +456,7 @@ START_TEST(example_graph_and_stdin)
     assert_contains(r.out, "\nkernels         ");
     assert_contains(r.out, " cache hits, ");
     assert_contains(r.out, "\nplans           ");
+    assert_contains(r.out, "\ncc tier         ");
     fixture_run_fini(&r);
 }
 END_TEST
