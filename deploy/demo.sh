@@ -1,7 +1,10 @@
 #!/bin/bash
 # kiln's main job, as the README runs it: install what is missing, build,
-# start a private embedded kilnd on its own ipc:// socket, run the example,
-# and stop the daemon again.
+# start kilnd on a private ipc:// socket and run the command-line example
+# against it (deploy/example.sh), stop it, then train the digits example
+# (clients/python/examples/digits.py: an MLP and a small CNN on
+# scikit-learn's bundled 8x8 digits) from Python, whose client starts its
+# own private embedded kilnd from this build and stops it at exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash deploy/install-deps.sh
@@ -31,3 +34,21 @@ for _ in $(seq 100); do
 done
 echo "demo: kilnd (pid $kilnd_pid) is serving at $address"
 bash deploy/example.sh
+stop
+trap - EXIT
+
+# Any python3 with what the example needs; Debian's gets them from
+# deploy/packages.txt (python3-numpy, -msgpack, -sklearn, -tqdm).
+py=""
+for cand in /usr/bin/python3 python3; do
+    if "$cand" -c "import numpy, msgpack, sklearn, tqdm" 2>/dev/null; then py=$cand; break; fi
+done
+if [ -z "$py" ]; then
+    echo "demo: no python3 with numpy, msgpack, scikit-learn and tqdm (deploy/install-deps.sh" \
+         "installs Debian's)" >&2
+    exit 1
+fi
+echo "demo: training the digits example with $py and an embedded kilnd"
+unset KILN_ADDRESS
+KILN_DAEMON="$PWD/build/daemon/kilnd" PYTHONPATH="$PWD/clients/python" PYTHONDONTWRITEBYTECODE=1 \
+    "$py" clients/python/examples/digits.py

@@ -58,7 +58,7 @@ done
 # msgpack and pytest will do; Debian's come from deploy/packages.txt.
 echo "=== python: pytest tests/python"
 py=""
-for cand in python3 /usr/bin/python3; do
+for cand in /usr/bin/python3 python3; do  # Debian's first: it has the apt packages
     if "$cand" -c "import numpy, msgpack, pytest" 2>/dev/null; then py=$cand; break; fi
 done
 if [ -z "$py" ] || [ ! -x build/daemon/kilnd ]; then
@@ -66,7 +66,7 @@ if [ -z "$py" ] || [ ! -x build/daemon/kilnd ]; then
     status=1; failed=$((failed + 1))
 else
     pylog=$(mktemp)
-    KILN_DAEMON="$PWD/build/daemon/kilnd" PYTHONDONTWRITEBYTECODE=1 timeout 900 \
+    KILN_DAEMON="$PWD/build/daemon/kilnd" PYTHONDONTWRITEBYTECODE=1 XDG_CACHE_HOME="$PWD/build/test-cache" timeout 900 \
         "$py" -m pytest -q -p no:cacheprovider tests/python 2>&1 | tee "$pylog"
     pyrc=${PIPESTATUS[0]}
     # pytest's last line: "3 failed, 410 passed, 1 error in 12.3s".

@@ -7,11 +7,16 @@ the gradient is a lazy Var like any other, so an optimizer's update built
 on it goes to the daemon in the same SUBMIT as the forward pass and the
 backward pass, and fuses with them.
 
-What the daemon differentiates is the graph of one SUBMIT. A var whose
-value was already computed (a sync point came after it was made: numpy(),
-item(), print, jt.sync) is a leaf there, as in Jittor, where reading a var
-frees its graph: its gradient with respect to anything upstream is zero.
-jt.grad warns at the user's line when the loss has already been computed.
+What the daemon differentiates is the graph of one SUBMIT, and a var it
+kept from an earlier step is a leaf there. So that reading a value first
+(`print(loss.item())`, then `optimizer.step(loss)`) changes nothing, the
+client keeps the definitions of submitted vars that Python still holds,
+and jt.grad re-emits the forward subgraph between the loss and the
+targets (graph.Runtime.replay): the daemon computes that part again, in
+the same SUBMIT as the backward pass. Where a definition was cut (see
+graph.py: stop_grad, grad nodes, no_grad, a step more than
+HISTORY_STEPS SUBMITs old) the var is a leaf, and jt.grad warns at the
+user's line when that leaves the loss with no path to a target.
 
 `stop_grad` is a node too (op 129). x.stop_grad() moves x to a stop_grad
 node of its old value, in place as in Jittor; x.detach() makes a new Var.
@@ -91,11 +96,13 @@ def grad(loss, targets, retain_graph=True):
     if loss.numel() != 1:
         from .reduction import sum as _sum
         loss = _sum(loss)
-    if loss._node.state != PENDING:
-        warnings.warn("jt.grad: the loss was already computed (a sync point came after it "
-                      "was made), so its graph is gone and gradients through it are zero; "
-                      "ask for gradients before reading the loss", KilnWarning,
-                      stacklevel=graph.user_stacklevel())
+    loss, cut = _replay(rt, loss, ts)
+    if cut and loss._node.state != PENDING:
+        warnings.warn("jt.grad: the loss was already computed and part of its graph is no "
+                      f"longer kept (it was computed more than {graph.HISTORY_STEPS} sync "
+                      "points ago, or under jt.no_grad), so gradients "
+                      "through it are zero; ask for gradients before reading the loss",
+                      KilnWarning, stacklevel=graph.user_stacklevel())
     rt.grads_used = True
     out = []
     for t in ts:
@@ -114,6 +121,14 @@ def grad(loss, targets, retain_graph=True):
     return out[0] if single else out
 
 
+def _replay(rt, loss, ts):
+    """The loss to differentiate: `loss`, or its re-emitted copy when its
+    path to the targets runs through vars already submitted."""
+    ids = {t._node.id for t in ts if isinstance(t, Var)}
+    node, cut = rt.replay(loss._node, ids)
+    return (loss if node is loss._node else Var._wrap(node)), cut
+
+
 def backward_seeded(loss, targets, seed):
     """The vector-Jacobian product of a non-scalar loss with seed `seed`
     (the loss's dtype and shape): the grad node's third input."""
@@ -121,6 +136,7 @@ def backward_seeded(loss, targets, seed):
     loss = to_var(loss)
     seed = cast(to_var(seed), loss.dtype)
     ts, single = _targets(targets)
+    loss, _ = _replay(graph.runtime(), loss, ts)
     out = [make("grad", t.dtype, t.shape, [loss, t, seed]) for t in ts]
     return out[0] if single else out
 

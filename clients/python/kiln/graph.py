@@ -16,6 +16,23 @@ once no Var and no unsent consumer needs it. Its id then goes on a list
 that is sent as RELEASE batches before the next SUBMIT or FETCH (never
 from __del__, which may run in the middle of another request).
 
+Definitions outlive the SUBMIT (replay): the daemon keeps values, not
+graphs, so a kept var is a leaf of later steps. To let jt.grad and
+optimizer.step differentiate through a var whose value was already
+computed (`loss.item()` before `optimizer.step(loss)`), a submitted node
+keeps its op, inputs and attributes while Python holds it, and jt.grad
+re-emits the forward subgraph between the loss and the targets as fresh
+pending nodes (`Runtime.replay`). What bounds the memory: a definition
+lives only as long as its Node (a Var or a live consumer's definition
+holds it); it is cut (the node becomes a leaf) at stop_grad (so at
+Var.update: optimizer state, parameters, running statistics), at grad
+nodes, at uploaded arrays, under jt.no_grad, and for every node of a
+step once HISTORY_STEPS more SUBMITs have gone by, so neither an
+accumulator carried across training steps nor a list of old losses drags
+earlier steps (and their parameters) along. An input that a kept definition
+names but the daemon would have dropped (a temporary that is itself cut)
+is kept by the daemon instead, so a replayed node can always name it.
+
 Gradients (autograd.py) constrain where a threshold flush may fall: the
 daemon differentiates within one SUBMIT, so once a `grad` node has been
 made the node threshold waits for a safe point (the end of jt.grad or of
@@ -72,6 +89,9 @@ RELEASE_BATCH = 256           # dead kept vars that make the next SUBMIT or FETC
 RELEASE_BYTES = 64 << 20      # ... or that many bytes of them
 FETCH_WAIT_MS = 2000          # one FETCH's wait (short, so Ctrl-C is seen); NOTREADY is retried
 STEP_MEMORY = 32              # steps whose node descriptions are kept for EXEC errors
+HISTORY_STEPS = 8             # SUBMITs after which a step's definitions are cut (replay)
+NO_DEFINITION = frozenset(("array", "stop_grad", "grad"))  # ops whose definitions are cut
+LEAF_OPS = frozenset(("const", "index", "random"))  # no inputs; replayed from their attributes
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
 
@@ -153,6 +173,41 @@ class Node:
             pass
 
 
+def _inputs(n):
+    return n.inputs
+
+
+def _grad_inputs(n):
+    """The inputs a gradient flows back to (replay's traversal)."""
+    return () if n.op in ("stop_grad", "grad") or n.state == FAILED else n.inputs
+
+
+def _topo_order(seen, inputs_of):
+    """The nodes of `seen` (id -> node), inputs before their consumers:
+    id order (the order they were made), unless a replay made a node read
+    a newer copy; then the stable topological order nearest to it."""
+    if all(i.id < n.id for n in seen.values() for i in inputs_of(n)):
+        return [seen[k] for k in sorted(seen)]
+    import heapq
+    indeg = dict.fromkeys(seen, 0)
+    users = collections.defaultdict(list)
+    for n in seen.values():
+        for k in {i.id for i in inputs_of(n) if i.id in seen}:
+            indeg[n.id] += 1
+            users[k].append(n.id)
+    heap = [k for k, d in indeg.items() if d == 0]
+    heapq.heapify(heap)
+    out = []
+    while heap:
+        k = heapq.heappop(heap)
+        out.append(seen[k])
+        for u in users[k]:
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                heapq.heappush(heap, u)
+    return out
+
+
 class Runtime:
     """The session graphs run in, and the client's half of the graph."""
 
@@ -167,6 +222,12 @@ class Runtime:
         self.dead = collections.deque()  # appended from __del__, any thread
         self.dead_bytes = 0
         self.steps = {}
+        self.defined = weakref.WeakSet()  # submitted nodes that keep their definitions
+        self.kept = weakref.WeakSet()     # submitted nodes the daemon keeps
+        self.replays = {}                 # submitted node id -> its pending copy (replay)
+        self.generations = collections.deque()  # (flush number, weakrefs of its definitions)
+        self.flushes = 0
+        self.grad_targets = set()         # ids of the pending grad nodes' targets
         self.fetch_timeout_s = float(os.environ.get("KILN_FETCH_TIMEOUT", "3600"))
         # Uploads and steps sized to the daemon's message limit.
         mb = conn.limits.get("message_bytes") or wire.LIMITS["message_bytes"]
@@ -242,7 +303,7 @@ class Runtime:
             for i in n.inputs:
                 if i.state == PENDING and i.id not in seen:
                     stack.append(i)
-        return [seen[k] for k in sorted(seen)]
+        return _topo_order(seen, _inputs)
 
     def _fail(self, nodes, err):
         for n in nodes:
@@ -277,12 +338,14 @@ class Runtime:
                 else:
                     ok.append(n)
             nodes = ok
+            self.replays.clear()
+            self.grad_targets.clear()
             self.release_dead(force=False)
             if not nodes:
                 return
-            keep = [n.id for n in nodes if n.nvars > 0]
+            defined, keep_ids = self._definitions(nodes)
             try:
-                reply = self.conn.submit_step([n.wire() for n in nodes], keep)
+                reply = self.conn.submit_step([n.wire() for n in nodes], sorted(keep_ids))
             except errors.KilnError as e:
                 self._submit_failed(nodes, e)
                 raise
@@ -290,14 +353,142 @@ class Runtime:
             for w in reply.get("warnings", ()):
                 self._warn(nodes, w)
             for n in nodes:
-                n.state = KEPT if n.nvars > 0 else TEMP
                 n.step = step
-                n.inputs = ()
-                n.attrs = {}
+                if n.id in keep_ids:
+                    n.state = KEPT
+                    self.kept.add(n)
+                else:
+                    n.state = TEMP
+                if n.id in defined:
+                    self.defined.add(n)
+                else:
+                    n.inputs = ()
+                    n.attrs = {}
+            self._age([n for n in nodes if n.id in defined])
             self.steps[step] = [(n.op, n.id, n.where) for n in nodes]
             if len(self.steps) > STEP_MEMORY:
                 for k in sorted(self.steps)[:-STEP_MEMORY]:
                     del self.steps[k]
+
+    def _definitions(self, nodes):
+        """Which nodes of a step keep their definitions after it, and which
+        the daemon keeps: those a live Var holds, and the cut inputs of
+        kept definitions (a replay names them). Nodes come in
+        topological order, so inputs are decided before their consumers."""
+        defined = set()
+        keep = {n.id for n in nodes if n.nvars > 0}
+        this = {n.id for n in nodes}
+        for n in nodes:
+            if n.op in NO_DEFINITION or n.nograd:
+                continue
+            if not n.inputs:
+                if n.op in LEAF_OPS:  # attributes only: cheap to send again
+                    defined.add(n.id)
+                continue
+            defined.add(n.id)
+            for i in n.inputs:
+                if i.id in this and i.id not in defined:
+                    keep.add(i.id)
+        return defined, keep
+
+    def _age(self, defined):
+        """Cut the definitions of the step HISTORY_STEPS SUBMITs back, all
+        its nodes at once: later steps only name its kept vars, which
+        become leaves, never its temporaries."""
+        self.flushes += 1
+        if defined:
+            self.generations.append((self.flushes, [weakref.ref(n) for n in defined]))
+        gens = self.generations
+        while gens and gens[0][0] <= self.flushes - HISTORY_STEPS:
+            for ref in gens.popleft()[1]:
+                n = ref()
+                if n is not None:
+                    n.inputs = ()
+                    n.attrs = {}
+                    self.defined.discard(n)
+
+    def replay(self, root, targets):
+        """The node to differentiate in place of `root` so that gradients
+        reach `targets` (node ids) through vars already submitted: each
+        submitted node on a path from root to a target is re-emitted as a
+        pending copy (down to kept leaves), and pending nodes on such a
+        path read the copies. Returns (node, cut): `cut` says a path
+        ended at a node whose definition was no longer kept."""
+        with self.lock:
+            order, reach, cut = self._reach(root, targets)
+            if not any(reach.values()):
+                return root, cut
+            repl = {}
+            protect = self.grad_targets | targets
+            for n in order:
+                if not reach[n.id]:
+                    continue
+                if n.state == PENDING:
+                    self._relink(n, repl, protect)
+                elif n.id not in protect and n.inputs:
+                    repl[n.id] = self._copy(n, repl, protect)
+            self.grad_targets |= targets
+            return repl.get(root.id, root), cut
+
+    def _reach(self, root, targets):
+        """Nodes below root (through pending nodes and kept definitions,
+        not through stop_grad or grad), in id order, and which of them
+        lead to a target."""
+        seen = {}
+        stack = [root]
+        cut = False
+        while stack:
+            n = stack.pop()
+            if n.id in seen:
+                continue
+            seen[n.id] = n
+            if n.op in ("stop_grad", "grad") or n.state == FAILED:
+                continue
+            if not n.inputs and n.state != PENDING and n.op not in LEAF_OPS and n.op != "array":
+                cut = True
+            stack.extend(i for i in n.inputs if i.id not in seen)
+        order = _topo_order(seen, _grad_inputs)
+        reach = {}
+        for n in order:
+            reach[n.id] = n.id in targets or any(reach.get(i.id, False)
+                                                 for i in _grad_inputs(n))
+        return order, reach, cut
+
+    @staticmethod
+    def _relink(n, repl, protect):
+        """A pending node reads the copies of its inputs."""
+        if any(i.id in repl and i.id not in protect for i in n.inputs):
+            n.inputs = tuple(repl[i.id] if i.id in repl and i.id not in protect else i
+                             for i in n.inputs)
+
+    def _copy(self, n, repl, protect):
+        """The pending copy of submitted node n (one per node until the
+        next SUBMIT), reading the copies in repl; an input the daemon did
+        not keep is copied too (it kept its definition: see _definitions)."""
+        c = self.replays.get(n.id)
+        if c is not None:
+            self._relink(c, repl, protect)
+            return c
+        # Copy n and the dropped temporaries below it, inputs first.
+        todo = [n]
+        while todo:
+            m = todo[-1]
+            if m.id in self.replays:
+                todo.pop()
+                continue
+            need = [i for i in m.inputs if i.state == TEMP and i.id not in repl
+                    and i.id not in self.replays]
+            if need:
+                todo.extend(need)
+                continue
+            todo.pop()
+            ins = tuple(repl[i.id] if i.id in repl and i.id not in protect
+                        else self.replays[i.id] if i.state == TEMP else i for i in m.inputs)
+            c = Node(self, m.op, m.dtype, m.shape, ins, m.attrs)
+            c.where = m.where
+            self.pending[c.id] = c
+            self.replays[m.id] = c
+        return self.replays[n.id]
 
     def _warn(self, nodes, w):
         """A SUBMIT warning (a gradient that is zero, ...) as a Python
