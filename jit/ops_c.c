@@ -214,10 +214,10 @@
     FN(T, "ceil", S, P1(T), NARROW(T, "ceil(a)"))                                            \
     FN(T, "round", S, P1(T), NARROW(T, "kiln__f_round(a)"))                                  \
     FN(T, "sign", S, P1(T), NARROW(T, "kiln__f_sign(a)"))                                    \
-    FN(T, "add", S, P2(T), NARROW(T, "((double) a + (double) b)"))                           \
-    FN(T, "sub", S, P2(T), NARROW(T, "((double) a - (double) b)"))                           \
-    FN(T, "mul", S, P2(T), NARROW(T, "((double) a * (double) b)"))                           \
-    FN(T, "div", S, P2(T), NARROW(T, "((double) a / (double) b)"))                           \
+    FN(T, "add", S, P2(T), NARROW(T, "(a + b)"))                                     \
+    FN(T, "sub", S, P2(T), NARROW(T, "(a - b)"))                                     \
+    FN(T, "mul", S, P2(T), NARROW(T, "(a * b)"))                                     \
+    FN(T, "div", S, P2(T), NARROW(T, "(a / b)"))                                     \
     FN(T, "floor_div", S, P2(T), NARROW(T, "kiln__f_floor_div(a, b)"))                       \
     FN(T, "mod", S, P2(T), NARROW(T, "kiln__f_mod(a, b)"))                                   \
     FN(T, "pow", S, P2(T), NARROW(T, "pow(a, b)"))                                           \

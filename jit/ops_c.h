@@ -18,7 +18,12 @@
  * once to the node's dtype. So float32 transcendentals, POW, FLOOR_DIV
  * and MOD give the interpreter's bits too, not merely a few-ulp match, as
  * long as kernel and interpreter call the same libm (they do: the daemon
- * hands its own libm over through jit_tcc_math_symbols()).
+ * hands its own libm over through jit_tcc_math_symbols()). ADD SUB MUL
+ * DIV are the exception in form only: they are written in the dtype
+ * itself, since rounding a double sum, difference, product or quotient of
+ * two float32 values to float32 gives exactly the float32 operation's
+ * result (double has more than 2 x 24 + 2 bits), and float arithmetic
+ * vectorises twice as wide.
  *
  * Value representation. A value of dtype d is a C expression of d's
  * ctype (ir_dtype_ctype: "uint8_t" for bool, "int8_t", "uint8_t",
