@@ -41,22 +41,32 @@ enum kstate {
     KS_FAILED, /* cc could not build it: stays on libtcc */
 };
 
-struct kentry {
-    struct kentry *next; /* bucket chain */
+/* What both caches' entries start with: a bucket chain, the key, use
+ * order and references, and the node kinds the entry was made for (a
+ * hit must match them too, so a 64-bit key collision is never run). */
+struct centry {
+    struct centry *next;
     uint64_t key, tick;
     uint32_t refs;
     uint32_t ncheck;
-    uint32_t *check; /* (op, dtype, rank) of each slot it was made for */
+    uint32_t *check;
+};
+
+/* A bounded hash table of centry; the runtime's lock guards it. */
+struct ctable {
+    struct centry **b;
+    uint32_t nb, n, max;
+};
+
+struct kentry {
+    struct centry c; /* check: (op, dtype, rank) of each slot */
     struct kimpl *impl; /* current code */
     uint64_t run_ns;    /* wall time of its launches so far */
     enum kstate state;
 };
 
 struct pentry {
-    struct pentry *next;
-    uint64_t key, tick;
-    uint32_t refs;
-    uint32_t *check; /* (op, dtype, rank) of each node, plus output marks */
+    struct centry c; /* check: the node count, then (op, dtype, rank) of each node and its output mark */
     struct jit_plan plan;
 };
 
@@ -64,11 +74,7 @@ struct jit_runtime {
     struct jit_compiler *compiler;
     struct jit_pool *pool;
     pthread_mutex_t lock;
-    uint32_t max_kernels, max_plans;
-    uint32_t nbuckets; /* both tables */
-    struct kentry **kb;
-    struct pentry **pb;
-    uint32_t nk, np;
+    struct ctable kernels, plans;
     uint64_t tick;
     struct jit_runtime_stats st;
     struct jit_symbol *syms;
@@ -94,6 +100,63 @@ static uint32_t node_word(const struct ir_node *nd)
 
 static void cc_ready(void *ctx, void *tag, struct jit_cc_kernel *k, bool cancelled);
 
+/* ---- the cache tables -------------------------------------------------- */
+
+#define CACHE_BUCKETS 1024
+
+static bool ctable_init(struct ctable *t, uint32_t max)
+{
+    t->nb = CACHE_BUCKETS;
+    t->max = max;
+    t->b = calloc(t->nb, sizeof(*t->b));
+    return t->b != NULL;
+}
+
+/* The entry for key whose check matches, with a reference taken and its
+ * use order refreshed; NULL when there is none. Under the lock. */
+static struct centry *ctable_hit(struct ctable *t, uint64_t *tick, uint64_t key,
+                                 const uint32_t *check, uint32_t ncheck)
+{
+    for (struct centry *e = t->b[key % t->nb]; e != NULL; e = e->next)
+        if (e->key == key && e->ncheck == ncheck &&
+            memcmp(e->check, check, ncheck * sizeof(uint32_t)) == 0) {
+            e->refs++;
+            e->tick = ++*tick;
+            return e;
+        }
+    return NULL;
+}
+
+/* Unlinks and returns the least recently used entry no run holds, or NULL.
+ * Under the lock. */
+static struct centry *ctable_take_lru(struct ctable *t)
+{
+    struct centry **best = NULL;
+    for (uint32_t b = 0; b < t->nb; b++)
+        for (struct centry **l = &t->b[b]; *l != NULL; l = &(*l)->next)
+            if ((*l)->refs == 0 && (best == NULL || (*l)->tick < (*best)->tick))
+                best = l;
+    if (best == NULL)
+        return NULL;
+    struct centry *e = *best;
+    *best = e->next;
+    t->n--;
+    return e;
+}
+
+/* Adds e if the table has room (after evict made some); false when it is
+ * full of entries in use. Under the lock. */
+static bool ctable_add(struct ctable *t, uint64_t *tick, struct centry *e)
+{
+    if (t->n >= t->max)
+        return false;
+    e->tick = ++*tick;
+    e->next = t->b[e->key % t->nb];
+    t->b[e->key % t->nb] = e;
+    t->n++;
+    return true;
+}
+
 int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
 {
     *out = NULL;
@@ -103,15 +166,12 @@ int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
     rt->compiler = o->compiler;
     rt->cc = o->cc;
     rt->cc_threshold_ns = o->cc_threshold_ns;
-    rt->max_kernels = o->max_kernels ? o->max_kernels : DEFAULT_KERNELS;
-    rt->max_plans = o->max_plans ? o->max_plans : DEFAULT_PLANS;
-    rt->nbuckets = 1024;
     size_t nm, nc;
     const struct jit_symbol *m = jit_tcc_math_symbols(&nm), *cs = jit_codegen_symbols(&nc);
-    rt->kb = calloc(rt->nbuckets, sizeof(*rt->kb));
-    rt->pb = calloc(rt->nbuckets, sizeof(*rt->pb));
+    bool ok = ctable_init(&rt->kernels, o->max_kernels ? o->max_kernels : DEFAULT_KERNELS);
+    ok &= ctable_init(&rt->plans, o->max_plans ? o->max_plans : DEFAULT_PLANS);
     rt->syms = calloc(nm + nc, sizeof(*rt->syms));
-    if (rt->kb == NULL || rt->pb == NULL || rt->syms == NULL) {
+    if (!ok || rt->syms == NULL) {
         jit_runtime_free(rt);
         return KILN_ENOMEM;
     }
@@ -153,14 +213,14 @@ static void kentry_free(struct jit_runtime *rt, struct kentry *e)
     struct kimpl *im = impl_unref(e->impl);
     if (im != NULL)
         impl_free(rt, im);
-    free(e->check);
+    free(e->c.check);
     free(e);
 }
 
 static void pentry_free(struct pentry *e)
 {
     jit_plan_fini(&e->plan);
-    free(e->check);
+    free(e->c.check);
     free(e);
 }
 
@@ -172,22 +232,22 @@ void jit_runtime_free(struct jit_runtime *rt)
      * references dropped) before the entries go. */
     jit_promote_free(rt->promote);
     rt->promote = NULL;
-    for (uint32_t b = 0; rt->kb && b < rt->nbuckets; b++)
-        for (struct kentry *e = rt->kb[b], *n; e != NULL; e = n) {
+    for (uint32_t b = 0; rt->kernels.b && b < rt->kernels.nb; b++)
+        for (struct centry *e = rt->kernels.b[b], *n; e != NULL; e = n) {
             n = e->next;
-            kentry_free(rt, e);
+            kentry_free(rt, (struct kentry *) e);
         }
-    for (uint32_t b = 0; rt->pb && b < rt->nbuckets; b++)
-        for (struct pentry *e = rt->pb[b], *n; e != NULL; e = n) {
+    for (uint32_t b = 0; rt->plans.b && b < rt->plans.nb; b++)
+        for (struct centry *e = rt->plans.b[b], *n; e != NULL; e = n) {
             n = e->next;
-            pentry_free(e);
+            pentry_free((struct pentry *) e);
         }
     if (rt->pool != NULL) {
         jit_pool_free(rt->pool);
         pthread_mutex_destroy(&rt->lock);
     }
-    free(rt->kb);
-    free(rt->pb);
+    free(rt->kernels.b);
+    free(rt->plans.b);
     free(rt->syms);
     free(rt);
 }
@@ -196,8 +256,8 @@ void jit_runtime_stats(struct jit_runtime *rt, struct jit_runtime_stats *out)
 {
     pthread_mutex_lock(&rt->lock);
     *out = rt->st;
-    out->kernels_cached = rt->nk;
-    out->plans_cached = rt->np;
+    out->kernels_cached = rt->kernels.n;
+    out->plans_cached = rt->plans.n;
     pthread_mutex_unlock(&rt->lock);
     if (rt->cc != NULL) {
         struct jit_cc_stats c;
@@ -231,22 +291,6 @@ static uint32_t *plan_check(const struct ir_graph *g, const bool *is_output)
     return c;
 }
 
-/* Evicts the least recently used idle entry of the plan table. */
-static void plan_evict(struct jit_runtime *rt)
-{
-    struct pentry **best = NULL;
-    for (uint32_t b = 0; b < rt->nbuckets; b++)
-        for (struct pentry **l = &rt->pb[b]; *l != NULL; l = &(*l)->next)
-            if ((*l)->refs == 0 && (best == NULL || (*l)->tick < (*best)->tick))
-                best = l;
-    if (best != NULL) {
-        struct pentry *e = *best;
-        *best = e->next;
-        pentry_free(e);
-        rt->np--;
-    }
-}
-
 /* A referenced plan for g; *owned set when it is not in the cache (free
  * it after use). */
 static struct pentry *plan_get(struct jit_runtime *rt, const struct ir_graph *g,
@@ -262,18 +306,17 @@ static struct pentry *plan_get(struct jit_runtime *rt, const struct ir_graph *g,
         snprintf(err->message, sizeof err->message, "out of memory planning the graph");
         return NULL;
     }
-    uint32_t b = (uint32_t) (key % rt->nbuckets);
+    uint32_t ncheck = g->count + 1;
     pthread_mutex_lock(&rt->lock);
-    for (struct pentry *e = rt->pb[b]; key != 0 && e != NULL; e = e->next)
-        if (e->key == key && memcmp(e->check, check, ((size_t) g->count + 1) * 4) == 0) {
-            e->refs++;
-            e->tick = ++rt->tick;
-            rt->st.plan_hits++;
-            pthread_mutex_unlock(&rt->lock);
-            free(check);
-            *hit = true;
-            return e;
-        }
+    struct pentry *found =
+        key != 0 ? (struct pentry *) ctable_hit(&rt->plans, &rt->tick, key, check, ncheck) : NULL;
+    if (found != NULL) {
+        rt->st.plan_hits++;
+        pthread_mutex_unlock(&rt->lock);
+        free(check);
+        *hit = true;
+        return found;
+    }
     pthread_mutex_unlock(&rt->lock);
     struct pentry *e = calloc(1, sizeof *e);
     if (e == NULL) {
@@ -282,9 +325,10 @@ static struct pentry *plan_get(struct jit_runtime *rt, const struct ir_graph *g,
         snprintf(err->message, sizeof err->message, "out of memory planning the graph");
         return NULL;
     }
-    e->key = key;
-    e->check = check;
-    e->refs = 1;
+    e->c.key = key;
+    e->c.check = check;
+    e->c.ncheck = ncheck;
+    e->c.refs = 1;
     int rc = jit_fuse_plan(g, is_output, &e->plan, err);
     if (rc != KILN_OK) {
         pentry_free(e);
@@ -292,20 +336,13 @@ static struct pentry *plan_get(struct jit_runtime *rt, const struct ir_graph *g,
     }
     pthread_mutex_lock(&rt->lock);
     rt->st.plans_made++;
-    if (key != 0) {
-        if (rt->np >= rt->max_plans)
-            plan_evict(rt);
-        if (rt->np < rt->max_plans) {
-            e->tick = ++rt->tick;
-            e->next = rt->pb[b];
-            rt->pb[b] = e;
-            rt->np++;
-            pthread_mutex_unlock(&rt->lock);
-            return e;
-        }
-    }
+    struct centry *old = NULL;
+    if (key != 0 && rt->plans.n >= rt->plans.max)
+        old = ctable_take_lru(&rt->plans);
+    *owned = key == 0 || !ctable_add(&rt->plans, &rt->tick, &e->c);
     pthread_mutex_unlock(&rt->lock);
-    *owned = true;
+    if (old != NULL)
+        pentry_free((struct pentry *) old);
     return e;
 }
 
@@ -316,7 +353,7 @@ static void plan_put(struct jit_runtime *rt, struct pentry *e, bool owned)
         return;
     }
     pthread_mutex_lock(&rt->lock);
-    e->refs--;
+    e->c.refs--;
     pthread_mutex_unlock(&rt->lock);
 }
 
@@ -337,23 +374,6 @@ static uint32_t *kernel_check(const struct ir_graph *g, const struct jit_plan *p
         c[1 + G->ninputs + s] = node_word(&g->nodes[p->members[G->member0 + s]]) ^
                                 (uint32_t) p->member_flags[G->member0 + s] << 12;
     return c;
-}
-
-static void kernel_evict(struct jit_runtime *rt)
-{
-    struct kentry **best = NULL;
-    for (uint32_t b = 0; b < rt->nbuckets; b++)
-        for (struct kentry **l = &rt->kb[b]; *l != NULL; l = &(*l)->next)
-            if ((*l)->refs == 0 && (best == NULL || (*l)->tick < (*best)->tick))
-                best = l;
-    if (best != NULL) {
-        struct kentry *e = *best;
-        *best = e->next;
-        if (e->state == KS_CC)
-            rt->st.cc_kernels--;
-        kentry_free(rt, e);
-        rt->nk--;
-    }
 }
 
 static void group_error(struct ir_error *err, const struct ir_graph *g, const struct jit_plan *p,
@@ -415,20 +435,17 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
         group_error(err, g, p, gi, KILN_ENOMEM, "no memory for", "");
         return NULL;
     }
-    uint32_t b = (uint32_t) (key % rt->nbuckets);
     pthread_mutex_lock(&rt->lock);
-    for (struct kentry *e = rt->kb[b]; e != NULL; e = e->next)
-        if (e->key == key && e->ncheck == ncheck &&
-            memcmp(e->check, check, ncheck * sizeof(uint32_t)) == 0) {
-            e->refs++;
-            e->tick = ++rt->tick;
-            *impl = e->impl;
-            e->impl->refs++;
-            rt->st.kernel_hits++;
-            pthread_mutex_unlock(&rt->lock);
-            free(check);
-            return e;
-        }
+    struct kentry *found =
+        (struct kentry *) ctable_hit(&rt->kernels, &rt->tick, key, check, ncheck);
+    if (found != NULL) {
+        *impl = found->impl;
+        found->impl->refs++;
+        rt->st.kernel_hits++;
+        pthread_mutex_unlock(&rt->lock);
+        free(check);
+        return found;
+    }
     pthread_mutex_unlock(&rt->lock);
 
     uint64_t t0 = now_ns();
@@ -459,10 +476,10 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
         return NULL;
     }
     uint64_t dt = now_ns() - t0;
-    e->key = key;
-    e->check = check;
-    e->ncheck = ncheck;
-    e->refs = 1;
+    e->c.key = key;
+    e->c.check = check;
+    e->c.ncheck = ncheck;
+    e->c.refs = 1;
     e->impl = im;
     e->state = is_cc ? KS_CC : KS_TCC;
     im->refs = 2; /* the entry's and this run's */
@@ -475,17 +492,18 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
     rt->st.kernels_compiled++;
     rt->st.compile_ns += dt;
     rt->st.cc_loaded += is_cc;
-    if (rt->nk >= rt->max_kernels)
-        kernel_evict(rt);
-    if (rt->nk < rt->max_kernels) {
-        e->tick = ++rt->tick;
-        e->next = rt->kb[b];
-        rt->kb[b] = e;
-        rt->nk++;
-        rt->st.cc_kernels += is_cc;
-    } else {
-        *owned = true;
+    if (rt->kernels.n >= rt->kernels.max) {
+        struct kentry *old = (struct kentry *) ctable_take_lru(&rt->kernels);
+        if (old != NULL) {
+            if (old->state == KS_CC)
+                rt->st.cc_kernels--;
+            kentry_free(rt, old);
+        }
     }
+    if (ctable_add(&rt->kernels, &rt->tick, &e->c))
+        rt->st.cc_kernels += is_cc;
+    else
+        *owned = true;
     pthread_mutex_unlock(&rt->lock);
     return e;
 }
@@ -500,11 +518,11 @@ static void kernel_put(struct jit_runtime *rt, struct kentry *e, struct kimpl *i
     struct kimpl *dead = impl_unref(im);
     bool promote = false;
     if (!owned) {
-        e->refs--;
+        e->c.refs--;
         e->run_ns += ran_ns;
         if (rt->promote != NULL && e->state == KS_TCC && e->run_ns >= rt->cc_threshold_ns) {
             e->state = KS_QUEUED;
-            e->refs++; /* the promoter's, until cc_ready */
+            e->c.refs++; /* the promoter's, until cc_ready */
             rt->st.kernels_promoted++;
             promote = true;
         }
@@ -528,7 +546,7 @@ static void kernel_put(struct jit_runtime *rt, struct kentry *e, struct kimpl *i
     }
     pthread_mutex_lock(&rt->lock);
     e->state = KS_FAILED;
-    e->refs--;
+    e->c.refs--;
     pthread_mutex_unlock(&rt->lock);
 }
 
@@ -558,7 +576,7 @@ static void cc_ready(void *ctx, void *tag, struct jit_cc_kernel *k, bool cancell
     } else {
         e->state = cancelled ? KS_TCC : KS_FAILED;
     }
-    e->refs--;
+    e->c.refs--;
     pthread_mutex_unlock(&rt->lock);
     if (dead != NULL)
         impl_free(rt, dead);

@@ -774,6 +774,57 @@ START_TEST(conv_and_pooling)
 }
 END_TEST
 
+/* Bounded caches: with room for two kernels and one plan, distinct graphs
+ * evict the least recently used idle entries and still compute right. */
+START_TEST(caches_evict)
+{
+    struct jit_runtime *small;
+    struct jit_runtime_opts o = {.compiler = &comp, .threads = 1, .max_kernels = 2, .max_plans = 1};
+    ck_assert_int_eq(jit_runtime_new(&o, &small), KILN_OK);
+    for (int k = 0; k < 12; k++) {
+        struct ir_graph g;
+        struct ir_error err;
+        ir_graph_init(&g);
+        int64_t sh[1] = {5 + k};
+        int x = ir_add_extern(&g, IR_DTYPE_FLOAT64, 1, sh, &err);
+        int y = ir_add_unary(&g, k % 3 == 0 ? IR_OP_EXP : k % 3 == 1 ? IR_OP_NEG : IR_OP_ABS, x,
+                             &err);
+        if (k % 2)
+            y = ir_add_reduce(&g, IR_REDUCE_ADD, y, 1u, false, &err);
+        ck_assert_int_ge(y, 0);
+        bool out[3] = {false};
+        out[y] = true;
+        double data[16];
+        for (int i = 0; i < 16; i++)
+            data[i] = i - 7.5;
+        const void *ext[1] = {data};
+        void **res = NULL;
+        ck_assert_int_eq(jit_run(small, &g, out, ext, NULL, SIZE_MAX, &res, NULL, &err), KILN_OK);
+        double want = 0;
+        for (int i = 0; i < 5 + k; i++) {
+            double v = k % 3 == 0 ? exp(data[i]) : k % 3 == 1 ? -data[i] : fabs(data[i]);
+            if (k % 2)
+                want += v;
+            else
+                ck_assert(((double *) res[y])[i] == v);
+        }
+        if (k % 2)
+            ck_assert(((double *) res[y])[0] == want);
+        jit_run_free(&g, res);
+        ir_graph_fini(&g);
+        struct jit_runtime_stats st;
+        jit_runtime_stats(small, &st);
+        ck_assert_uint_le(st.kernels_cached, 2);
+        ck_assert_uint_le(st.plans_cached, 1);
+    }
+    struct jit_runtime_stats st;
+    jit_runtime_stats(small, &st);
+    ck_assert_uint_eq(st.plans_made, 12 - st.plan_hits);
+    ck_assert_uint_gt(st.kernels_compiled, 2); /* evicted kernels were compiled again */
+    jit_runtime_free(small);
+}
+END_TEST
+
 /* The caching allocator hands a freed big block back for the same size
  * class, keeps small ones out, and stays within its capacity. */
 START_TEST(caching_allocator)
@@ -830,6 +881,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deep_chains);
     tcase_add_test(tc, conv_and_pooling);
     tcase_add_test(tc, caching_allocator);
+    tcase_add_test(tc, caches_evict);
     suite_add_tcase(s, tc);
     return s;
 }
