@@ -819,7 +819,7 @@ START_TEST(caches_evict)
     }
     struct jit_runtime_stats st;
     jit_runtime_stats(small, &st);
-    ck_assert_uint_eq(st.plans_made, 12 - st.plan_hits);
+    ck_assert_uint_eq(st.plans_made, 12); /* twelve structures, each planned once */
     ck_assert_uint_gt(st.kernels_compiled, 2); /* evicted kernels were compiled again */
     jit_runtime_free(small);
 }
