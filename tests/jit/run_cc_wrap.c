@@ -37,21 +37,34 @@ int ccw_run(struct jit_runtime *rt, const struct ir_graph *g, const bool *is_out
             const void *const *externs, struct jit_mem *mem, size_t max_bytes, void ***out,
             struct jit_run_info *info, struct ir_error *err);
 
-static struct jit_cc *ccw_cc;
-static char ccw_dir[256];
+/* Each runtime a case makes (a fixture's, and one a case makes beside it)
+ * has its own cc tier and cache directory. */
+#define CCW_MAX 4
+static struct ccw {
+    struct jit_runtime *rt;
+    struct jit_cc *cc;
+    char dir[256];
+} ccw[CCW_MAX];
 
 int ccw_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
 {
+    struct ccw *w = NULL;
+    for (int k = 0; k < CCW_MAX && w == NULL; k++)
+        if (ccw[k].cc == NULL)
+            w = &ccw[k];
+    ck_assert_ptr_nonnull(w);
     const char *t = getenv("TMPDIR");
-    snprintf(ccw_dir, sizeof ccw_dir, "%s/kiln-test-run-cc-XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(ccw_dir));
+    snprintf(w->dir, sizeof w->dir, "%s/kiln-test-run-cc-XXXXXX", t && *t ? t : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(w->dir));
     char why[512];
-    struct jit_cc_opts co = {.cache_dir = ccw_dir};
-    ck_assert_msg(jit_cc_new(&co, &ccw_cc, why, sizeof why) == KILN_OK, "no cc tier: %s", why);
+    struct jit_cc_opts co = {.cache_dir = w->dir};
+    ck_assert_msg(jit_cc_new(&co, &w->cc, why, sizeof why) == KILN_OK, "no cc tier: %s", why);
     struct jit_runtime_opts ro = *o;
-    ro.cc = ccw_cc;
+    ro.cc = w->cc;
     ro.cc_threshold_ns = 0;
-    return jit_runtime_new(&ro, out);
+    int rc = jit_runtime_new(&ro, out);
+    w->rt = rc == KILN_OK ? *out : NULL;
+    return rc;
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
@@ -71,9 +84,12 @@ void ccw_runtime_free(struct jit_runtime *rt)
                 (unsigned long long) s.kernels_promoted, (unsigned long long) s.cc_compiles,
                 (unsigned long long) s.cc_batches, (double) s.cc_compile_ns / 1e9);
     jit_runtime_free(rt);
-    jit_cc_free(ccw_cc);
-    ccw_cc = NULL;
-    nftw(ccw_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    for (int k = 0; k < CCW_MAX; k++)
+        if (ccw[k].rt == rt) {
+            jit_cc_free(ccw[k].cc);
+            nftw(ccw[k].dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            ccw[k] = (struct ccw){0};
+        }
     ck_assert(s.cc_enabled);
     ck_assert_uint_eq(s.cc_failures, 0);
     ck_assert_uint_eq(s.kernels_promoted, s.cc_swapped);
