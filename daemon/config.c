@@ -38,6 +38,10 @@ static const char usage[] =
     "                        the tier is off anyway when no cc is found)\n"
     "  --cc-threshold MS     a kernel's run time, in milliseconds, before it is\n"
     "                        recompiled by cc in the background (default: 50)\n"
+    "  --relays on|off       on (default): matmul and conv2d nodes run in oneDNN\n"
+    "                        (float32; the rest in kiln's reference loops); off:\n"
+    "                        the daemon lowers them to meta-op kernels (reindex,\n"
+    "                        multiply, reduce), as a build without oneDNN does\n"
     "  --cache-dir DIR       keep cc-compiled kernels in DIR (made 0700) for later\n"
     "                        runs. Default: $XDG_CACHE_HOME/kiln, else\n"
     "                        $HOME/.cache/kiln, else <runtime directory>/cache\n"
@@ -52,7 +56,7 @@ static const char usage[] =
     "address is in use), 2 on bad flags.\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_EXECUTOR, OPT_NO_CC, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -62,6 +66,7 @@ static const struct option options[] = {
     {"memory-budget", required_argument, NULL, OPT_BUDGET},
     {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
     {"executor", required_argument, NULL, OPT_EXECUTOR},
+    {"relays", required_argument, NULL, OPT_RELAYS},
     {"no-cc", no_argument, NULL, OPT_NO_CC},
     {"cc-threshold", required_argument, NULL, OPT_CC_THRESHOLD},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
@@ -195,6 +200,11 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
         return true;
     case OPT_NO_CC:
         cfg->no_cc = true;
+        return true;
+    case OPT_RELAYS:
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+            return bad_value(err, "--relays", arg, "on or off");
+        cfg->no_relays = strcmp(arg, "off") == 0;
         return true;
     case OPT_CC_THRESHOLD:
         if (!parse_range(arg, 0, CFG_CC_THRESHOLD_MAX_MS, &v))

@@ -33,6 +33,7 @@ struct cfg {
     uint64_t max_message;     /* largest message accepted, <= KILN_LIMIT_MESSAGE_BYTES */
     bool interpret;           /* --executor interp: the reference interpreter, no JIT */
     bool no_cc;               /* --no-cc: kernels stay on libtcc (no system compiler tier) */
+    bool no_relays;           /* --relays off: matmul and conv2d run as meta-op kernels */
     const char *cache_dir;    /* --cache-dir: compiled kernels on disk; NULL: the default */
     uint64_t cc_threshold_ms; /* --cc-threshold: kernel run time before a cc recompile */
 };

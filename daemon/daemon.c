@@ -22,6 +22,7 @@
 #include "rundir.h"
 #include "server.h"
 #include "watchdog.h"
+#include "relay.h"
 
 #define DRAIN_GRACE_MS 2000
 #define DRAIN_POLL_MS  10
@@ -319,6 +320,9 @@ int kilnd_run(const struct cfg *cfg)
     }
     stats_init(&kd.stats, uv_now(&kd.loop));
     sess_table_init(&kd.sessions, cfg->mem_budget, &kd.log);
+    /* The interpreter runs relays by their reference loops; the JIT needs
+     * oneDNN for them to pay off, else their meta-op kernels are faster. */
+    kd.sessions.lower_relays = cfg->no_relays || (!cfg->interpret && !jit_relay_has_library());
     kd.disp = (struct disp){
         .cfg = cfg,
         .log = &kd.log,

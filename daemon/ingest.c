@@ -44,6 +44,9 @@ struct op_fields {
 #define F_DT PROTO_NODE_DTYPE
 #define F_SH PROTO_NODE_SHAPE
 
+#define CONV_FIELDS \
+    (PROTO_NODE_STRIDE | PROTO_NODE_PADDING | PROTO_NODE_DILATION | PROTO_NODE_GROUPS)
+
 static bool op_fields(int op, struct op_fields *f)
 {
     const uint32_t checks = F_DT | F_SH; /* optional on derived ops: checked */
@@ -99,6 +102,16 @@ static bool op_fields(int op, struct op_fields *f)
     case IR_LOWER_PAD:
         *f = (struct op_fields){F_IN | PROTO_NODE_PADS, PROTO_NODE_VALUE | checks, 1, 1};
         return true;
+    case IR_OP_MATMUL:
+        *f = (struct op_fields){F_IN, PROTO_NODE_TRANS | checks, 2, 2};
+        return true;
+    case IR_OP_CONV2D:
+        *f = (struct op_fields){F_IN, CONV_FIELDS | checks, 2, 2};
+        return true;
+    case IR_OP_CONV2D_BWD_DATA:
+    case IR_OP_CONV2D_BWD_WEIGHT:
+        *f = (struct op_fields){F_IN | F_SH, CONV_FIELDS | F_DT, 2, 2};
+        return true;
     case IR_GRAD_GRAD:
         *f = (struct op_fields){F_IN, checks, 2, 3};
         return true;
@@ -146,6 +159,7 @@ struct ingest {
     struct grad_pass *passes;
     uint32_t npasses;
     struct proto_error *err;
+    bool lower_relays; /* relay ops become meta-ops here (--relays off) */
 };
 
 /* The name of a wire op: IR, lowered or autodiff. */
@@ -398,6 +412,71 @@ static int grad_node(struct ir_graph *g, struct ingest *in, const struct proto_n
     return p->grads[k];
 }
 
+/* One (h, w) pair of a convolution: absent gives `dflt` twice. */
+static int conv_pair(struct ingest *in, const struct proto_node *n, uint32_t bit, const char *name,
+                     const int64_t *v, uint32_t count, int32_t dflt, int32_t *out)
+{
+    if (!(n->has & bit)) {
+        out[0] = out[1] = dflt;
+        return 0;
+    }
+    if (count != 2)
+        return node_error(in, KILN_EVALUE, name, "%s has %u entries: it takes two, (h, w)", name,
+                          count);
+    for (int d = 0; d < 2; d++) {
+        if (v[d] > KILN_LIMIT_CONV_ATTR || v[d] < -1) {
+            char f[32];
+            snprintf(f, sizeof f, "%s[%d]", name, d);
+            return node_error(in, v[d] > 0 ? KILN_ELIMIT : KILN_EVALUE, f,
+                              "%s is %" PRId64 ", outside 0..%d", f, v[d], KILN_LIMIT_CONV_ATTR);
+        }
+        out[d] = (int32_t) v[d]; /* -1 passes on: the constructor names it */
+    }
+    return 0;
+}
+
+/* matmul, conv2d and its gradients; lowered to meta-ops when the daemon
+ * runs without relays. */
+static int relay_node(struct ir_graph *g, struct ingest *in, const struct proto_node *n,
+                      const int *x)
+{
+    struct ir_error ie = {0};
+    int r;
+    if (n->op == IR_OP_MATMUL) {
+        bool t[2] = {false, false};
+        if (n->has & PROTO_NODE_TRANS) {
+            if (n->ntrans != 2)
+                return node_error(in, KILN_EVALUE, "trans",
+                                  "trans has %u entries: it takes two, (a, b)", n->ntrans);
+            for (int k = 0; k < 2; k++) {
+                if (n->trans[k] != 0 && n->trans[k] != 1)
+                    return node_error(in, KILN_EVALUE, k ? "trans[1]" : "trans[0]",
+                                      "trans[%d] is %" PRId64 ": 0 or 1", k, n->trans[k]);
+                t[k] = n->trans[k] == 1;
+            }
+        }
+        r = ir_add_matmul(g, x[0], x[1], t[0], t[1], &ie);
+    } else {
+        struct ir_conv c;
+        if (conv_pair(in, n, PROTO_NODE_STRIDE, "stride", n->stride, n->nstride, 1, c.stride) < 0 ||
+            conv_pair(in, n, PROTO_NODE_PADDING, "padding", n->padding, n->npadding, 0, c.pad) < 0 ||
+            conv_pair(in, n, PROTO_NODE_DILATION, "dilation", n->dilation, n->ndilation, 1,
+                      c.dilation) < 0)
+            return -1;
+        if ((n->has & PROTO_NODE_GROUPS) && n->groups > KILN_LIMIT_CONV_ATTR)
+            return node_error(in, KILN_ELIMIT, "groups", "groups is %u, above the conv_attr limit %d",
+                              n->groups, KILN_LIMIT_CONV_ATTR);
+        c.groups = n->has & PROTO_NODE_GROUPS ? (int32_t) n->groups : 1;
+        r = ir_add_conv(g, (enum ir_op) n->op, x[0], x[1], (int) n->rank, n->shape, &c, &ie);
+    }
+    if (r >= 0 && in->lower_relays)
+        r = ir_lower_relay(g, r, &ie);
+    if (r < 0)
+        return node_error(in, ie.code ? ie.code : KILN_EINTERNAL, ie.field, "%s %s",
+                          op_name(n->op), ie.message);
+    return r;
+}
+
 /* Call the op's constructor; returns the graph index or -1 (err set). */
 static int construct(struct ir_graph *g, struct ingest *in, const struct proto_node *n,
                      const int *x)
@@ -491,6 +570,11 @@ static int construct(struct ir_graph *g, struct ingest *in, const struct proto_n
     case IR_LOWER_CONCAT:
         r = ir_lower_concat(g, (int) n->nin, x, (int) n->dim, &ie);
         break;
+    case IR_OP_MATMUL:
+    case IR_OP_CONV2D:
+    case IR_OP_CONV2D_BWD_DATA:
+    case IR_OP_CONV2D_BWD_WEIGHT:
+        return relay_node(g, in, n, x);
     case IR_GRAD_GRAD:
         return grad_node(g, in, n, x); /* errors already named */
     case IR_GRAD_STOP: {
@@ -537,6 +621,7 @@ static int check_declared(struct ingest *in, const struct proto_node *n, const s
                           n->dtype, ir_dtype_name(got->dtype));
     if ((n->has & F_SH) && n->op != IR_OP_RESHAPE && n->op != IR_OP_BROADCAST_TO &&
         n->op != IR_OP_REINDEX && n->op != IR_OP_REINDEX_REDUCE &&
+        n->op != IR_OP_CONV2D_BWD_DATA && n->op != IR_OP_CONV2D_BWD_WEIGHT &&
         (n->rank != got->rank ||
          (n->rank > 0 && memcmp(n->shape, got->shape, n->rank * sizeof(n->shape[0])) != 0)))
         return node_error(in, KILN_EVALUE, "shape", "declared shape differs from the result's");
@@ -692,7 +777,8 @@ int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submi
         return proto_error_set(err, KILN_ENOMEM, "", "out of memory for a step");
     ir_graph_init(&st->graph);
     st->session = s->id;
-    struct ingest in = {.s = s, .sub = sub, .st = st, .err = err};
+    struct ingest in = {.s = s, .sub = sub, .st = st, .err = err,
+                        .lower_relays = t->lower_relays};
     idmap_init(&in.pos);
     idmap_init(&in.local);
     idmap_init(&in.externs);

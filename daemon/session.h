@@ -96,6 +96,7 @@ struct sess_table {
     sess_close_hook on_close; /* may be NULL */
     sess_busy_hook is_busy;   /* may be NULL */
     void *hook_arg;           /* for both hooks */
+    bool lower_relays;        /* ingest: relay ops become meta-ops (--relays off) */
 };
 
 void sess_table_init(struct sess_table *t, uint64_t mem_budget, const struct log *log);

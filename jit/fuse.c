@@ -50,6 +50,7 @@
  * classes and not sizes.
  */
 #include "fuse.h"
+#include "relay_ref.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,10 +218,12 @@ static void mark_recompute(struct planner *P)
             } else
                 ok = false;
         }
-        /* Extras are read from buffers. */
-        for (uint32_t e = P->cstart[i]; e < P->cstart[i + 1] && ok; e++)
-            if (is_gather(node(P, P->cons[e])->op) && P->cslot[e] != 0)
+        /* Extras, and a relay's operands, are read from buffers. */
+        for (uint32_t e = P->cstart[i]; e < P->cstart[i + 1] && ok; e++) {
+            int cop = node(P, P->cons[e])->op;
+            if ((is_gather(cop) && P->cslot[e] != 0) || ir_op_is_relay(cop))
                 ok = false;
+        }
         if (ok && ops <= JIT_RECOMPUTE_MAX_OPS && reads <= JIT_RECOMPUTE_MAX_READS) {
             P->recomp[i] = 1;
             P->rops[i] = (uint8_t) ops;
@@ -250,7 +253,9 @@ static uint32_t gather_candidates(struct planner *P, uint32_t p)
             P->in_f[r] = 0;
         }
         bool fus;
-        if (is_gather(cop) && P->cslot[e] != 0)
+        if (ir_op_is_relay(cop))
+            fus = false; /* a library call reads whole buffers */
+        else if (is_gather(cop) && P->cslot[e] != 0)
             fus = false; /* extras are read from buffers */
         else if (pop == IR_OP_REDUCE)
             fus = cop != IR_OP_REDUCE && cop != IR_OP_REINDEX_REDUCE;
@@ -395,6 +400,11 @@ static void start_group(struct planner *P, uint32_t p, uint32_t lay)
         P->rnode[p] = p;
         P->space[p] = np->in[0];
         P->phase[p] = JIT_MEMBER_EPILOGUE; /* its value exists at the output shape */
+    } else if (ir_op_is_relay(np->op)) {
+        P->kind[p] = JIT_GROUP_RELAY; /* alone: no consumer ever fuses into it */
+        P->rnode[p] = NONE;
+        P->space[p] = p;
+        P->phase[p] = JIT_MEMBER_MAIN;
     } else {
         P->kind[p] = JIT_GROUP_ELEMENTWISE;
         P->rnode[p] = NONE;

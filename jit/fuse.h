@@ -34,6 +34,10 @@
  *   REINDEX_REDUCE  the main loop runs over the input (`shape`), scattering
  *                   into `out_shape`. No epilogue: an output element is
  *                   complete only after the whole loop.
+ *   RELAY           one relay op (MATMUL, CONV2D and its gradients) alone:
+ *                   jit/relay.h runs it from its input buffers. Nothing
+ *                   fuses into it; its producers and consumers fuse among
+ *                   themselves on either side as usual.
  * A sink may also sit in the main loop of a reduction group (a value both
  * reduced and stored, as exp(x - max) in softmax): it is then written once
  * per main-loop point. Sinks are written by flat (row-major) index: a sink
@@ -85,6 +89,7 @@ enum jit_group_kind {
     JIT_GROUP_ELEMENTWISE = 1,
     JIT_GROUP_REDUCE = 2,
     JIT_GROUP_REINDEX_REDUCE = 3,
+    JIT_GROUP_RELAY = 4, /* one relay op (matmul, conv2d..): a library call, no kernel */
 };
 
 enum jit_node_role {

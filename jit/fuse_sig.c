@@ -99,6 +99,21 @@ static void add_node(uint64_t *h, const struct ir_graph *g, const struct ir_node
             add_expr(h, r->conds[k]);
         break;
     }
+    case IR_OP_MATMUL:
+        add(h, nd->attr.matmul.ta | (uint64_t) nd->attr.matmul.tb << 8);
+        break;
+    case IR_OP_CONV2D:
+    case IR_OP_CONV2D_BWD_DATA:
+    case IR_OP_CONV2D_BWD_WEIGHT: {
+        /* Sizes are not in the signature, but a relay takes them from the
+         * node at run time; the attributes are part of what it computes. */
+        const struct ir_conv *c = &nd->attr.conv;
+        add(h, (uint64_t) (uint32_t) c->stride[0] | (uint64_t) (uint32_t) c->stride[1] << 32);
+        add(h, (uint64_t) (uint32_t) c->pad[0] | (uint64_t) (uint32_t) c->pad[1] << 32);
+        add(h, (uint64_t) (uint32_t) c->dilation[0] | (uint64_t) (uint32_t) c->dilation[1] << 32);
+        add(h, (uint64_t) (uint32_t) c->groups);
+        break;
+    }
     default:
         break; /* element-wise: op and dtypes say it all; ARRAY, EXTERN: buffers */
     }

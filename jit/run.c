@@ -6,6 +6,7 @@
  * both are held (releasing cc code under rt->lock), never before it.
  */
 #include "run.h"
+#include "relay.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,7 @@ struct jit_runtime {
     struct jit_cc *cc;           /* NULL: libtcc alone */
     struct jit_promote *promote; /* its worker */
     uint64_t cc_threshold_ns;
+    struct jit_relay *relay;     /* relay groups: matmul, convolutions */
 };
 
 static uint64_t now_ns(void)
@@ -179,7 +181,13 @@ int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
     memcpy(rt->syms + nm, cs, nc * sizeof(*cs));
     rt->nsyms = nm + nc;
     pthread_mutex_init(&rt->lock, NULL);
-    int rc = jit_pool_new(o->threads, &rt->pool);
+    int rc = jit_relay_new(&rt->relay);
+    if (rc != KILN_OK) {
+        pthread_mutex_destroy(&rt->lock);
+        jit_runtime_free(rt);
+        return rc;
+    }
+    rc = jit_pool_new(o->threads, &rt->pool);
     if (rc != KILN_OK) {
         pthread_mutex_destroy(&rt->lock);
         rt->pool = NULL;
@@ -246,6 +254,7 @@ void jit_runtime_free(struct jit_runtime *rt)
         jit_pool_free(rt->pool);
         pthread_mutex_destroy(&rt->lock);
     }
+    jit_relay_free(rt->relay);
     free(rt->kernels.b);
     free(rt->plans.b);
     free(rt->syms);
@@ -259,6 +268,11 @@ void jit_runtime_stats(struct jit_runtime *rt, struct jit_runtime_stats *out)
     out->kernels_cached = rt->kernels.n;
     out->plans_cached = rt->plans.n;
     pthread_mutex_unlock(&rt->lock);
+    struct jit_relay_stats rs;
+    jit_relay_stats(rt->relay, &rs);
+    out->relay_library = rs.library;
+    out->relay_runs = rs.runs;
+    out->relay_library_runs = rs.library_runs;
     if (rt->cc != NULL) {
         struct jit_cc_stats c;
         jit_cc_stats(rt->cc, &c);
@@ -663,6 +677,14 @@ static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
         if ((R->buf[n] = charge(R, n, node_bytes(&g->nodes[n]))) == NULL)
             return R->err->code;
         R->own[n] = 1;
+    }
+    if (G->kind == JIT_GROUP_RELAY) {
+        uint32_t n = (uint32_t) G->space; /* the relay node, the group's one member */
+        const struct ir_node *nd = &g->nodes[n];
+        if (info)
+            info->launched++;
+        return jit_relay_run(R->rt->relay, R->rt->pool, g, n, R->buf[nd->in[0]],
+                             R->buf[nd->in[1]], R->buf[n], R->err);
     }
     const struct ir_node *space = &g->nodes[G->space];
     int64_t main_n = space->numel;

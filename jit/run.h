@@ -70,6 +70,9 @@ struct jit_runtime_stats {
     uint64_t plan_hits;
     uint64_t kernels_run;      /* group launches */
     uint32_t kernels_cached, plans_cached; /* entries now */
+    /* Relay groups (jit/relay.h): run, and of those by the library. */
+    bool relay_library; /* built with oneDNN and its engine started */
+    uint64_t relay_runs, relay_library_runs;
     /* The cc tier (all 0 without one). */
     bool cc_enabled;
     uint32_t cc_kernels;        /* cached kernels running cc code now */

@@ -218,6 +218,9 @@ static bool diff_edge(const struct ir_graph *g, const struct ir_node *n, int k)
         return k == 1 || k == 2;
     case IR_OP_REINDEX: case IR_OP_REINDEX_REDUCE:
         return k == 0; /* extras are indices */
+    case IR_OP_MATMUL: case IR_OP_CONV2D: case IR_OP_CONV2D_BWD_DATA:
+    case IR_OP_CONV2D_BWD_WEIGHT:
+        return k <= 1;
     default:
         return false; /* sources, piecewise-constant ops, comparisons, logic, bits */
     }
@@ -274,6 +277,61 @@ static int product_back(struct gctx *c, int gy, const struct ir_node *n, const s
     int one_zero = bin(c, IR_OP_LOGICAL_AND, bin(c, IR_OP_EQ, nzb, cst(c, xi, 1)), z);
     return sel(c, bin(c, IR_OP_EQ, nzb, zero), dvd(c, gpb, xi),
                sel(c, one_zero, gpb, zero));
+}
+
+/* Relays are bilinear, so each gradient is another relay:
+ *   C = op(A) op(B)  gives dA and dB as matmuls of gy with the other
+ *   operand, transposed as the table in matmul_back says;
+ *   y = conv(x, w)   dx = bwd_data(gy, w),  dw = bwd_weight(x, gy);
+ *   dx = bwd_data(dy, w)   d(dy) = conv(gy, w),  dw = bwd_weight(gy, dy);
+ *   dw = bwd_weight(x, dy) dx = bwd_data(dy, gy), d(dy) = conv(x, gy). */
+static int matmul_back(struct gctx *c, int k, int gy, const struct ir_node *n)
+{
+    if (c->failed || gy < 0)
+        return -1;
+    int a = (int) n->in[0], b = (int) n->in[1];
+    bool ta = n->attr.matmul.ta, tb = n->attr.matmul.tb;
+    int p, q;
+    bool tp, tq;
+    if (k == 0) { /* dA: op(A) = gy op(B)^T */
+        if (!ta)
+            p = gy, q = b, tp = false, tq = !tb;
+        else /* A = (gy op(B)^T)^T = op(B) gy^T */
+            p = b, q = gy, tp = tb, tq = true;
+    } else { /* dB: op(B) = op(A)^T gy */
+        if (!tb)
+            p = a, q = gy, tp = !ta, tq = false;
+        else /* B = (op(A)^T gy)^T = gy^T op(A) */
+            p = gy, q = a, tp = true, tq = ta;
+    }
+    return got(c, ir_add_matmul(c->g, p, q, tp, tq, c->err));
+}
+
+static int conv_back(struct gctx *c, int k, int gy, const struct ir_node *n)
+{
+    if (c->failed || gy < 0)
+        return -1;
+    int a = (int) n->in[0], b = (int) n->in[1];
+    const struct ir_node *x = &c->g->nodes[n->in[k]];
+    int64_t shape[4];
+    memcpy(shape, x->shape, sizeof shape);
+    const struct ir_conv *cv = &n->attr.conv;
+    int r;
+    switch (n->op) {
+    case IR_OP_CONV2D:
+        r = k == 0 ? ir_add_conv(c->g, IR_OP_CONV2D_BWD_DATA, gy, b, 4, shape, cv, c->err)
+                   : ir_add_conv(c->g, IR_OP_CONV2D_BWD_WEIGHT, a, gy, 4, shape, cv, c->err);
+        break;
+    case IR_OP_CONV2D_BWD_DATA:
+        r = k == 0 ? ir_add_conv(c->g, IR_OP_CONV2D, gy, b, 4, shape, cv, c->err)
+                   : ir_add_conv(c->g, IR_OP_CONV2D_BWD_WEIGHT, gy, a, 4, shape, cv, c->err);
+        break;
+    default: /* CONV2D_BWD_WEIGHT */
+        r = k == 0 ? ir_add_conv(c->g, IR_OP_CONV2D_BWD_DATA, b, gy, 4, shape, cv, c->err)
+                   : ir_add_conv(c->g, IR_OP_CONV2D, a, gy, 4, shape, cv, c->err);
+        break;
+    }
+    return got(c, r);
 }
 
 /* The gradient that node i (value y, incoming gradient gy) passes to its
@@ -376,6 +434,10 @@ static int rule(struct gctx *c, int i, int k, int gy)
         case IR_REDUCE_MUL: return product_back(c, gy, &n, &x);
         default: return extremum_back(c, i, gy, &n, &x);
         }
+    case IR_OP_MATMUL:
+        return matmul_back(c, k, gy, &n);
+    case IR_OP_CONV2D: case IR_OP_CONV2D_BWD_DATA: case IR_OP_CONV2D_BWD_WEIGHT:
+        return conv_back(c, k, gy, &n);
     default:
         c->failed = true;
         return ir_error_set(c->err, KILN_EINTERNAL, "", "no backward rule for %s", ir_op_name(n.op));

@@ -20,6 +20,7 @@
 #include "kiln_err.h"
 #include "interp_impl.h"
 #include "philox.h"
+#include "relay_ref.h"
 
 /* One run: the graph, its inputs, the buffers made so far, the quota. */
 struct interp {
@@ -493,6 +494,13 @@ static int eval_node(struct interp *in, uint32_t i, void *y)
         break;
     case IR_OP_REINDEX_REDUCE:
         return eval_reindex_reduce(in, i, b[n->in[0]], y);
+    case IR_OP_MATMUL:
+    case IR_OP_CONV2D:
+    case IR_OP_CONV2D_BWD_DATA:
+    case IR_OP_CONV2D_BWD_WEIGHT:
+        ir_relay_ref(n, &g[n->in[0]], &g[n->in[1]], b[n->in[0]], b[n->in[1]], y, 0,
+                     n->rank ? n->shape[0] : 1);
+        break;
     default:
         if (n->op >= IR_OP_NEG && n->op <= IR_OP_CAST)
             eval_unary(n, &g[n->in[0]], b[n->in[0]], y);

@@ -72,6 +72,10 @@ static const char *const op_names[IR_OP_END] = {
     [IR_OP_REINDEX] = "reindex",
     [IR_OP_REDUCE] = "reduce",
     [IR_OP_REINDEX_REDUCE] = "reindex_reduce",
+    [IR_OP_MATMUL] = "matmul",
+    [IR_OP_CONV2D] = "conv2d",
+    [IR_OP_CONV2D_BWD_DATA] = "conv2d_bwd_data",
+    [IR_OP_CONV2D_BWD_WEIGHT] = "conv2d_bwd_weight",
 };
 
 const char *ir_op_name(int op)
@@ -562,6 +566,158 @@ int ir_add_reduce(struct ir_graph *g, enum ir_reduce_op op, int x, uint16_t dims
     n.attr.reduce.keepdims = keepdims;
     n.attr.reduce.dims = dims;
     return append(g, &n);
+}
+
+/* ---- relay ops ----------------------------------------------------------- */
+
+int ir_add_matmul(struct ir_graph *g, int a, int b, bool ta, bool tb, struct ir_error *err)
+{
+    if (reserve(g, 0, err) < 0)
+        return -1;
+    const struct ir_node *A = input(g, a, "in[0]", err), *B = input(g, b, "in[1]", err);
+    if (A == NULL || B == NULL)
+        return -1;
+    if (!is_float(A->dtype))
+        return ir_error_set(err, KILN_ETYPE, "in[0]", "matmul takes float32 or float64, not %s",
+                            ir_dtype_name(A->dtype));
+    if (B->dtype != A->dtype)
+        return ir_error_set(err, KILN_ETYPE, "in[1]", "matmul operands differ in dtype (%s, %s)",
+                            ir_dtype_name(A->dtype), ir_dtype_name(B->dtype));
+    if (A->rank < 2 || B->rank != A->rank)
+        return ir_error_set(err, KILN_EVALUE, "in[1]",
+                            "matmul needs two operands of one rank >= 2 (ranks %d and %d)",
+                            A->rank, B->rank);
+    int r = A->rank;
+    for (int d = 0; d < r - 2; d++)
+        if (A->shape[d] != B->shape[d])
+            return ir_error_set(err, KILN_EVALUE, "in[1]",
+                                "matmul batch dim %d differs (%lld and %lld)", d,
+                                (long long) A->shape[d], (long long) B->shape[d]);
+    int64_t n = A->shape[r - 2 + (ta ? 1 : 0)], k = A->shape[r - 1 - (ta ? 1 : 0)];
+    int64_t kb = B->shape[r - 2 + (tb ? 1 : 0)], m = B->shape[r - 1 - (tb ? 1 : 0)];
+    if (k != kb)
+        return ir_error_set(err, KILN_EVALUE, "in[1]",
+                            "matmul inner dims differ (%lld and %lld)", (long long) k,
+                            (long long) kb);
+    int64_t shape[KILN_LIMIT_RANK];
+    memcpy(shape, A->shape, (size_t) r * sizeof(shape[0]));
+    shape[r - 2] = n;
+    shape[r - 1] = m;
+    struct ir_node nd;
+    if (shaped(&nd, IR_OP_MATMUL, (enum ir_dtype) A->dtype, r, shape, err) < 0)
+        return -1;
+    nd.nin = 2;
+    nd.in[0] = (uint32_t) a;
+    nd.in[1] = (uint32_t) b;
+    nd.attr.matmul.ta = ta;
+    nd.attr.matmul.tb = tb;
+    return append(g, &nd);
+}
+
+int64_t ir_conv_out_dim(int64_t in, int64_t k, int32_t stride, int32_t pad, int32_t dilation)
+{
+    int64_t span = (int64_t) dilation * (k - 1) + 1;
+    int64_t room = in + 2 * (int64_t) pad - span;
+    return room < 0 ? -1 : room / stride + 1;
+}
+
+/* The attributes, and that x [N,C,H,W], w [O,C/g,kh,kw] and y [N,O,oh,ow]
+ * fit together. */
+static int conv_check(const struct ir_conv *c, const int64_t *x, const int64_t *w,
+                      const int64_t *y, const char *xf, const char *wf, const char *yf,
+                      struct ir_error *err)
+{
+    static const char *const names[] = {"stride", "padding", "dilation"};
+    const int32_t *v[] = {c->stride, c->pad, c->dilation};
+    for (int a = 0; a < 3; a++)
+        for (int d = 0; d < 2; d++)
+            if (v[a][d] < (a == 1 ? 0 : 1) || v[a][d] > KILN_LIMIT_CONV_ATTR)
+                return ir_error_set(err, v[a][d] > KILN_LIMIT_CONV_ATTR ? KILN_ELIMIT : KILN_EVALUE,
+                                    names[a], "%s[%d] is %d: it must be %s and at most %d",
+                                    names[a], d, (int) v[a][d],
+                                    a == 1 ? "non-negative" : "positive", KILN_LIMIT_CONV_ATTR);
+    if (c->groups < 1 || c->groups > KILN_LIMIT_CONV_ATTR)
+        return ir_error_set(err, c->groups < 1 ? KILN_EVALUE : KILN_ELIMIT, "groups",
+                            "groups is %d: it must be between 1 and %d", (int) c->groups,
+                            KILN_LIMIT_CONV_ATTR);
+    if (x[1] % c->groups != 0 || w[0] % c->groups != 0 || x[1] / c->groups != w[1])
+        return ir_error_set(err, KILN_EVALUE, wf,
+                            "%s [%lld, %lld, ..] does not fit %lld input channels in %d groups",
+                            wf, (long long) w[0], (long long) w[1], (long long) x[1],
+                            (int) c->groups);
+    for (int d = 0; d < 2; d++) {
+        int64_t o = ir_conv_out_dim(x[2 + d], w[2 + d], c->stride[d], c->pad[d], c->dilation[d]);
+        if (o < 1)
+            return ir_error_set(err, KILN_EVALUE, xf,
+                                "the %s window does not fit %s's size %lld (kernel %lld, "
+                                "padding %d, dilation %d)",
+                                d ? "width" : "height", xf, (long long) x[2 + d],
+                                (long long) w[2 + d], (int) c->pad[d], (int) c->dilation[d]);
+        if (y != NULL && y[2 + d] != o)
+            return ir_error_set(err, KILN_EVALUE, yf,
+                                "%s's %s is %lld but the convolution gives %lld", yf,
+                                d ? "width" : "height", (long long) y[2 + d], (long long) o);
+    }
+    if (y != NULL && (y[0] != x[0] || y[1] != w[0]))
+        return ir_error_set(err, KILN_EVALUE, yf,
+                            "%s is [%lld, %lld, ..] but batch and output channels are "
+                            "[%lld, %lld]", yf, (long long) y[0], (long long) y[1],
+                            (long long) x[0], (long long) w[0]);
+    return 0;
+}
+
+int ir_add_conv(struct ir_graph *g, enum ir_op op, int in0, int in1, int rank,
+                const int64_t *shape, const struct ir_conv *attr, struct ir_error *err)
+{
+    if (reserve(g, 0, err) < 0)
+        return -1;
+    const struct ir_node *P = input(g, in0, "in[0]", err), *Q = input(g, in1, "in[1]", err);
+    if (P == NULL || Q == NULL)
+        return -1;
+    if (op != IR_OP_CONV2D && op != IR_OP_CONV2D_BWD_DATA && op != IR_OP_CONV2D_BWD_WEIGHT)
+        return ir_error_set(err, KILN_EVALUE, "op", "op %d is not a convolution", (int) op);
+    if (P->dtype != IR_DTYPE_FLOAT32 && P->dtype != IR_DTYPE_FLOAT64)
+        return ir_error_set(err, KILN_ETYPE, "in[0]", "%s takes float32 or float64, not %s",
+                            ir_op_name(op), ir_dtype_name(P->dtype));
+    if (Q->dtype != P->dtype)
+        return ir_error_set(err, KILN_ETYPE, "in[1]", "%s's inputs differ in dtype (%s, %s)",
+                            ir_op_name(op), ir_dtype_name(P->dtype), ir_dtype_name(Q->dtype));
+    if (P->rank != 4 || Q->rank != 4)
+        return ir_error_set(err, KILN_EVALUE, P->rank != 4 ? "in[0]" : "in[1]",
+                            "%s takes rank-4 inputs (ranks %d and %d)", ir_op_name(op), P->rank,
+                            Q->rank);
+    int64_t out[4];
+    if (op == IR_OP_CONV2D) {
+        if (conv_check(attr, P->shape, Q->shape, NULL, "in[0]", "in[1]", "", err) < 0)
+            return -1;
+        out[0] = P->shape[0];
+        out[1] = Q->shape[0];
+        for (int d = 0; d < 2; d++)
+            out[2 + d] = ir_conv_out_dim(P->shape[2 + d], Q->shape[2 + d], attr->stride[d],
+                                         attr->pad[d], attr->dilation[d]);
+    } else {
+        if (rank != 4)
+            return ir_error_set(err, KILN_EVALUE, "shape", "%s needs a rank-4 shape, not rank %d",
+                                ir_op_name(op), rank);
+        for (int d = 0; d < 4; d++)
+            if (shape[d] < 1)
+                return ir_error_set(err, KILN_EVALUE, "shape", "shape[%d] of %s must be positive",
+                                    d, ir_op_name(op));
+        int rc = op == IR_OP_CONV2D_BWD_DATA
+                     ? conv_check(attr, shape, Q->shape, P->shape, "shape", "in[1]", "in[0]", err)
+                     : conv_check(attr, P->shape, shape, Q->shape, "in[0]", "shape", "in[1]", err);
+        if (rc < 0)
+            return -1;
+        memcpy(out, shape, sizeof out);
+    }
+    struct ir_node nd;
+    if (shaped(&nd, op, (enum ir_dtype) P->dtype, 4, out, err) < 0)
+        return -1;
+    nd.nin = 2;
+    nd.in[0] = (uint32_t) in0;
+    nd.in[1] = (uint32_t) in1;
+    nd.attr.conv = *attr;
+    return append(g, &nd);
 }
 
 /* ---- reindex ------------------------------------------------------------ */

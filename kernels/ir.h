@@ -98,6 +98,13 @@ enum ir_op {
     IR_OP_REINDEX = 97,      /* attr.reindex; inputs: x, then extras */
     IR_OP_REDUCE = 98,       /* attr.reduce */
     IR_OP_REINDEX_REDUCE = 99, /* attr.reindex (with op); inputs: x, then extras */
+    /* Relay ops: contractions the JIT hands to a library (jit/relay.h).
+     * Each has a reference definition in the interpreter and a meta-op
+     * lowering (kernels/lower.h) that computes the same sums. */
+    IR_OP_MATMUL = 104,            /* attr.matmul; inputs: a, b */
+    IR_OP_CONV2D = 105,            /* attr.conv; inputs: x [N,C,H,W], w [O,C/g,kh,kw] */
+    IR_OP_CONV2D_BWD_DATA = 106,   /* attr.conv; inputs: dy, w; shape: x's */
+    IR_OP_CONV2D_BWD_WEIGHT = 107, /* attr.conv; inputs: x, dy; shape: w's */
     IR_OP_END
 };
 
@@ -170,6 +177,13 @@ union ir_attr {
         uint16_t dims;    /* bit d set: input dim d is reduced */
     } reduce;
     struct ir_reindex *reindex; /* owned by the graph */
+    struct {
+        uint8_t ta, tb; /* operand read transposed (its last two dims swapped) */
+    } matmul;
+    struct ir_conv {
+        int32_t stride[2], pad[2], dilation[2]; /* (h, w); each <= KILN_LIMIT_CONV_ATTR */
+        int32_t groups;
+    } conv;
 };
 
 #define IR_MAX_INPUTS (1 + KILN_LIMIT_EXPR_EXTRAS)
@@ -264,6 +278,26 @@ int ir_add_broadcast(struct ir_graph *g, int x, int rank, const int64_t *shape, 
  * need int or float; MEAN a float. */
 int ir_add_reduce(struct ir_graph *g, enum ir_reduce_op op, int x, uint16_t dims, bool keepdims,
                   struct ir_error *err);
+
+/* Relay ops (float32 or float64, both inputs one dtype).
+ *
+ * MATMUL: a [B.., n, k] and b [B.., k, m] of one rank >= 2 with equal
+ * batch dims B (no broadcasting); `ta` reads a as [B.., k, n] transposed,
+ * `tb` reads b as [B.., m, k] transposed. Result [B.., n, m]: each element
+ * sums a*b over k in ascending order (floats in double, rounded once). */
+int ir_add_matmul(struct ir_graph *g, int a, int b, bool ta, bool tb, struct ir_error *err);
+/* CONV2D: x [N, C, H, W] and w [O, C/groups, kh, kw] give y [N, O, oh, ow]
+ * with oh = (H + 2*pad - dilation*(kh-1) - 1) / stride + 1 (>= 1), zero
+ * padding, cross-correlation as every framework has it. The gradients:
+ * CONV2D_BWD_DATA takes dy [N, O, oh, ow] and w and gives dx of `shape`
+ * (x's: [N, C, H, W], whose oh/ow must equal dy's); CONV2D_BWD_WEIGHT
+ * takes x and dy and gives dw of `shape` (w's). `op` picks which. */
+int ir_add_conv(struct ir_graph *g, enum ir_op op, int in0, int in1, int rank,
+                const int64_t *shape, const struct ir_conv *attr, struct ir_error *err);
+
+/* Output extent of a convolution along one dim, or -1 when the window
+ * does not fit (the output would be empty). */
+int64_t ir_conv_out_dim(int64_t in, int64_t k, int32_t stride, int32_t pad, int32_t dilation);
 
 /* Index expressions as text (from the wire), parsed here against the
  * scope the constructor derives from the shapes. */

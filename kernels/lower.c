@@ -377,3 +377,112 @@ int ir_lower_concat(struct ir_graph *g, int n, const int *xs, int dim, struct ir
     }
     return acc;
 }
+
+/* ---- relay ops as meta-operators --------------------------------------- */
+
+/* A REINDEX or REINDEX_REDUCE add from printf'd expressions, no conditions. */
+static int reindex_texts(struct ir_graph *g, bool scatter, int x, int rank, const int64_t *shape,
+                         int nexprs, char (*exprs)[TEXT], struct ir_error *err)
+{
+    if (!scatter)
+        return reindex(g, x, rank, shape, nexprs, exprs, 0, NULL, (struct ir_scalar){0}, err);
+    struct ir_reindex_text t = {.nexprs = nexprs};
+    for (int d = 0; d < nexprs; d++) {
+        t.exprs[d] = exprs[d];
+        t.expr_len[d] = strlen(exprs[d]);
+    }
+    return ir_add_reindex_reduce(g, IR_REDUCE_ADD, x, rank, shape, &t, err);
+}
+
+static int lower_matmul(struct ir_graph *g, const struct ir_node n, struct ir_error *err)
+{
+    int r = n.rank;
+    if (r + 1 > KILN_LIMIT_RANK)
+        return ir_error_set(err, KILN_ELIMIT, "in[0]",
+                            "a rank-%d matmul needs rank %d to lower, above the rank limit %d", r,
+                            r + 1, KILN_LIMIT_RANK);
+    const struct ir_node *a = &g->nodes[n.in[0]];
+    int64_t shape[KILN_LIMIT_RANK];
+    memcpy(shape, n.shape, (size_t) r * sizeof shape[0]);
+    shape[r] = a->shape[r - 1 - (n.attr.matmul.ta ? 1 : 0)]; /* [B.., n, m, k] */
+    char ea[KILN_LIMIT_RANK][TEXT], eb[KILN_LIMIT_RANK][TEXT];
+    for (int d = 0; d < r - 2; d++) {
+        snprintf(ea[d], TEXT, "i%d", d);
+        snprintf(eb[d], TEXT, "i%d", d);
+    }
+    int in = r - 2, im = r - 1, ik = r;
+    snprintf(ea[r - 2], TEXT, "i%d", n.attr.matmul.ta ? ik : in);
+    snprintf(ea[r - 1], TEXT, "i%d", n.attr.matmul.ta ? in : ik);
+    snprintf(eb[r - 2], TEXT, "i%d", n.attr.matmul.tb ? im : ik);
+    snprintf(eb[r - 1], TEXT, "i%d", n.attr.matmul.tb ? ik : im);
+    int xa = reindex_texts(g, false, (int) n.in[0], r + 1, shape, r, ea, err);
+    int xb = xa < 0 ? -1 : reindex_texts(g, false, (int) n.in[1], r + 1, shape, r, eb, err);
+    int p = xb < 0 ? -1 : ir_add_binary(g, IR_OP_MUL, xa, xb, err);
+    return p < 0 ? -1 : ir_add_reduce(g, IR_REDUCE_ADD, p, (uint16_t) (1u << r), false, err);
+}
+
+/* Convolutions over the window space [N, G, O/G, C/G, oh, ow, kh, kw]
+ * (the forward of Jittor's construction): x read through the window
+ * expressions (padding reads 0), w and dy through their own coordinates;
+ * forward and bwd_weight reduce the product, bwd_data scatters it back
+ * onto x with the same window expressions (padding taps are dropped). */
+static int lower_conv(struct ir_graph *g, const struct ir_node n, struct ir_error *err)
+{
+    const struct ir_conv *c = &n.attr.conv;
+    const int64_t *xs, *ws, *ys;
+    const struct ir_node *i0 = &g->nodes[n.in[0]], *i1 = &g->nodes[n.in[1]];
+    if (n.op == IR_OP_CONV2D)
+        xs = i0->shape, ws = i1->shape, ys = n.shape;
+    else if (n.op == IR_OP_CONV2D_BWD_DATA)
+        xs = n.shape, ws = i1->shape, ys = i0->shape;
+    else
+        xs = i0->shape, ws = n.shape, ys = i1->shape;
+    int64_t G = c->groups, Cg = ws[1], Og = ws[0] / G;
+    int64_t win[8] = {xs[0], G, Og, Cg, ys[2], ys[3], ws[2], ws[3]};
+    char ex[4][TEXT], ew[4][TEXT], ey[4][TEXT];
+    snprintf(ex[0], TEXT, "i0");
+    snprintf(ex[1], TEXT, "i1 * %" PRId64 " + i3", Cg);
+    snprintf(ex[2], TEXT, "i4 * %d - %d + i6 * %d", c->stride[0], c->pad[0], c->dilation[0]);
+    snprintf(ex[3], TEXT, "i5 * %d - %d + i7 * %d", c->stride[1], c->pad[1], c->dilation[1]);
+    snprintf(ew[0], TEXT, "i1 * %" PRId64 " + i2", Og);
+    snprintf(ew[1], TEXT, "i3");
+    snprintf(ew[2], TEXT, "i6");
+    snprintf(ew[3], TEXT, "i7");
+    snprintf(ey[0], TEXT, "i0");
+    snprintf(ey[1], TEXT, "i1 * %" PRId64 " + i2", Og);
+    snprintf(ey[2], TEXT, "i4");
+    snprintf(ey[3], TEXT, "i5");
+    int x = -1, w = -1, dy = -1;
+    if (n.op != IR_OP_CONV2D_BWD_DATA)
+        x = reindex_texts(g, false, (int) n.in[0], 8, win, 4, ex, err);
+    if (n.op != IR_OP_CONV2D_BWD_WEIGHT && (n.op == IR_OP_CONV2D_BWD_DATA || x >= 0))
+        w = reindex_texts(g, false, (int) n.in[1], 8, win, 4, ew, err);
+    if (n.op != IR_OP_CONV2D) {
+        int src = n.op == IR_OP_CONV2D_BWD_DATA ? (int) n.in[0] : (int) n.in[1];
+        if ((n.op == IR_OP_CONV2D_BWD_DATA ? w : x) >= 0)
+            dy = reindex_texts(g, false, src, 8, win, 4, ey, err);
+    }
+    int p;
+    if (n.op == IR_OP_CONV2D) {
+        p = w < 0 ? -1 : ir_add_binary(g, IR_OP_MUL, x, w, err);
+        p = p < 0 ? -1 : ir_add_reduce(g, IR_REDUCE_ADD, p, (1u << 3) | (1u << 6) | (1u << 7), false, err);
+    } else if (n.op == IR_OP_CONV2D_BWD_WEIGHT) {
+        p = dy < 0 ? -1 : ir_add_binary(g, IR_OP_MUL, dy, x, err);
+        p = p < 0 ? -1 : ir_add_reduce(g, IR_REDUCE_ADD, p, (1u << 0) | (1u << 4) | (1u << 5), false, err);
+    } else {
+        p = dy < 0 ? -1 : ir_add_binary(g, IR_OP_MUL, dy, w, err);
+        return p < 0 ? -1 : reindex_texts(g, true, p, 4, n.shape, 4, ex, err);
+    }
+    return p < 0 ? -1 : ir_add_reshape(g, p, 4, n.shape, err);
+}
+
+int ir_lower_relay(struct ir_graph *g, int node, struct ir_error *err)
+{
+    if (node < 0 || (uint32_t) node >= g->count || !(g->nodes[node].op >= IR_OP_MATMUL &&
+                                                     g->nodes[node].op <= IR_OP_CONV2D_BWD_WEIGHT))
+        return ir_error_set(err, KILN_EINTERNAL, "", "node %d is not a relay op", node);
+    struct ir_graph_mark m = ir_graph_mark(g);
+    const struct ir_node n = g->nodes[node]; /* a copy: adding nodes may move them */
+    int r = n.op == IR_OP_MATMUL ? lower_matmul(g, n, err) : lower_conv(g, n, err);
+    return r < 0 ? graph_undo(g, m) : r;
+}

@@ -77,4 +77,12 @@ int ir_lower_pad(struct ir_graph *g, int x, int npads, const int64_t *pads, stru
  * selected (WHERE), never added. */
 int ir_lower_concat(struct ir_graph *g, int n, const int *xs, int dim, struct ir_error *err);
 
+/* Relay node `node` (MATMUL, CONV2D, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT,
+ * already in g) computed again from meta-operators: reindex, mul and a
+ * reduce (bwd_data: a reindex_reduce), the sums relay_ref.h defines in
+ * another order. Returns the node holding the same value; the relay node
+ * itself is left for the caller to ignore (nothing reads it). This is the
+ * daemon's `--relays off` path and the comparison the relay tests run. */
+int ir_lower_relay(struct ir_graph *g, int node, struct ir_error *err);
+
 #endif

@@ -135,7 +135,11 @@ static bool node_ok(const struct proto_node *nd)
     if (!ints_ok(nd, PROTO_NODE_STARTS, nd->starts, nd->nstarts, KILN_LIMIT_RANK) ||
         !ints_ok(nd, PROTO_NODE_STOPS, nd->stops, nd->nstops, KILN_LIMIT_RANK) ||
         !ints_ok(nd, PROTO_NODE_STEPS, nd->steps, nd->nsteps, KILN_LIMIT_RANK) ||
-        !ints_ok(nd, PROTO_NODE_PADS, nd->pads, nd->npads, 2 * KILN_LIMIT_RANK))
+        !ints_ok(nd, PROTO_NODE_PADS, nd->pads, nd->npads, 2 * KILN_LIMIT_RANK) ||
+        !ints_ok(nd, PROTO_NODE_STRIDE, nd->stride, nd->nstride, 2) ||
+        !ints_ok(nd, PROTO_NODE_PADDING, nd->padding, nd->npadding, 2) ||
+        !ints_ok(nd, PROTO_NODE_DILATION, nd->dilation, nd->ndilation, 2) ||
+        !ints_ok(nd, PROTO_NODE_TRANS, nd->trans, nd->ntrans, 2))
         return false;
     return true;
 }
@@ -223,6 +227,16 @@ static int pack_node(msgpack_packer *pk, const struct proto_node *nd)
         rc |= proto_pack_key(pk, "steps") | pack_i64s(pk, nd->steps, nd->nsteps);
     if (has & PROTO_NODE_PADS)
         rc |= proto_pack_key(pk, "pads") | pack_i64s(pk, nd->pads, nd->npads);
+    if (has & PROTO_NODE_STRIDE)
+        rc |= proto_pack_key(pk, "stride") | pack_i64s(pk, nd->stride, nd->nstride);
+    if (has & PROTO_NODE_PADDING)
+        rc |= proto_pack_key(pk, "padding") | pack_i64s(pk, nd->padding, nd->npadding);
+    if (has & PROTO_NODE_DILATION)
+        rc |= proto_pack_key(pk, "dilation") | pack_i64s(pk, nd->dilation, nd->ndilation);
+    if (has & PROTO_NODE_TRANS)
+        rc |= proto_pack_key(pk, "trans") | pack_i64s(pk, nd->trans, nd->ntrans);
+    if (has & PROTO_NODE_GROUPS)
+        rc |= pack_kv_u64(pk, "groups", nd->groups);
     return rc;
 }
 

@@ -162,18 +162,19 @@ static int get_ints(const msgpack_object *o, const char *field, uint32_t max, co
 static const char *const node_keys[] = {
     "id",   "op",     "in",   "dtype",    "shape",     "data",  "value", "dim",           "dist",
     "seed", "offset", "dims", "keepdims", "reduce_op", "exprs", "conds", "overflow_value",
-    "starts", "stops", "steps", "pads",
+    "starts", "stops", "steps", "pads", "stride", "padding", "dilation", "trans", "groups",
 };
 enum node_key {
     K_ID, K_OP, K_IN, K_DTYPE, K_SHAPE, K_DATA, K_VALUE, K_DIM, K_DIST,
     K_SEED, K_OFFSET, K_DIMS, K_KEEPDIMS, K_REDUCE_OP, K_EXPRS, K_CONDS, K_OVERFLOW,
-    K_STARTS, K_STOPS, K_STEPS, K_PADS,
+    K_STARTS, K_STOPS, K_STEPS, K_PADS, K_STRIDE, K_PADDING, K_DILATION, K_TRANS, K_GROUPS,
     K_COUNT
 };
 _Static_assert(sizeof(node_keys) / sizeof(node_keys[0]) == K_COUNT, "a name per node key");
 /* The PROTO_NODE_* bits follow the keys after "id" and "op", in order. */
 _Static_assert(PROTO_NODE_IN == 1u && PROTO_NODE_OVERFLOW == 1u << (K_OVERFLOW - K_IN) &&
-                   PROTO_NODE_PADS == 1u << (K_PADS - K_IN),
+                   PROTO_NODE_PADS == 1u << (K_PADS - K_IN) &&
+                   PROTO_NODE_GROUPS == 1u << (K_GROUPS - K_IN),
                "field bits follow the key order");
 
 const char *proto_node_field_name(uint32_t bit)
@@ -198,10 +199,15 @@ static int decode_ints(const msgpack_object *const *v, char (*f)[PROTO_FIELD_MAX
         {K_STOPS, PROTO_NODE_STOPS, KILN_LIMIT_RANK, "rank"},
         {K_STEPS, PROTO_NODE_STEPS, KILN_LIMIT_RANK, "rank"},
         {K_PADS, PROTO_NODE_PADS, 2 * KILN_LIMIT_RANK, "2 x rank"},
+        {K_STRIDE, PROTO_NODE_STRIDE, 2, "2 (h, w)"},
+        {K_PADDING, PROTO_NODE_PADDING, 2, "2 (h, w)"},
+        {K_DILATION, PROTO_NODE_DILATION, 2, "2 (h, w)"},
+        {K_TRANS, PROTO_NODE_TRANS, 2, "2 (a, b)"},
     };
-    int64_t buf[5 * KILN_LIMIT_RANK];
-    uint32_t count[4] = {0}, total = 0;
-    for (int j = 0; j < 4; j++) {
+    enum { NF = sizeof fields / sizeof fields[0] };
+    int64_t buf[5 * KILN_LIMIT_RANK + 8];
+    uint32_t count[NF] = {0}, total = 0;
+    for (int j = 0; j < NF; j++) {
         if (v[fields[j].key] == NULL)
             continue;
         int rc = get_ints(v[fields[j].key], f[fields[j].key], fields[j].max, fields[j].limit,
@@ -221,7 +227,11 @@ static int decode_ints(const msgpack_object *const *v, char (*f)[PROTO_FIELD_MAX
     nd->starts = p, nd->nstarts = count[0], p += count[0];
     nd->stops = p, nd->nstops = count[1], p += count[1];
     nd->steps = p, nd->nsteps = count[2], p += count[2];
-    nd->pads = p, nd->npads = count[3];
+    nd->pads = p, nd->npads = count[3], p += count[3];
+    nd->stride = p, nd->nstride = count[4], p += count[4];
+    nd->padding = p, nd->npadding = count[5], p += count[5];
+    nd->dilation = p, nd->ndilation = count[6], p += count[6];
+    nd->trans = p, nd->ntrans = count[7];
     return KILN_OK;
 }
 
@@ -375,6 +385,11 @@ static int decode_node(const msgpack_object *o, uint32_t i, struct proto_node *n
         if ((rc = get_number(v[K_OVERFLOW], f[K_OVERFLOW], &nd->overflow, err)) != KILN_OK)
             return rc;
         nd->has |= PROTO_NODE_OVERFLOW;
+    }
+    if (v[K_GROUPS] != NULL) {
+        if ((rc = get_u32(v[K_GROUPS], f[K_GROUPS], &nd->groups, err)) != KILN_OK)
+            return rc;
+        nd->has |= PROTO_NODE_GROUPS;
     }
     return decode_ints(v, f, nd, err);
 }
@@ -569,6 +584,16 @@ static void describe_node(struct proto_out *o, const struct proto_node *nd)
         out_ints(o, "steps", nd->steps, nd->nsteps);
     if (nd->has & PROTO_NODE_PADS)
         out_ints(o, "pads", nd->pads, nd->npads);
+    if (nd->has & PROTO_NODE_STRIDE)
+        out_ints(o, "stride", nd->stride, nd->nstride);
+    if (nd->has & PROTO_NODE_PADDING)
+        out_ints(o, "padding", nd->padding, nd->npadding);
+    if (nd->has & PROTO_NODE_DILATION)
+        out_ints(o, "dilation", nd->dilation, nd->ndilation);
+    if (nd->has & PROTO_NODE_TRANS)
+        out_ints(o, "trans", nd->trans, nd->ntrans);
+    if (nd->has & PROTO_NODE_GROUPS)
+        proto_out_add(o, " groups=%u", nd->groups);
     proto_out_add(o, "}");
 }
 

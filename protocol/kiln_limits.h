@@ -29,6 +29,7 @@
 #define KILN_LIMIT_NODE_INPUTS     9            /* inputs of one node: x and up to 8 extras */
 #define KILN_LIMIT_CONDS           32           /* overflow conditions of one node */
 #define KILN_LIMIT_GRAD_PASSES     256          /* backward passes (distinct loss and seed) in one SUBMIT */
+#define KILN_LIMIT_CONV_ATTR       (1 << 20)    /* a convolution's stride, padding, dilation or groups */
 #define KILN_FETCH_TIMEOUT_DEFAULT_MS 60000     /* FETCH waits this long unless told */
 #define KILN_FETCH_TIMEOUT_MAX_MS     600000    /* and never longer */
 

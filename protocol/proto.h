@@ -121,6 +121,11 @@ enum proto_node_field {
     PROTO_NODE_STOPS = 1u << 16,
     PROTO_NODE_STEPS = 1u << 17,
     PROTO_NODE_PADS = 1u << 18,
+    PROTO_NODE_STRIDE = 1u << 19,
+    PROTO_NODE_PADDING = 1u << 20,
+    PROTO_NODE_DILATION = 1u << 21,
+    PROTO_NODE_TRANS = 1u << 22,
+    PROTO_NODE_GROUPS = 1u << 23,
 };
 
 /* The wire key of one PROTO_NODE_* bit ("in", "reduce_op", ...), or NULL
@@ -158,6 +163,12 @@ struct proto_node {
      * block owned by the request; to encode, they are the caller's. */
     uint32_t nstarts, nstops, nsteps, npads;
     const int64_t *starts, *stops, *steps, *pads;
+    /* conv2d and its gradients: stride, padding and dilation, (h, w) each
+     * (<= 2 entries, checked by the ingest); matmul: trans, (a, b), 0 or
+     * 1 each. Out of line in `ints` as the four above. */
+    uint32_t nstride, npadding, ndilation, ntrans;
+    const int64_t *stride, *padding, *dilation, *trans;
+    uint32_t groups;
     int64_t *ints; /* decoded only; freed by proto_request_fini */
 };
 

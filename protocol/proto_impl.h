@@ -39,7 +39,7 @@ int proto_get_str_trunc(const msgpack_object *o, const char *field, char *dst, s
 int proto_pack_key(msgpack_packer *pk, const char *key);
 
 /* Every PROTO_NODE_* bit. */
-#define PROTO_NODE_ALL ((uint32_t) (PROTO_NODE_PADS << 1) - 1u)
+#define PROTO_NODE_ALL ((uint32_t) (PROTO_NODE_GROUPS << 1) - 1u)
 
 /* Bytes of one element of wire dtype 1..7 (PROTOCOL.md §8), or 0 for any
  * other number. The protocol cannot use kernels/dtype.h (the arrows point

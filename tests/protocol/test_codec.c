@@ -748,12 +748,12 @@ START_TEST(encoders_refuse_bad_graphs)
     sub.nkeep = 1;
 
     /* Each broken node field, one at a time. */
-    for (int c = 0; c < 18; c++) {
+    for (int c = 0; c < 20; c++) {
         full_graph(nodes);
         struct proto_node *n = &nodes[3];
         switch (c) {
         case 0: n->id = 0; break;
-        case 1: n->has |= PROTO_NODE_PADS << 1; break;
+        case 1: n->has |= PROTO_NODE_GROUPS << 1; break; /* the first bit past the fields */
         case 2: n->nin = KILN_LIMIT_NODE_INPUTS + 1; break;
         case 3: n->in[1] = 0; break;
         case 4: nodes[1].rank = KILN_LIMIT_RANK + 1; break;
@@ -770,6 +770,8 @@ START_TEST(encoders_refuse_bad_graphs)
         case 15: nodes[0].npads = 2 * KILN_LIMIT_RANK + 1; break;
         case 16: nodes[0].stops = NULL; break;
         case 17: nodes[0].nsteps = 1; break; /* steps is NULL */
+        case 18: n->has |= PROTO_NODE_STRIDE, n->nstride = 3, n->stride = nodes[0].pads; break;
+        case 19: n->has |= PROTO_NODE_TRANS, n->ntrans = 1, n->trans = NULL; break;
         }
         ck_assert_msg(proto_encode_submit(&sb, 1, &sub) == KILN_EARG, "case %d", c);
     }

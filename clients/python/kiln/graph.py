@@ -70,6 +70,7 @@ OPS = {
     "ge": 62, "logical_and": 63, "logical_or": 64, "logical_xor": 65, "bitwise_and": 66,
     "bitwise_or": 67, "bitwise_xor": 68, "shl": 69, "shr": 70, "where": 80,
     "broadcast_to": 96, "reindex": 97, "reduce": 98, "reindex_reduce": 99,
+    "matmul": 104, "conv2d": 105, "conv2d_bwd_data": 106, "conv2d_bwd_weight": 107,
     "transpose": 112, "slice": 113, "concat": 114, "pad": 115, "flip": 116,
     "grad": 128, "stop_grad": 129,
 }

@@ -12,6 +12,7 @@ matmul broadcasts both operands to [..., n, k, m], multiplies and sums
 over k: one broadcast_to per operand, a mul and a reduce, which the
 daemon's fusion turns into one kernel (and a library relay later).
 """
+import math
 import numbers
 
 from . import dtypes as dt
@@ -158,13 +159,54 @@ def argmax(x, dim=None, keepdims=False):
     return _arg(x, dim, keepdims, "max")
 
 
+def _matmul_node(a, b, d, tb):
+    """a @ op(b) as one relay node (b at least 2-D; op transposes when tb)."""
+    a, b = cast(a, d), cast(b, d)
+    a1 = a.ndim == 1
+    if a1:
+        a = reshape(a, 1, a.shape[0])
+    n, k = a.shape[-2:]
+    m, k2 = (b.shape[-2], b.shape[-1]) if tb else (b.shape[-1], b.shape[-2])
+    if k != k2:
+        raise ValueError(f"matmul of {list(a.shape)} and {list(b.shape)}"
+                         f"{' transposed' if tb else ''}: inner dims {k} and {k2} differ")
+    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if b.ndim == 2:  # rows of every batch at once: one 2-D product
+        rows = math.prod(a.shape[:-1])
+        y = make("matmul", d, (rows, m), [reshape(a, rows, k), b], trans=[0, 1 if tb else 0])
+        y = reshape(y, a.shape[:-1] + (m,))
+    else:
+        nb = len(batch)
+        if tuple(a.shape[:-2]) != batch:
+            a = broadcast_to(a, batch + (n, k), list(range(nb - (a.ndim - 2))))
+        bs = tuple(b.shape[-2:])
+        if tuple(b.shape[:-2]) != batch:
+            b = broadcast_to(b, batch + bs, list(range(nb - (b.ndim - 2))))
+        y = make("matmul", d, batch + (n, m), [a, b], trans=[0, 1 if tb else 0])
+    return reshape(y, y.shape[:-2] + (m,)) if a1 else y
+
+
 def argmin(x, dim=None, keepdims=False):
     return _arg(x, dim, keepdims, "min")
 
 
-def matmul(a, b):
-    """numpy's matmul: 1-D operands, batch broadcasting, promotion."""
+def matmul(a, b, transpose_b=False):
+    """numpy's matmul: 1-D operands, batch broadcasting, promotion.
+    `transpose_b` reads b's last two dims swapped (a @ b^T) without a copy.
+
+    float32 and float64 products are one `matmul` node, which the daemon
+    hands to a BLAS library; other dtypes are meta-ops (broadcast both to
+    [..., n, k, m], multiply, sum over k)."""
     a, b = to_var(a), to_var(b)
+    if transpose_b and b.ndim >= 2:
+        d = dt.promote(a.dtype, b.dtype)
+        if d in (dt.float32, dt.float64) and a.ndim >= 1:
+            return _matmul_node(a, b, d, True)
+        b = b.transpose(-1, -2)
+    if a.ndim >= 1 and b.ndim >= 2:
+        d = dt.promote(a.dtype, b.dtype)
+        if d in (dt.float32, dt.float64):
+            return _matmul_node(a, b, d, False)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul does not take scalars; use *")
     a1, b1 = a.ndim == 1, b.ndim == 1

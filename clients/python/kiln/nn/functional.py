@@ -136,7 +136,7 @@ def logsumexp(x, dim=None, keepdims=False):
 
 def matmul_transpose(a, b):
     """a @ b^T over the last dims (Jittor's nn.matmul_transpose)."""
-    return matmul(a, b.transpose(-1, -2) if b.ndim >= 2 else b)
+    return matmul(a, b, transpose_b=True) if b.ndim >= 2 else matmul(a, b)
 
 
 def bmm(a, b):
@@ -144,7 +144,7 @@ def bmm(a, b):
 
 
 def bmm_transpose(a, b):
-    return matmul(a, b.transpose(-1, -2))
+    return matmul(a, b, transpose_b=True)
 
 
 def linear(x, weight, bias=None):
