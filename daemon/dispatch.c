@@ -97,6 +97,9 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
         s.cc_failures = js.cc_failures;
         s.cc_compile_ms = js.cc_compile_ns / 1000000;
         s.cc_disk_hits = js.cc_disk_hits;
+        s.relay_library = js.relay_library;
+        s.relay_runs = js.relay_runs;
+        s.relay_library_runs = js.relay_library_runs;
     }
     snprintf(s.server, sizeof(s.server), "%s", SERVER_NAME);
     _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");

@@ -406,7 +406,7 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     rc |= pack_kv_u64(&pk, "running", s->steps_running);
     rc |= pack_kv_u64(&pk, "queued", s->steps_queued);
     rc |= pack_kv_u64(&pk, "run_ms", s->step_run_ms);
-    rc |= proto_pack_key(&pk, "jit") | msgpack_pack_map(&pk, 10);
+    rc |= proto_pack_key(&pk, "jit") | msgpack_pack_map(&pk, 11);
     rc |= proto_pack_key(&pk, "enabled") |
           (s->jit_enabled ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
     rc |= pack_kv_u64(&pk, "kernels_compiled", s->jit_kernels_compiled);
@@ -426,6 +426,11 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     rc |= pack_kv_u64(&pk, "failures", s->cc_failures);
     rc |= pack_kv_u64(&pk, "compile_ms", s->cc_compile_ms);
     rc |= pack_kv_u64(&pk, "disk_hits", s->cc_disk_hits);
+    rc |= proto_pack_key(&pk, "relays") | msgpack_pack_map(&pk, 3);
+    rc |= proto_pack_key(&pk, "library") |
+          (s->relay_library ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    rc |= pack_kv_u64(&pk, "runs", s->relay_runs);
+    rc |= pack_kv_u64(&pk, "library_runs", s->relay_library_runs);
     return done(rc);
 }
 

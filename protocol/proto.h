@@ -298,6 +298,10 @@ struct proto_status {
     uint64_t cc_failures;       /* kernels it could not build (they stay on libtcc) */
     uint64_t cc_compile_ms;     /* its compile time (in the background) */
     uint64_t cc_disk_hits;      /* objects loaded from the on-disk cache */
+    /* Relay ops (matmul, conv2d; jit/relay.h). */
+    bool relay_library;         /* oneDNN serves them */
+    uint64_t relay_runs;        /* relay nodes run */
+    uint64_t relay_library_runs; /* of which by the library */
 };
 
 struct proto_release_reply {

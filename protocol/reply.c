@@ -172,6 +172,15 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
              KILN_OK ||
          (rc = get_u64(cc, "disk_hits", "body.jit.cc.disk_hits", &s->cc_disk_hits, err)) != KILN_OK))
         return rc;
+    const msgpack_object *rl = jit != NULL ? proto_map_get(jit, "relays") : NULL;
+    if (rl != NULL &&
+        ((rc = get_map(jit, "relays", "body.jit.relays", &rl, err)) != KILN_OK ||
+         (rc = proto_get_bool(proto_map_get(rl, "library"), "body.jit.relays.library",
+                              &s->relay_library, P, err)) != KILN_OK ||
+         (rc = get_u64(rl, "runs", "body.jit.relays.runs", &s->relay_runs, err)) != KILN_OK ||
+         (rc = get_u64(rl, "library_runs", "body.jit.relays.library_runs",
+                       &s->relay_library_runs, err)) != KILN_OK))
+        return rc;
     s->proto_min = vmin > UINT32_MAX ? UINT32_MAX : (uint32_t) vmin;
     s->proto_max = vmax > UINT32_MAX ? UINT32_MAX : (uint32_t) vmax;
     /* Error counts by name; names this client does not know are skipped. */

@@ -169,6 +169,9 @@ struct kiln_status {
     uint64_t cc_failures;          /* kernels it could not build (they stay on libtcc) */
     uint64_t cc_compile_ms;        /* its compile time (in the background) */
     uint64_t cc_disk_hits;         /* objects loaded from the on-disk cache */
+    bool relay_library;            /* matmul and conv2d run in oneDNN */
+    uint64_t relay_runs;           /* relay nodes (matmul, conv2d...) run */
+    uint64_t relay_library_runs;   /* of which by the library */
 };
 
 typedef struct kiln_conn kiln_conn;

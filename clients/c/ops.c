@@ -73,6 +73,9 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
     st->cc_failures = s->cc_failures;
     st->cc_compile_ms = s->cc_compile_ms;
     st->cc_disk_hits = s->cc_disk_hits;
+    st->relay_library = s->relay_library;
+    st->relay_runs = s->relay_runs;
+    st->relay_library_runs = s->relay_library_runs;
     client_reply_fini(&r);
     return KILN_OK;
 }

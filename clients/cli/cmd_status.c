@@ -86,6 +86,10 @@ static void status_table(const kiln_conn *c, const struct kiln_status *s)
         } else {
             row("cc tier", "off");
         }
+        snprintf(buf, sizeof(buf), "%s, %llu run (%llu in the library)",
+                 s->relay_library ? "oneDNN" : "reference loops",
+                 (unsigned long long) s->relay_runs, (unsigned long long) s->relay_library_runs);
+        row("relays", buf);
     } else {
         row("executor", "reference interpreter");
     }
@@ -130,7 +134,8 @@ static void status_json(const kiln_conn *c, const struct kiln_status *s)
            "\"compile_us\": %llu, \"plans\": %llu, \"plan_hits\": %llu, \"kernels_run\": %llu, "
            "\"kernels_cached\": %llu, \"fallbacks\": %llu, \"cc\": {\"enabled\": %s, "
            "\"kernels\": %llu, \"promoted\": %llu, \"compiles\": %llu, \"failures\": %llu, "
-           "\"compile_ms\": %llu, \"disk_hits\": %llu}},\n",
+           "\"compile_ms\": %llu, \"disk_hits\": %llu}, \"relays\": {\"library\": %s, "
+           "\"runs\": %llu, \"library_runs\": %llu}},\n",
            s->jit_enabled ? "true" : "false", (unsigned long long) s->jit_kernels_compiled,
            (unsigned long long) s->jit_kernel_hits, (unsigned long long) s->jit_compile_us,
            (unsigned long long) s->jit_plans, (unsigned long long) s->jit_plan_hits,
@@ -138,7 +143,9 @@ static void status_json(const kiln_conn *c, const struct kiln_status *s)
            (unsigned long long) s->jit_fallbacks, s->cc_enabled ? "true" : "false",
            (unsigned long long) s->cc_kernels, (unsigned long long) s->cc_promoted,
            (unsigned long long) s->cc_compiles, (unsigned long long) s->cc_failures,
-           (unsigned long long) s->cc_compile_ms, (unsigned long long) s->cc_disk_hits);
+           (unsigned long long) s->cc_compile_ms, (unsigned long long) s->cc_disk_hits,
+           s->relay_library ? "true" : "false", (unsigned long long) s->relay_runs,
+           (unsigned long long) s->relay_library_runs);
     printf("  \"draining\": %s\n}\n", s->draining ? "true" : "false");
 }
 

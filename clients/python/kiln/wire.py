@@ -147,6 +147,11 @@ def _decode_status(b):
                     jit[k] = j[k]
             elif k in j:
                 jit[k] = _uint(j, k, "body.jit." + k)
+        if "relays" in j:
+            r = _map(j, "relays", "body.jit.relays")
+            jit["relays"] = {k: _uint(r, k, "body.jit.relays." + k)
+                             for k in ("runs", "library_runs") if k in r}
+            jit["relays"]["library"] = bool(r.get("library", False))
     out["jit"] = jit
     return out
 
