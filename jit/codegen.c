@@ -359,7 +359,100 @@ static bool computed_here(const struct cg *c, uint32_t node)
     return s >= (int32_t) c->nin;
 }
 
+/* The point of reshape nd's input that point `pt` of nd reads, from pt's
+ * coordinates, when pt has them: the two shapes split into groups of dims
+ * with equal products (a [N, C, H, W] read as [N, C, H/k, k, W/k, k] has
+ * groups N | C | H | W), and each input coordinate comes from its own
+ * group's output coordinates — a multiply-add where the output splits an
+ * input dim, a division only inside a group that merges dims. The flat
+ * index is the same on both sides. False (nothing emitted) when pt has no
+ * coordinates or a dim is 0: the caller goes through the flat index. */
+static bool reshape_point(struct cg *c, const struct ir_node *nd, uint32_t pt, uint32_t *out)
+{
+    const struct ir_node *x = N(c, nd->in[0]);
+    if (!c->pts[pt].hc || nd->numel == 0)
+        return false;
+    int gi[KILN_LIMIT_RANK + 1], gj[KILN_LIMIT_RANK + 1], ng = 0;
+    int i = 0, j = 0;
+    while (i < nd->rank || j < x->rank) {
+        int64_t pd = 1, ps = 1;
+        gi[ng] = i, gj[ng] = j;
+        if (i < nd->rank)
+            pd *= nd->shape[i++];
+        if (j < x->rank)
+            ps *= x->shape[j++];
+        while (pd != ps) {
+            if (pd < ps && i < nd->rank)
+                pd *= nd->shape[i++];
+            else if (ps < pd && j < x->rank)
+                ps *= x->shape[j++];
+            else
+                return false;
+        }
+        ng++;
+    }
+    gi[ng] = nd->rank, gj[ng] = x->rank;
+    struct pt q;
+    memset(&q, 0, sizeof q);
+    int32_t xs = slot(c, nd->in[0]);
+    q.owner = xs;
+    q.rank = x->rank;
+    q.hc = true;
+    const struct pt *P = &c->pts[pt];
+    if (P->hf) {
+        q.hf = true;
+        q.loop = P->loop;
+        snprintf(q.flat, NAMELEN, "%s", P->flat);
+    }
+    int32_t owner = P->owner;
+    for (int k = 0; k < ng; k++) {
+        char g[NAMELEN], dn[NAMELEN];
+        int n_out = gi[k + 1] - gi[k], n_in = gj[k + 1] - gj[k];
+        if (n_in == 0)
+            continue; /* output dims of size 1 only */
+        if (n_out == 0) { /* input dims of size 1 only */
+            for (int e = gj[k]; e < gj[k + 1]; e++)
+                snprintf(q.comp[e], NAMELEN, "0");
+            continue;
+        }
+        /* The group's own flat index, from its output coordinates. */
+        if (n_out == 1) {
+            snprintf(g, NAMELEN, "%s", c->pts[pt].comp[gi[k]]);
+        } else {
+            /* Horner over the group's dims, one statement per dim. */
+            newname(c, g, 't');
+            line(c, "int64_t %s = %s;", g, c->pts[pt].comp[gi[k]]);
+            for (int d = gi[k] + 1; d < gi[k + 1]; d++) {
+                dim_name(c, owner, d, dn);
+                line(c, "%s = %s * %s + %s;", g, g, dn, c->pts[pt].comp[d]);
+            }
+        }
+        if (n_in == 1) {
+            snprintf(q.comp[gj[k]], NAMELEN, "%s", g);
+            continue;
+        }
+        char rem[NAMELEN];
+        newname(c, rem, 'r');
+        line(c, "int64_t %s = %s;", rem, g);
+        for (int e = gj[k + 1] - 1; e >= gj[k]; e--) {
+            char nm[NAMELEN];
+            newname(c, nm, 't');
+            dim_name(c, xs, e, dn);
+            if (e > gj[k]) {
+                line(c, "int64_t %s = %s %% %s;", nm, rem, dn);
+                line(c, "%s /= %s;", rem, dn);
+            } else {
+                line(c, "int64_t %s = %s;", nm, rem);
+            }
+            snprintf(q.comp[e], NAMELEN, "%s", nm);
+        }
+    }
+    *out = pt_add(c, &q);
+    return c->rc == KILN_OK;
+}
+
 static void val(struct cg *c, uint32_t node, uint32_t pt, char *dst);
+
 
 /* Reads from the extra input slot s (an int or bool buffer) at the given
  * coordinates, 0 outside its shape: a function per slot, and a macro
@@ -532,9 +625,12 @@ static void val_compute(struct cg *c, uint32_t n, uint32_t pt, char *dst)
         break;
     }
     case IR_OP_RESHAPE: {
-        char fl[NAMELEN];
-        pt_get_flat(c, pt, fl);
-        uint32_t q = pt_flat_in(c, slot(c, nd->in[0]), fl, c->pts[pt].loop);
+        uint32_t q;
+        if (!reshape_point(c, nd, pt, &q)) {
+            char fl[NAMELEN];
+            pt_get_flat(c, pt, fl);
+            q = pt_flat_in(c, slot(c, nd->in[0]), fl, c->pts[pt].loop);
+        }
         val(c, nd->in[0], q, dst);
         return;
     }

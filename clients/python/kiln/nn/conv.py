@@ -154,6 +154,17 @@ def _windows(x, k, s, p, d, ceil_mode, fill):
     return xx, oh, ow
 
 
+def _tiles(x, k, s, p, d):
+    """Windows that tile x exactly (stride = kernel, no padding or
+    dilation, sizes divisible): x reshaped to [N, C, oh, kh, ow, kw], so
+    the pooling is a plain reduce over dims 3 and 5 and its gradient an
+    element-wise broadcast, with no gather or scatter. None otherwise."""
+    N, C, H, W = x.shape
+    if (s != k or p != (0, 0) or d != (1, 1) or H % k[0] or W % k[1]):
+        return None
+    return x.reshape(N, C, H // k[0], k[0], W // k[1], k[1])
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                ceil_mode=False):
     x, unb = _batched(x, 4)
@@ -162,6 +173,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, return_indice
     p, d = _pair(padding), _pair(dilation)
     if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
         raise ValueError("pad should be at most half of the kernel size")
+    if return_indices:
+        raise NotImplementedError("max_pool2d(return_indices=True) is not supported by kiln")
+    t = _tiles(x, k, s, p, d)
+    if t is not None:
+        y = t.max([3, 5])
+        return y[0] if unb else y
     xx, _, _ = _windows(x, k, s, p, d, ceil_mode, _lowest(x.dtype))
     y = xx.max([4, 5])
     if return_indices:
@@ -186,6 +203,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     k = _pair(kernel_size)
     s = _pair(stride) if stride is not None else k
     p = _pair(padding)
+    t = _tiles(x, k, s, p, (1, 1))
+    if t is not None:
+        y = t.mean([3, 5]) if not divisor_override else t.sum([3, 5]) / float(divisor_override)
+        return y[0] if unb else y
     xx, oh, ow = _windows(x, k, s, p, (1, 1), ceil_mode, 0)
     y = xx.sum([4, 5])
     H, W = x.shape[2:]
