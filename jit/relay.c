@@ -76,6 +76,8 @@ struct jit_relay {
     pthread_mutex_t lock;
     struct jit_relay_stats st;
 #ifdef KILN_HAVE_DNNL
+    pthread_t warm;
+    bool warming;
     dnnl_engine_t engine;
     struct cprim *prims[RELAY_PRIMITIVES];
     uint64_t tick;
@@ -385,6 +387,23 @@ static bool run_sgemm(const struct ir_node *n, const struct ir_node *an, const f
     return true;
 }
 
+/* oneDNN generates its gemm kernels and starts its threads on the first
+ * call (about 100 ms here): done once in the background when the runtime
+ * starts, so that a client's first step does not pay for it. */
+static void *warm_up(void *arg)
+{
+    (void) arg;
+    enum { W = 64 };
+    float *m = calloc(3 * W * W, sizeof(float));
+    if (m == NULL)
+        return NULL;
+    static const char t[3][2] = {{'N', 'N'}, {'N', 'T'}, {'T', 'N'}};
+    for (int k = 0; k < 3; k++)
+        dnnl_sgemm(t[k][0], t[k][1], W, W, W, 1.0f, m, W, m + W * W, W, 0.0f, m + 2 * W * W, W);
+    free(m);
+    return NULL;
+}
+
 #endif /* KILN_HAVE_DNNL */
 
 bool jit_relay_has_library(void)
@@ -405,6 +424,7 @@ int jit_relay_new(struct jit_relay **out)
 #ifdef KILN_HAVE_DNNL
     /* Without an engine every relay runs the reference: slow, still right. */
     r->st.library = dnnl_engine_create(&r->engine, dnnl_cpu, 0) == dnnl_success;
+    r->warming = r->st.library && pthread_create(&r->warm, NULL, warm_up, NULL) == 0;
 #endif
     *out = r;
     return KILN_OK;
@@ -415,6 +435,8 @@ void jit_relay_free(struct jit_relay *r)
     if (r == NULL)
         return;
 #ifdef KILN_HAVE_DNNL
+    if (r->warming)
+        pthread_join(r->warm, NULL);
     for (int i = 0; i < RELAY_PRIMITIVES; i++)
         if (r->prims[i] != NULL && --r->prims[i]->refs == 0)
             cprim_free(r->prims[i]);
