@@ -692,6 +692,63 @@ uint64_t kiln_graph_pad(kiln_graph *g, uint64_t x, uint32_t npads, const int64_t
     return builder_commit(g, n);
 }
 
+/* ---- relays ------------------------------------------------------------ */
+
+uint64_t kiln_graph_matmul(kiln_graph *g, uint64_t a, uint64_t b, bool trans_a, bool trans_b)
+{
+    struct kiln_node *n = builder_op(g, KILN_OP_MATMUL, "matmul", 2, (uint64_t[]){a, b});
+    if (n == NULL)
+        return 0;
+    n->has |= KILN_NODE_TRANS;
+    n->ntrans = 2;
+    n->trans[0] = trans_a;
+    n->trans[1] = trans_b;
+    return builder_commit(g, n);
+}
+
+/* conv2d and its gradients: two inputs, the result's shape (the
+ * gradients' only; NULL for conv2d) and the attributes. A NULL conv sends
+ * none, for the daemon's defaults; a given one is sent whole, so that the
+ * daemon, not the builder, judges its values. */
+static uint64_t builder_conv(kiln_graph *g, uint32_t op, const char *what, uint64_t in0,
+                             uint64_t in1, const char *shape_name, const int64_t *shape,
+                             const struct kiln_conv *c)
+{
+    if (g != NULL && shape_name != NULL && shape == NULL)
+        return builder_fail(g, KILN_EARG, what, "%s is NULL", shape_name);
+    struct kiln_node *n = builder_op(g, op, what, 2, (uint64_t[]){in0, in1});
+    if (n == NULL || (shape != NULL && !builder_shape(g, n, what, 4, shape)))
+        return 0;
+    if (c != NULL) {
+        n->has |= KILN_NODE_STRIDE | KILN_NODE_PADDING | KILN_NODE_DILATION | KILN_NODE_GROUPS;
+        n->nstride = n->npadding = n->ndilation = 2;
+        memcpy(n->stride, c->stride, sizeof(n->stride));
+        memcpy(n->padding, c->padding, sizeof(n->padding));
+        memcpy(n->dilation, c->dilation, sizeof(n->dilation));
+        n->groups = c->groups;
+    }
+    return builder_commit(g, n);
+}
+
+uint64_t kiln_graph_conv2d(kiln_graph *g, uint64_t x, uint64_t w, const struct kiln_conv *c)
+{
+    return builder_conv(g, KILN_OP_CONV2D, "conv2d", x, w, NULL, NULL, c);
+}
+
+uint64_t kiln_graph_conv2d_bwd_data(kiln_graph *g, uint64_t dy, uint64_t w,
+                                    const int64_t x_shape[4], const struct kiln_conv *c)
+{
+    return builder_conv(g, KILN_OP_CONV2D_BWD_DATA, "conv2d_bwd_data", dy, w, "x_shape", x_shape,
+                        c);
+}
+
+uint64_t kiln_graph_conv2d_bwd_weight(kiln_graph *g, uint64_t x, uint64_t dy,
+                                      const int64_t w_shape[4], const struct kiln_conv *c)
+{
+    return builder_conv(g, KILN_OP_CONV2D_BWD_WEIGHT, "conv2d_bwd_weight", x, dy, "w_shape",
+                        w_shape, c);
+}
+
 /* ---- gradients --------------------------------------------------------- */
 
 uint64_t kiln_graph_grad(kiln_graph *g, uint64_t loss, uint64_t target, uint64_t seed)

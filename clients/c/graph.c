@@ -48,8 +48,13 @@ GRAPH_SAME_BIT(STARTS, STARTS);
 GRAPH_SAME_BIT(STOPS, STOPS);
 GRAPH_SAME_BIT(STEPS, STEPS);
 GRAPH_SAME_BIT(PADS, PADS);
+GRAPH_SAME_BIT(STRIDE, STRIDE);
+GRAPH_SAME_BIT(PADDING, PADDING);
+GRAPH_SAME_BIT(DILATION, DILATION);
+GRAPH_SAME_BIT(TRANS, TRANS);
+GRAPH_SAME_BIT(GROUPS, GROUPS);
 
-#define GRAPH_NODE_ALL ((uint32_t) KILN_NODE_PADS * 2 - 1)
+#define GRAPH_NODE_ALL ((uint32_t) KILN_NODE_GROUPS * 2 - 1)
 #define GRAPH_ALIGN    16
 
 static const struct {
@@ -205,24 +210,39 @@ static int graph_node(struct proto_node *p, const struct kiln_node *k, size_t i,
     }
     p->overflow =
         (struct proto_number){k->overflow_value.is_float, k->overflow_value.i, k->overflow_value.f};
-    /* Borrowed: k outlives the encoding. */
-    static const char *const names[] = {"starts", "stops", "steps", "pads"};
-    const uint32_t bits[] = {KILN_NODE_STARTS, KILN_NODE_STOPS, KILN_NODE_STEPS, KILN_NODE_PADS};
-    const uint32_t counts[] = {k->nstarts, k->nstops, k->nsteps, k->npads};
-    for (int j = 0; j < 4; j++) {
-        uint32_t max = j == 3 ? 2 * KILN_MAX_RANK : KILN_MAX_RANK;
-        if ((k->has & bits[j]) && counts[j] > max)
-            return graph_bad_node(err, i, names[j], "more entries than %s (%u)",
-                                  j == 3 ? "2 x rank" : "rank", (unsigned) max);
+    /* The int lists, borrowed: k outlives the encoding. */
+    const struct {
+        const char *name, *limit;
+        uint32_t bit, max, count;
+        const int64_t *src;
+        const int64_t **dst;
+        uint32_t *n;
+    } lists[] = {
+        {"starts", "rank", KILN_NODE_STARTS, KILN_MAX_RANK, k->nstarts, k->starts, &p->starts,
+         &p->nstarts},
+        {"stops", "rank", KILN_NODE_STOPS, KILN_MAX_RANK, k->nstops, k->stops, &p->stops,
+         &p->nstops},
+        {"steps", "rank", KILN_NODE_STEPS, KILN_MAX_RANK, k->nsteps, k->steps, &p->steps,
+         &p->nsteps},
+        {"pads", "2 x rank", KILN_NODE_PADS, 2 * KILN_MAX_RANK, k->npads, k->pads, &p->pads,
+         &p->npads},
+        {"stride", "2 (h, w)", KILN_NODE_STRIDE, 2, k->nstride, k->stride, &p->stride, &p->nstride},
+        {"padding", "2 (h, w)", KILN_NODE_PADDING, 2, k->npadding, k->padding, &p->padding,
+         &p->npadding},
+        {"dilation", "2 (h, w)", KILN_NODE_DILATION, 2, k->ndilation, k->dilation, &p->dilation,
+         &p->ndilation},
+        {"trans", "2 (a, b)", KILN_NODE_TRANS, 2, k->ntrans, k->trans, &p->trans, &p->ntrans},
+    };
+    for (size_t j = 0; j < sizeof(lists) / sizeof(lists[0]); j++) {
+        if (!(k->has & lists[j].bit))
+            continue;
+        if (lists[j].count > lists[j].max)
+            return graph_bad_node(err, i, lists[j].name, "more entries than %s (%u)",
+                                  lists[j].limit, (unsigned) lists[j].max);
+        *lists[j].dst = lists[j].src;
+        *lists[j].n = lists[j].count;
     }
-    if (k->has & KILN_NODE_STARTS)
-        p->starts = k->starts, p->nstarts = k->nstarts;
-    if (k->has & KILN_NODE_STOPS)
-        p->stops = k->stops, p->nstops = k->nstops;
-    if (k->has & KILN_NODE_STEPS)
-        p->steps = k->steps, p->nsteps = k->nsteps;
-    if (k->has & KILN_NODE_PADS)
-        p->pads = k->pads, p->npads = k->npads;
+    p->groups = k->groups;
     return KILN_OK;
 }
 

@@ -308,6 +308,11 @@ enum kiln_op {
     KILN_OP_REINDEX = 97,        /* x, extras...; shape, exprs, conds, overflow_value */
     KILN_OP_REDUCE = 98,         /* x; reduce_op, dims, keepdims */
     KILN_OP_REINDEX_REDUCE = 99, /* x, extras...; shape, reduce_op, exprs, conds */
+    /* Relays (PROTOCOL.md §8, "Relay ops"): contractions a library runs. */
+    KILN_OP_MATMUL = 104,            /* a, b; trans */
+    KILN_OP_CONV2D = 105,            /* x, w; stride, padding, dilation, groups */
+    KILN_OP_CONV2D_BWD_DATA = 106,   /* dy, w; shape (x's), stride, padding, dilation, groups */
+    KILN_OP_CONV2D_BWD_WEIGHT = 107, /* x, dy; shape (w's), stride, padding, dilation, groups */
     /* Lowered by the daemon to the ops above (PROTOCOL.md §8, "Lowered ops"). */
     KILN_OP_TRANSPOSE = 112, /* x; dims (a permutation: y.shape[k] = x.shape[dims[k]]) */
     KILN_OP_SLICE = 113,     /* x; starts, stops, steps (Python semantics, per dim) */
@@ -354,6 +359,11 @@ enum kiln_node_field {
     KILN_NODE_STOPS = 1u << 16,
     KILN_NODE_STEPS = 1u << 17,
     KILN_NODE_PADS = 1u << 18,
+    KILN_NODE_STRIDE = 1u << 19,
+    KILN_NODE_PADDING = 1u << 20,
+    KILN_NODE_DILATION = 1u << 21,
+    KILN_NODE_TRANS = 1u << 22,
+    KILN_NODE_GROUPS = 1u << 23,
 };
 
 /* A scalar as the wire carries it: an integer (a bool is the integer 0 or
@@ -399,6 +409,15 @@ struct kiln_node {
     int64_t steps[KILN_MAX_RANK];
     uint32_t npads;                  /* KILN_NODE_PADS: pad's, before and after */
     int64_t pads[2 * KILN_MAX_RANK]; /*   each dim of x in turn */
+    /* The relays' attributes, each a pair: (h, w) for a convolution's
+     * stride, padding and dilation, (a, b) for matmul's trans (1 reads
+     * that operand with its last two dims swapped). Counts are 0..2; the
+     * daemon wants 2. */
+    uint32_t nstride, npadding, ndilation; /* KILN_NODE_STRIDE, _PADDING, _DILATION */
+    int64_t stride[2], padding[2], dilation[2];
+    uint32_t ntrans; /* KILN_NODE_TRANS */
+    int64_t trans[2];
+    uint32_t groups; /* KILN_NODE_GROUPS: a convolution's channel groups */
 };
 
 /* A fetched value, owned by the caller (see kiln_fetch). */
@@ -424,7 +443,8 @@ struct kiln_tensor {
  * KILN_EARG (node and field set as the daemon would set them) for: c or
  * nodes NULL, n of 0 or over the daemon's `nodes` limit, nkeep over
  * `var_ids`, an id or input or keep entry of 0, an unknown `has` bit, a
- * count over its KILN_MAX_* bound (pads: 2 x KILN_MAX_RANK), a shape size that is negative or over
+ * count over its KILN_MAX_* bound (pads: 2 x KILN_MAX_RANK; stride,
+ * padding, dilation, trans: 2), a shape size that is negative or over
  * `dim`, a dims entry >= KILN_MAX_RANK, a NULL pointer where data or a
  * string is due, an expression over KILN_MAX_EXPR bytes, or a graph whose
  * message would exceed the daemon's `message_bytes` (a daemon does not
@@ -662,6 +682,42 @@ KILN_API uint64_t kiln_graph_concat(kiln_graph *g, uint32_t n, const uint64_t *x
 KILN_API uint64_t kiln_graph_pad(kiln_graph *g, uint64_t x, uint32_t npads, const int64_t *pads,
                                  const struct kiln_number *value);
 KILN_API uint64_t kiln_graph_flip(kiln_graph *g, uint64_t x, uint32_t ndims, const uint32_t *dims);
+
+/* The relays (104..107): float32 or float64 contractions the daemon hands
+ * to a library (PROTOCOL.md §8, "Relay ops"). */
+/* a @ b over the last two dims (equal batch dims before them); trans_a
+ * and trans_b read that operand with its last two dims swapped. */
+KILN_API uint64_t kiln_graph_matmul(kiln_graph *g, uint64_t a, uint64_t b, bool trans_a,
+                                    bool trans_b);
+
+/* A 2-D convolution's attributes, (h, w) each: the window's step, the
+ * zeros added on each side and the spacing of its taps, and the channel
+ * groups. Every field is sent as given (a zero stride is the daemon's to
+ * refuse), so start from kiln_conv_default(); a NULL kiln_conv sends none
+ * and the daemon takes the same defaults. */
+struct kiln_conv {
+    int64_t stride[2];   /* >= 1 */
+    int64_t padding[2];  /* >= 0 */
+    int64_t dilation[2]; /* >= 1 */
+    uint32_t groups;     /* >= 1, dividing both channel counts */
+};
+static inline struct kiln_conv kiln_conv_default(void)
+{
+    struct kiln_conv c = {{1, 1}, {0, 0}, {1, 1}, 1};
+    return c;
+}
+/* conv2d: x [N, C, H, W], w [O, C/groups, kh, kw] -> [N, O, oh, ow]
+ * (cross-correlation with zero padding). */
+KILN_API uint64_t kiln_graph_conv2d(kiln_graph *g, uint64_t x, uint64_t w,
+                                    const struct kiln_conv *c);
+/* The gradients of conv2d(x, w, c) with respect to x (given dy, the
+ * gradient of its output, and w) and to w (given x and dy). The shape of
+ * the result, x's or w's, is not implied by the inputs, so it is given:
+ * four sizes. */
+KILN_API uint64_t kiln_graph_conv2d_bwd_data(kiln_graph *g, uint64_t dy, uint64_t w,
+                                             const int64_t x_shape[4], const struct kiln_conv *c);
+KILN_API uint64_t kiln_graph_conv2d_bwd_weight(kiln_graph *g, uint64_t x, uint64_t dy,
+                                               const int64_t w_shape[4], const struct kiln_conv *c);
 
 /* Gradients: the gradient of `loss` (a float scalar, or any shape with a
  * seed of its shape) with respect to `target` (seed 0: none), in

@@ -108,7 +108,8 @@ static int gj_uints(const struct gj *r, const json_t *v, const char *field, size
     return 0;
 }
 
-/* starts, stops, steps and pads: arrays of integers, negative ones too. */
+/* starts, stops, steps, pads and the relays' pairs: arrays of integers,
+ * negative ones too (the daemon judges them). */
 static int gj_ints(const struct gj *r, const json_t *v, const char *field, size_t cap,
                    int64_t *out, uint32_t *n)
 {
@@ -315,7 +316,8 @@ static const char *const gj_node_keys[] = {
     "id",       "op",        "in",    "dtype", "shape",          "data",
     "value",    "dim",       "dist",  "seed",  "offset",         "dims",
     "keepdims", "reduce_op", "exprs", "conds", "overflow_value",
-    "starts",   "stops",     "steps", "pads",
+    "starts",   "stops",     "steps", "pads",  "stride",         "padding",
+    "dilation", "trans",     "groups",
 };
 
 static int gj_node(struct gj *r, const json_t *o, struct kiln_node *k, void **buf)
@@ -439,6 +441,10 @@ static int gj_node(struct gj *r, const json_t *o, struct kiln_node *k, void **bu
         {"stops", KILN_NODE_STOPS, KILN_MAX_RANK, k->stops, &k->nstops},
         {"steps", KILN_NODE_STEPS, KILN_MAX_RANK, k->steps, &k->nsteps},
         {"pads", KILN_NODE_PADS, 2 * KILN_MAX_RANK, k->pads, &k->npads},
+        {"stride", KILN_NODE_STRIDE, 2, k->stride, &k->nstride},
+        {"padding", KILN_NODE_PADDING, 2, k->padding, &k->npadding},
+        {"dilation", KILN_NODE_DILATION, 2, k->dilation, &k->ndilation},
+        {"trans", KILN_NODE_TRANS, 2, k->trans, &k->ntrans},
     };
     for (size_t j = 0; j < sizeof(lists) / sizeof(lists[0]); j++) {
         if ((v = json_object_get(o, lists[j].name)) == NULL)
@@ -446,6 +452,12 @@ static int gj_node(struct gj *r, const json_t *o, struct kiln_node *k, void **bu
         if (gj_ints(r, v, lists[j].name, lists[j].cap, lists[j].dst, lists[j].n) != 0)
             return -1;
         k->has |= lists[j].bit;
+    }
+    if ((v = json_object_get(o, "groups")) != NULL) {
+        if (gj_uint(r, v, "groups", 0, UINT32_MAX, &u) != 0)
+            return -1;
+        k->groups = (uint32_t) u;
+        k->has |= KILN_NODE_GROUPS;
     }
     return 0;
 }

@@ -484,6 +484,29 @@ public:
         return made(kiln_graph_flip(get(), x.id(), n(dims), dims.data()));
     }
 
+    // Relays (PROTOCOL.md §8, "Relay ops"). No kiln_conv: the daemon's
+    // defaults (kiln_conv_default()).
+    var matmul(var a, var b, bool trans_a = false, bool trans_b = false)
+    {
+        return made(kiln_graph_matmul(get(), a.id(), b.id(), trans_a, trans_b));
+    }
+    var conv2d(var x, var w, std::optional<kiln_conv> c = std::nullopt)
+    {
+        return made(kiln_graph_conv2d(get(), x.id(), w.id(), c ? &*c : nullptr));
+    }
+    var conv2d_bwd_data(var dy, var w, const std::array<int64_t, 4> &x_shape,
+                        std::optional<kiln_conv> c = std::nullopt)
+    {
+        return made(kiln_graph_conv2d_bwd_data(get(), dy.id(), w.id(), x_shape.data(),
+                                               c ? &*c : nullptr));
+    }
+    var conv2d_bwd_weight(var x, var dy, const std::array<int64_t, 4> &w_shape,
+                          std::optional<kiln_conv> c = std::nullopt)
+    {
+        return made(kiln_graph_conv2d_bwd_weight(get(), x.id(), dy.id(), w_shape.data(),
+                                                 c ? &*c : nullptr));
+    }
+
     // Gradients (PROTOCOL.md §8): d sum(seed * loss) / d target.
     var grad(var loss, var target, std::optional<var> seed = std::nullopt)
     {

@@ -1,9 +1,10 @@
 /* test_builder.c: libkiln's graph builder (kiln_graph) against a real
  * kilnd: every call's node computes what PROTOCOL.md says (sources,
  * element-wise, shapes, reductions, reindex with conditions and extras,
- * the lowered ops, gradients), sticky errors that keep a bad graph from
- * being sent, copies that outlive the caller's buffers, id allocation
- * across threads, and the non-blocking poll.
+ * the lowered ops, the relays against naive loops, gradients), sticky
+ * errors that keep a bad graph from being sent, copies that outlive the
+ * caller's buffers, id allocation across threads, and the non-blocking
+ * poll.
  *
  * Also the program the valgrind test runs (CK_FORK=no): it leaves
  * nothing behind. */
@@ -267,6 +268,213 @@ START_TEST(gradients)
 }
 END_TEST
 
+/* ---- relays ------------------------------------------------------------ */
+
+/* Each element within 1e-4 of the largest |want|, relative (how
+ * PROTOCOL.md measures a relay's error). */
+static void assert_close(const struct kiln_tensor *t, const float *want, size_t n)
+{
+    ck_assert_uint_eq(t->dtype, F32);
+    ck_assert_uint_eq(t->bytes, n * sizeof(float));
+    double scale = 1e-30;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
+    const float *got = t->data;
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs((double) got[i] - want[i]) <= 1e-4 * scale,
+                      "element %zu: got %.7g, want %.7g", i, got[i], want[i]);
+}
+
+/* Small values that are not all alike: -1 .. 1 in steps of 1/8. */
+static void pattern(float *v, size_t n, unsigned salt)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float) ((int) ((i * 37 + salt * 11) % 17) - 8) / 8;
+}
+
+/* conv2d and both gradients by their definition: every (output pixel,
+ * tap) pair that lands inside x adds one product. x is [CN, CC, CH, CW],
+ * w [CO, CC / groups, KH, KW]. */
+enum { CN = 2, CC = 4, CH = 5, CW = 6, CO = 6, KH = 3, KW = 2 };
+enum { NX = CN * CC * CH * CW, NW_MAX = CO * CC * KH * KW, NY_MAX = CN * CO * CH * 2 * CW * 2 };
+
+static int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
+{
+    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+static void conv_naive(const struct kiln_conv *c, int64_t oh, int64_t ow, const float *x,
+                       const float *w, const float *dy, float *y, float *dx, float *dw)
+{
+    const int64_t cg = CC / c->groups, og = CO / c->groups;
+    memset(y, 0, sizeof(float) * CN * CO * oh * ow);
+    memset(dx, 0, sizeof(float) * NX);
+    memset(dw, 0, sizeof(float) * CO * cg * KH * KW);
+    for (int64_t n = 0; n < CN; n++)
+        for (int64_t o = 0; o < CO; o++)
+            for (int64_t i = 0; i < oh; i++)
+                for (int64_t j = 0; j < ow; j++)
+                    for (int64_t ci = 0; ci < cg; ci++)
+                        for (int64_t kh = 0; kh < KH; kh++)
+                            for (int64_t kw = 0; kw < KW; kw++) {
+                                int64_t h = i * c->stride[0] - c->padding[0] + kh * c->dilation[0];
+                                int64_t v = j * c->stride[1] - c->padding[1] + kw * c->dilation[1];
+                                if (h < 0 || h >= CH || v < 0 || v >= CW)
+                                    continue;
+                                int64_t xi = ((n * CC + o / og * cg + ci) * CH + h) * CW + v;
+                                int64_t wi = ((o * cg + ci) * KH + kh) * KW + kw;
+                                int64_t yi = ((n * CO + o) * oh + i) * ow + j;
+                                y[yi] += x[xi] * w[wi];
+                                dx[xi] += dy[yi] * w[wi];
+                                dw[wi] += x[xi] * dy[yi];
+                            }
+}
+
+START_TEST(relays)
+{
+    kiln_graph *g = kiln_graph_new(conn);
+    /* matmul: a [2,3] @ b^T with b [4,3], and a batch of two a^T @ a. */
+    float b43[12], want_ab[8], a223[12], want_ata[18];
+    pattern(b43, 12, 1);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            want_ab[i * 4 + j] = 0;
+            for (int k = 0; k < 3; k++)
+                want_ab[i * 4 + j] += x23[i * 3 + k] * b43[j * 3 + k];
+        }
+    memcpy(a223, x23, sizeof(x23));
+    pattern(a223 + 6, 6, 2);
+    for (int bt = 0; bt < 2; bt++)
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) {
+                float *o = &want_ata[bt * 9 + i * 3 + j];
+                *o = 0;
+                for (int k = 0; k < 2; k++)
+                    *o += a223[bt * 6 + k * 3 + i] * a223[bt * 6 + k * 3 + j];
+            }
+    uint64_t a = kiln_graph_array(g, F32, 2, s23, x23, sizeof(x23));
+    uint64_t b = kiln_graph_array(g, F32, 2, (int64_t[]){4, 3}, b43, sizeof(b43));
+    uint64_t ab = kiln_graph_matmul(g, a, b, false, true);
+    uint64_t a3 = kiln_graph_array(g, F32, 3, (int64_t[]){2, 2, 3}, a223, sizeof(a223));
+    uint64_t ata = kiln_graph_matmul(g, a3, a3, true, false);
+
+    /* conv2d with stride, padding, dilation and two groups, and its two
+     * gradients at dy; then the defaults (a NULL kiln_conv: one group). */
+    struct kiln_conv cv = {{2, 1}, {1, 2}, {1, 2}, 2};
+    int64_t oh = conv_out(CH, KH, 2, 1, 1), ow = conv_out(CW, KW, 1, 2, 2);
+    ck_assert_int_eq(oh, 3);
+    ck_assert_int_eq(ow, 8);
+    struct kiln_conv dflt = kiln_conv_default();
+    int64_t oh0 = conv_out(CH, KH, 1, 0, 1), ow0 = conv_out(CW, KW, 1, 0, 1);
+    int64_t ny = CN * CO * oh * ow, ny0 = CN * CO * oh0 * ow0, nw = CO * (CC / 2) * KH * KW;
+    float *xv = malloc(sizeof(float) * (3 * NX + 3 * NW_MAX + 4 * NY_MAX));
+    ck_assert_ptr_nonnull(xv);
+    float *dxv = xv + NX, *scratch = dxv + NX, *wv = scratch + NX, *dwv = wv + NW_MAX;
+    float *w1 = dwv + NW_MAX, *scratch_w = w1 + NW_MAX, *dyv = scratch_w + NW_MAX;
+    float *yv = dyv + NY_MAX, *y0 = yv + NY_MAX, *dy0 = y0 + NY_MAX;
+    pattern(xv, NX, 3);
+    pattern(wv, (size_t) nw, 4);
+    pattern(w1, NW_MAX, 5);
+    pattern(dyv, (size_t) ny, 6);
+    memset(dy0, 0, sizeof(float) * (size_t) ny0);
+    conv_naive(&cv, oh, ow, xv, wv, dyv, yv, dxv, dwv);
+    conv_naive(&dflt, oh0, ow0, xv, w1, dy0, y0, scratch, scratch_w);
+    uint64_t x = kiln_graph_array(g, F32, 4, (int64_t[]){CN, CC, CH, CW}, xv, NX * sizeof(float));
+    uint64_t w = kiln_graph_array(g, F32, 4, (int64_t[]){CO, CC / 2, KH, KW}, wv,
+                                  (size_t) nw * sizeof(float));
+    uint64_t dy =
+        kiln_graph_array(g, F32, 4, (int64_t[]){CN, CO, oh, ow}, dyv, (size_t) ny * sizeof(float));
+    uint64_t y = kiln_graph_conv2d(g, x, w, &cv);
+    uint64_t dx = kiln_graph_conv2d_bwd_data(g, dy, w, (int64_t[]){CN, CC, CH, CW}, &cv);
+    uint64_t dw = kiln_graph_conv2d_bwd_weight(g, x, dy, (int64_t[]){CO, CC / 2, KH, KW}, &cv);
+    uint64_t w1v =
+        kiln_graph_array(g, F32, 4, (int64_t[]){CO, CC, KH, KW}, w1, NW_MAX * sizeof(float));
+    uint64_t yd = kiln_graph_conv2d(g, x, w1v, NULL);
+    struct kiln_tensor *t = run(g, (uint64_t[]){ab, ata, y, dx, dw, yd}, 6);
+    assert_shape(&t[0], 2, (int64_t[]){2, 4});
+    assert_close(&t[0], want_ab, 8);
+    assert_shape(&t[1], 3, (int64_t[]){2, 3, 3});
+    assert_close(&t[1], want_ata, 18);
+    assert_shape(&t[2], 4, (int64_t[]){CN, CO, oh, ow});
+    assert_close(&t[2], yv, (size_t) ny);
+    assert_shape(&t[3], 4, (int64_t[]){CN, CC, CH, CW});
+    assert_close(&t[3], dxv, NX);
+    assert_shape(&t[4], 4, (int64_t[]){CO, CC / 2, KH, KW});
+    assert_close(&t[4], dwv, (size_t) nw);
+    assert_shape(&t[5], 4, (int64_t[]){CN, CO, oh0, ow0});
+    assert_close(&t[5], y0, (size_t) ny0);
+    kiln_tensors_free(t);
+    /* What the builder put on the nodes, as the wire will carry it. */
+    size_t count;
+    const struct kiln_node *nodes = kiln_graph_nodes(g, &count);
+    const struct kiln_node *m = NULL, *cn = NULL, *cd = NULL;
+    for (size_t i = 0; i < count; i++) {
+        if (nodes[i].id == ab)
+            m = &nodes[i];
+        if (nodes[i].id == y)
+            cn = &nodes[i];
+        if (nodes[i].id == yd)
+            cd = &nodes[i];
+    }
+    ck_assert(m != NULL && cn != NULL && cd != NULL);
+    ck_assert_uint_eq(m->op, KILN_OP_MATMUL);
+    ck_assert(m->has & KILN_NODE_TRANS);
+    ck_assert(m->ntrans == 2 && m->trans[0] == 0 && m->trans[1] == 1);
+    ck_assert_uint_eq(cn->op, KILN_OP_CONV2D);
+    ck_assert_uint_eq(cn->has & (KILN_NODE_STRIDE | KILN_NODE_PADDING | KILN_NODE_DILATION |
+                                 KILN_NODE_GROUPS | KILN_NODE_SHAPE),
+                      KILN_NODE_STRIDE | KILN_NODE_PADDING | KILN_NODE_DILATION | KILN_NODE_GROUPS);
+    ck_assert(cn->stride[0] == 2 && cn->padding[1] == 2 && cn->dilation[1] == 2 && cn->groups == 2);
+    ck_assert_uint_eq(cd->has, KILN_NODE_IN); /* defaults: nothing sent */
+    free(xv);
+    kiln_graph_free(g);
+}
+END_TEST
+
+/* A relay's attribute the daemon refuses comes back naming the field;
+ * what the builder cannot copy fails before anything is sent. */
+START_TEST(relay_errors)
+{
+    kiln_graph *g = kiln_graph_new(conn);
+    uint64_t x = kiln_graph_fill(g, F32, 4, (int64_t[]){1, 2, 3, 3}, 1);
+    uint64_t w = kiln_graph_fill(g, F32, 4, (int64_t[]){2, 2, 1, 1}, 1);
+    struct kiln_conv cv = kiln_conv_default();
+    cv.groups = 0;
+    uint64_t y = kiln_graph_conv2d(g, x, w, &cv);
+    ck_assert_uint_ne(y, 0);
+    kiln_graph_keep(g, y);
+    struct kiln_error e;
+    int rc = kiln_graph_submit(g, NULL, &e);
+    ck_assert_msg(rc == KILN_EVALUE, "submit: %s: %s", kiln_err_name(rc), e.message);
+    ck_assert_int_eq(e.node, 2);
+    ck_assert_str_eq(e.field, "body.nodes[2].groups");
+    /* A zero stride, likewise, by its index. */
+    kiln_graph_reset(g);
+    x = kiln_graph_fill(g, F32, 4, (int64_t[]){1, 2, 3, 3}, 1);
+    w = kiln_graph_fill(g, F32, 4, (int64_t[]){2, 2, 1, 1}, 1);
+    cv = kiln_conv_default();
+    cv.stride[1] = 0;
+    kiln_graph_keep(g, kiln_graph_conv2d(g, x, w, &cv));
+    ck_assert_int_ne(kiln_graph_submit(g, NULL, &e), KILN_OK);
+    ck_assert_msg(strncmp(e.field, "body.nodes[2].stride", 20) == 0, "field %s", e.field);
+    /* matmul's operands must fit: named as in[1]. */
+    kiln_graph_reset(g);
+    uint64_t a = kiln_graph_fill(g, F32, 2, s23, 1);
+    kiln_graph_keep(g, kiln_graph_matmul(g, a, a, false, false));
+    ck_assert_int_ne(kiln_graph_submit(g, NULL, &e), KILN_OK);
+    ck_assert_str_eq(e.field, "body.nodes[1].in[1]");
+    /* A NULL shape: the builder's own KILN_EARG, naming the argument. */
+    kiln_graph_reset(g);
+    x = kiln_graph_fill(g, F32, 4, (int64_t[]){1, 2, 3, 3}, 1);
+    ck_assert_uint_eq(kiln_graph_conv2d_bwd_data(g, x, x, NULL, NULL), 0);
+    ck_assert_int_eq(kiln_graph_error(g, &e), KILN_EARG);
+    ck_assert_str_eq(e.field, "conv2d_bwd_data");
+    ck_assert_msg(strstr(e.message, "x_shape") != NULL, "%s", e.message);
+    ck_assert_int_eq(kiln_graph_submit(g, NULL, &e), KILN_EARG);
+    kiln_graph_free(g);
+}
+END_TEST
+
 /* ---- checks, errors, memory -------------------------------------------- */
 
 START_TEST(expect_checks_on_the_daemon)
@@ -363,6 +571,10 @@ START_TEST(argument_faults_name_their_call)
           "reindex_reduce");
     FAULT(kiln_graph_reduce(g, KILN_REDUCE_ADD, x, 9, (uint32_t[9]){0}, false), "reduce");
     FAULT(kiln_graph_transpose(g, x, 2, NULL), "transpose");
+    FAULT(kiln_graph_matmul(g, x, 0, false, true), "matmul");
+    FAULT(kiln_graph_conv2d(g, 0, x, NULL), "conv2d");
+    FAULT(kiln_graph_conv2d_bwd_data(g, x, x, NULL, NULL), "conv2d_bwd_data");
+    FAULT(kiln_graph_conv2d_bwd_weight(g, x, x, NULL, NULL), "conv2d_bwd_weight");
     FAULT(kiln_graph_grad(g, x, 0, 0), "grad");
     FAULT(kiln_graph_add_node(g, NULL), "node");
     FAULT(
@@ -549,6 +761,8 @@ static Suite *builder_suite(void)
     tcase_add_test(t, shapes_and_reductions);
     tcase_add_test(t, reindex_with_conds_and_extras);
     tcase_add_test(t, lowered_ops);
+    tcase_add_test(t, relays);
+    tcase_add_test(t, relay_errors);
     tcase_add_test(t, gradients);
     tcase_add_test(t, expect_checks_on_the_daemon);
     tcase_add_test(t, sticky_errors_send_nothing);

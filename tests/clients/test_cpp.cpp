@@ -204,6 +204,43 @@ void values(const std::string &address)
     g3.keep(twice);
     g3.submit();
     CHECK(near(c.fetch(twice.id()).to_vector<float>(), {2, 4}));
+
+    // The relays: a a^T, and a 3x3 conv of ones padded by 1 over a 2x2
+    // image of ones (every window holds all four pixels), its gradients
+    // at that output, and the defaults.
+    kiln::graph g4(c);
+    kiln::var ma = g4.array(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});
+    kiln::var mm = g4.matmul(ma, ma, false, true);
+    kiln_conv cv = kiln_conv_default();
+    cv.padding[0] = cv.padding[1] = 1;
+    kiln::var img = g4.full(kiln::dtype::float32, {1, 1, 2, 2}, 1);
+    kiln::var ker = g4.full(kiln::dtype::float32, {1, 1, 3, 3}, 1);
+    kiln::var cy = g4.conv2d(img, ker, cv);
+    kiln::var bd = g4.conv2d_bwd_data(cy, ker, {1, 1, 2, 2}, cv);
+    kiln::var bw = g4.conv2d_bwd_weight(img, cy, {1, 1, 3, 3}, cv);
+    kiln::var c1 = g4.conv2d(img, g4.full(kiln::dtype::float32, {1, 1, 1, 1}, 2));
+    std::vector<kiln::var> relays{mm, cy, bd, bw, c1};
+    std::vector<uint64_t> rids;
+    for (kiln::var v : relays) {
+        g4.keep(v);
+        rids.push_back(v.id());
+    }
+    g4.submit();
+    std::vector<kiln::tensor> ro = c.fetch(rids, 10000);
+    CHECK((ro[0].shape() == kiln::shape_t{2, 2}));
+    CHECK(near(ro[0].to_vector<float>(), {14, 32, 32, 77}));
+    CHECK((ro[1].shape() == kiln::shape_t{1, 1, 2, 2}));
+    CHECK(near(ro[1].to_vector<float>(), {4, 4, 4, 4}));
+    CHECK(near(ro[2].to_vector<float>(), {16, 16, 16, 16}));
+    CHECK(near(ro[3].to_vector<float>(), {4, 8, 4, 8, 16, 8, 4, 8, 4}));
+    CHECK(near(ro[4].to_vector<float>(), {2, 2, 2, 2}));
+    // The daemon's refusal of an attribute names it.
+    kiln::graph g5(c);
+    cv.groups = 0;
+    g5.keep(g5.conv2d(g5.full(kiln::dtype::float32, {1, 1, 2, 2}, 1),
+                      g5.full(kiln::dtype::float32, {1, 1, 1, 1}, 1), cv));
+    kiln::error ge = EXPECT_THROW(KILN_EVALUE, g5.submit());
+    CHECK(ge.field() == "body.nodes[2].groups");
 }
 
 } // namespace

@@ -247,9 +247,9 @@ START_TEST(refused_graph_names_the_node)
     g[1].shape[0] = -1;
     refused(c, g, n, KILN_EARG, "body.nodes[1].shape[0]", 1);
     g[1].shape[0] = 3;
-    g[5].has |= 1u << 20;
+    g[5].has |= 1u << 24;
     refused(c, g, n, KILN_EARG, "body.nodes[5]", 5);
-    g[5].has &= ~(1u << 20);
+    g[5].has &= ~(1u << 24);
     g[0].data = NULL;
     refused(c, g, n, KILN_EARG, "body.nodes[0].data", 0);
     g[0].data = x_data;

@@ -230,6 +230,10 @@ static const struct {
     {"{\"nodes\": [{\"id\": 1, \"op\": \"pad\", \"in\": [2],\n"
      "  \"pads\": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}]}",
      "nodes[0] (id 1): pads: holds 17 elements, at most 16 are allowed"},
+    {"{\"nodes\": [{\"id\": 1, \"op\": \"matmul\", \"in\": [2, 2], \"trans\": [0, 1, 0]}]}",
+     "nodes[0] (id 1): trans: holds 3 elements, at most 2 are allowed"},
+    {"{\"nodes\": [{\"id\": 1, \"op\": \"conv2d\", \"in\": [2, 3], \"groups\": -1}]}",
+     "nodes[0] (id 1): groups: must be an integer in 0.."},
     {"{\"nodes\": []}", "nodes: must be an array of 1..65536 nodes"},
     {"{\"nodes\": [{\"id\": 1, \"op\": 2}], \"kept\": [1]}", "kept: unknown field"},
     {"{\"nodes\": [{\"op\": 2}]}", "nodes[0]: id: must be an integer in 1.."},
@@ -419,6 +423,33 @@ START_TEST(prints_exact_values)
     ck_assert_str_eq(r.out, "{\"step\": 1, \"vars\": [\n"
                             "  {\"id\": 6, \"dtype\": \"int32\", \"shape\": [3, 3], \"data\": "
                             "[2, 2, 2, 0, 0, 0, 7, 7, 7]}\n"
+                            "]}\n");
+    fixture_run_fini(&r);
+
+    /* The relays, by name, with their fields. */
+    const char *relays = write_file(
+        "relays.json",
+        "{\"nodes\": [\n"
+        "  {\"id\": 1, \"op\": \"array\", \"dtype\": \"float32\", \"shape\": [2, 2],\n"
+        "   \"data\": [1, 2, 3, 4]},\n"
+        "  {\"id\": 2, \"op\": \"matmul\", \"in\": [1, 1], \"trans\": [0, 1]},\n"
+        "  {\"id\": 3, \"op\": \"const\", \"dtype\": \"float32\", \"shape\": [1, 2, 3, 3],\n"
+        "   \"value\": 1},\n"
+        "  {\"id\": 4, \"op\": \"const\", \"dtype\": \"float32\", \"shape\": [2, 1, 1, 1],\n"
+        "   \"value\": 3},\n"
+        "  {\"id\": 5, \"op\": \"conv2d\", \"in\": [3, 4], \"stride\": [2, 2],\n"
+        "   \"padding\": [0, 1], \"dilation\": [1, 1], \"groups\": 2}\n"
+        "], \"keep\": [2, 5], \"fetch\": [2, 5]}\n");
+    const char *argv4[] = {"submit", relays, NULL};
+    run_live(&r, argv4);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    /* a a^T; then [1, 2, 2, 3]: 3 where the window's one tap is in x, 0 on
+     * the padding (columns -1 and 3) */
+    ck_assert_str_eq(r.out, "{\"step\": 1, \"vars\": [\n"
+                            "  {\"id\": 2, \"dtype\": \"float32\", \"shape\": [2, 2], \"data\": "
+                            "[5, 11, 11, 25]},\n"
+                            "  {\"id\": 5, \"dtype\": \"float32\", \"shape\": [1, 2, 2, 3], "
+                            "\"data\": [0, 3, 0, 0, 3, 0, 0, 3, 0, 0, 3, 0]}\n"
                             "]}\n");
     fixture_run_fini(&r);
 }
