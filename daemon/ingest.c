@@ -471,9 +471,12 @@ static int relay_node(struct ir_graph *g, struct ingest *in, const struct proto_
     }
     if (r >= 0 && in->lower_relays)
         r = ir_lower_relay(g, r, &ie);
-    if (r < 0)
-        return node_error(in, ie.code ? ie.code : KILN_EINTERNAL, ie.field, "%s %s",
-                          op_name(n->op), ie.message);
+    if (r < 0) {
+        const char *name = op_name(n->op);
+        bool named = strncmp(ie.message, name, strlen(name)) == 0; /* most name the op already */
+        return node_error(in, ie.code ? ie.code : KILN_EINTERNAL, ie.field, "%s%s%s",
+                          named ? "" : name, named ? "" : " ", ie.message);
+    }
     return r;
 }
 
@@ -658,7 +661,7 @@ static int ingest_node(struct ir_graph *g, struct ingest *in)
     uint32_t extra = n->has & ~(f.need | f.may);
     if (extra & F_IN && n->nin == 0)
         extra &= ~F_IN; /* an empty `in` is as good as none */
-    for (uint32_t bit = 1; bit <= PROTO_NODE_PADS; bit <<= 1) {
+    for (uint32_t bit = 1; bit <= PROTO_NODE_GROUPS; bit <<= 1) {
         if (missing & bit)
             return node_error(in, KILN_EMISSING, proto_node_field_name(bit), "%s needs `%s`",
                               op_name(n->op), proto_node_field_name(bit));

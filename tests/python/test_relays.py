@@ -88,3 +88,13 @@ def test_bad_conv_attribute_is_a_typed_error(jt):
     with pytest.raises(InvalidValueError) as e:
         y.numpy()
     assert e.value.field.endswith("groups"), e.value.field
+
+
+def test_conv_fields_on_another_op_are_refused(jt):
+    from kiln import ops
+    from kiln.errors import KilnError
+    x = jt.ones((2, 3))
+    y = ops.make("reshape", x.dtype, (3, 2), [x], stride=[1, 1])
+    with pytest.raises(KilnError) as e:
+        y.numpy()
+    assert e.value.field.endswith("stride") and e.value.name == "FIELD", (e.value.field, e.value.name)
