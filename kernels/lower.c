@@ -394,6 +394,17 @@ static int reindex_texts(struct ir_graph *g, bool scatter, int x, int rank, cons
     return ir_add_reindex_reduce(g, IR_REDUCE_ADD, x, rank, shape, &t, err);
 }
 
+/* An operand of a lowered contraction: a broadcast when it is read in its
+ * own dim order (the new dims in `fresh`), else a reindex by `exprs`. */
+static int operand(struct ir_graph *g, int x, int rank, const int64_t *shape, bool plain,
+                   uint16_t fresh, int nexprs, char (*exprs)[TEXT], struct ir_error *err)
+{
+    if (plain)
+        return ir_add_broadcast(g, x, rank, shape, fresh, err);
+    return reindex_texts(g, false, x, rank, shape, nexprs, exprs, err);
+}
+
+/* Product space [B.., n, k, m], reduced over k. */
 static int lower_matmul(struct ir_graph *g, const struct ir_node n, struct ir_error *err)
 {
     int r = n.rank;
@@ -402,23 +413,27 @@ static int lower_matmul(struct ir_graph *g, const struct ir_node n, struct ir_er
                             "a rank-%d matmul needs rank %d to lower, above the rank limit %d", r,
                             r + 1, KILN_LIMIT_RANK);
     const struct ir_node *a = &g->nodes[n.in[0]];
+    int in = r - 2, ik = r - 1, im = r;
     int64_t shape[KILN_LIMIT_RANK];
-    memcpy(shape, n.shape, (size_t) r * sizeof shape[0]);
-    shape[r] = a->shape[r - 1 - (n.attr.matmul.ta ? 1 : 0)]; /* [B.., n, m, k] */
+    memcpy(shape, n.shape, (size_t) (r - 1) * sizeof shape[0]);
+    shape[ik] = a->shape[r - 1 - (n.attr.matmul.ta ? 1 : 0)];
+    shape[im] = n.shape[r - 1];
     char ea[KILN_LIMIT_RANK][TEXT], eb[KILN_LIMIT_RANK][TEXT];
     for (int d = 0; d < r - 2; d++) {
         snprintf(ea[d], TEXT, "i%d", d);
         snprintf(eb[d], TEXT, "i%d", d);
     }
-    int in = r - 2, im = r - 1, ik = r;
     snprintf(ea[r - 2], TEXT, "i%d", n.attr.matmul.ta ? ik : in);
     snprintf(ea[r - 1], TEXT, "i%d", n.attr.matmul.ta ? in : ik);
     snprintf(eb[r - 2], TEXT, "i%d", n.attr.matmul.tb ? im : ik);
     snprintf(eb[r - 1], TEXT, "i%d", n.attr.matmul.tb ? ik : im);
-    int xa = reindex_texts(g, false, (int) n.in[0], r + 1, shape, r, ea, err);
-    int xb = xa < 0 ? -1 : reindex_texts(g, false, (int) n.in[1], r + 1, shape, r, eb, err);
+    int xa = operand(g, (int) n.in[0], r + 1, shape, !n.attr.matmul.ta, (uint16_t) (1u << im), r,
+                     ea, err);
+    int xb = xa < 0 ? -1
+                    : operand(g, (int) n.in[1], r + 1, shape, !n.attr.matmul.tb,
+                              (uint16_t) (1u << in), r, eb, err);
     int p = xb < 0 ? -1 : ir_add_binary(g, IR_OP_MUL, xa, xb, err);
-    return p < 0 ? -1 : ir_add_reduce(g, IR_REDUCE_ADD, p, (uint16_t) (1u << r), false, err);
+    return p < 0 ? -1 : ir_add_reduce(g, IR_REDUCE_ADD, p, (uint16_t) (1u << ik), false, err);
 }
 
 /* Convolutions over the window space [N, G, O/G, C/G, oh, ow, kh, kw]
@@ -439,28 +454,28 @@ static int lower_conv(struct ir_graph *g, const struct ir_node n, struct ir_erro
         xs = i0->shape, ws = n.shape, ys = i1->shape;
     int64_t G = c->groups, Cg = ws[1], Og = ws[0] / G;
     int64_t win[8] = {xs[0], G, Og, Cg, ys[2], ys[3], ws[2], ws[3]};
-    char ex[4][TEXT], ew[4][TEXT], ey[4][TEXT];
+    char ex[4][TEXT];
     snprintf(ex[0], TEXT, "i0");
     snprintf(ex[1], TEXT, "i1 * %" PRId64 " + i3", Cg);
     snprintf(ex[2], TEXT, "i4 * %d - %d + i6 * %d", c->stride[0], c->pad[0], c->dilation[0]);
     snprintf(ex[3], TEXT, "i5 * %d - %d + i7 * %d", c->stride[1], c->pad[1], c->dilation[1]);
-    snprintf(ew[0], TEXT, "i1 * %" PRId64 " + i2", Og);
-    snprintf(ew[1], TEXT, "i3");
-    snprintf(ew[2], TEXT, "i6");
-    snprintf(ew[3], TEXT, "i7");
-    snprintf(ey[0], TEXT, "i0");
-    snprintf(ey[1], TEXT, "i1 * %" PRId64 " + i2", Og);
-    snprintf(ey[2], TEXT, "i4");
-    snprintf(ey[3], TEXT, "i5");
     int x = -1, w = -1, dy = -1;
     if (n.op != IR_OP_CONV2D_BWD_DATA)
         x = reindex_texts(g, false, (int) n.in[0], 8, win, 4, ex, err);
-    if (n.op != IR_OP_CONV2D_BWD_WEIGHT && (n.op == IR_OP_CONV2D_BWD_DATA || x >= 0))
-        w = reindex_texts(g, false, (int) n.in[1], 8, win, 4, ew, err);
+    /* w [O, C/G, kh, kw] and dy [N, O, oh, ow] are the window space less
+     * some dims, in order: a reshape splitting O into (G, O/G) and a
+     * broadcast. */
+    if (n.op != IR_OP_CONV2D_BWD_WEIGHT && (n.op == IR_OP_CONV2D_BWD_DATA || x >= 0)) {
+        int64_t s5[5] = {G, Og, Cg, ws[2], ws[3]};
+        w = ir_add_reshape(g, (int) n.in[1], 5, s5, err);
+        w = w < 0 ? -1 : ir_add_broadcast(g, w, 8, win, (1u << 0) | (1u << 4) | (1u << 5), err);
+    }
     if (n.op != IR_OP_CONV2D) {
         int src = n.op == IR_OP_CONV2D_BWD_DATA ? (int) n.in[0] : (int) n.in[1];
+        int64_t s5[5] = {ys[0], G, Og, ys[2], ys[3]};
         if ((n.op == IR_OP_CONV2D_BWD_DATA ? w : x) >= 0)
-            dy = reindex_texts(g, false, src, 8, win, 4, ey, err);
+            dy = ir_add_reshape(g, src, 5, s5, err);
+        dy = dy < 0 ? -1 : ir_add_broadcast(g, dy, 8, win, (1u << 3) | (1u << 6) | (1u << 7), err);
     }
     int p;
     if (n.op == IR_OP_CONV2D) {
