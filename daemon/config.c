@@ -45,6 +45,8 @@ static const char usage[] =
     "  --cache-dir DIR       keep cc-compiled kernels in DIR (made 0700) for later\n"
     "                        runs. Default: $XDG_CACHE_HOME/kiln, else\n"
     "                        $HOME/.cache/kiln, else <runtime directory>/cache\n"
+    "  --cache-max BYTES     size the cache directory may reach; the entries used\n"
+    "                        longest ago are deleted past it (default: 1G)\n"
     "  --help                print this and exit\n"
     "  --version             print the version and exit\n"
     "\n"
@@ -56,7 +58,7 @@ static const char usage[] =
     "address is in use), 2 on bad flags.\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -70,6 +72,7 @@ static const struct option options[] = {
     {"no-cc", no_argument, NULL, OPT_NO_CC},
     {"cc-threshold", required_argument, NULL, OPT_CC_THRESHOLD},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+    {"cache-max", required_argument, NULL, OPT_CACHE_MAX},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -210,6 +213,11 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
         if (!parse_range(arg, 0, CFG_CC_THRESHOLD_MAX_MS, &v))
             return bad_value(err, "--cc-threshold", arg, "milliseconds in 0..86400000");
         cfg->cc_threshold_ms = v;
+        return true;
+    case OPT_CACHE_MAX:
+        if (!cfg_parse_bytes(arg, &v) || v < (1u << 20))
+            return bad_value(err, "--cache-max", arg, "bytes, at least 1M (K, M, G suffixes)");
+        cfg->cache_max = v;
         return true;
     case OPT_CACHE_DIR:
         if (arg[0] == '\0')

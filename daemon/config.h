@@ -35,6 +35,7 @@ struct cfg {
     bool no_cc;               /* --no-cc: kernels stay on libtcc (no system compiler tier) */
     bool no_relays;           /* --relays off: matmul and conv2d run as meta-op kernels */
     const char *cache_dir;    /* --cache-dir: compiled kernels on disk; NULL: the default */
+    uint64_t cache_max;       /* --cache-max: bytes the disk cache may take; 0: 1 GiB */
     uint64_t cc_threshold_ms; /* --cc-threshold: kernel run time before a cc recompile */
 };
 

@@ -202,6 +202,7 @@ static bool start(struct kilnd *kd)
             .cc = !cfg->no_cc,
             .cache_dir = cfg->cache_dir ? cfg->cache_dir : default_cache_dir(cache, sizeof cache),
             .cc_threshold_ns = cfg->cc_threshold_ms * UINT64_C(1000000),
+            .cache_max_bytes = cfg->cache_max,
         };
         int rc = exec_jit_start(&kd->exec, &jo);
         if (rc == KILN_EUNSUPPORTED) {

@@ -93,7 +93,7 @@ static struct jit_cc *cc_start(struct exec *x, const struct exec_jit_opts *o)
 {
     struct jit_cc *cc = NULL;
     char why[768];
-    struct jit_cc_opts co = {.cache_dir = o->cache_dir};
+    struct jit_cc_opts co = {.cache_dir = o->cache_dir, .cache_max_bytes = o->cache_max_bytes};
     int rc = jit_cc_new(&co, &cc, why, sizeof why);
     struct log_line l;
     if (rc != KILN_OK) {

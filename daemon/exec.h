@@ -81,6 +81,7 @@ struct exec_jit_opts {
      * with --no-cc, and off (logged) when no compiler answers. */
     bool cc;
     const char *cache_dir;    /* its on-disk cache, or NULL */
+    uint64_t cache_max_bytes; /* its size cap (0: the default) */
     uint64_t cc_threshold_ns; /* run time before a kernel is recompiled */
 };
 

@@ -326,6 +326,7 @@ int jit_cc_new(const struct jit_cc_opts *o, struct jit_cc **out, char *why, size
     jit_sha256_init(&cc->keyed_prelude);
     jit_sha256_add(&cc->keyed_prelude, cc->ident, sizeof cc->ident);
     jit_sha256_add(&cc->keyed_prelude, cc->prelude, cc->prelude_len);
+    cc->cache_max = o && o->cache_max_bytes ? o->cache_max_bytes : JIT_CC_CACHE_MAX_DEFAULT;
     if (o && o->cache_dir && *o->cache_dir) {
         char reason[512];
         if (cc_dir_prepare(o->cache_dir, reason, sizeof reason) != 0)

@@ -79,6 +79,8 @@
         "-fPIC", "-shared", "-nostdlib", "-nostdinc", "-fvisibility=hidden", "-std=gnu11",         \
         "-pipe", "-w", "-s", "-Wl,-z,noexecstack"
 
+#define JIT_CC_CACHE_MAX_DEFAULT ((uint64_t) 1 << 30) /* bytes of disk cache */
+
 struct jit_cc_opts {
     /* The compiler: a path, or a name looked up in $PATH; NULL: "cc". */
     const char *compiler;
@@ -89,6 +91,9 @@ struct jit_cc_opts {
      * or without a cache a private directory made under $TMPDIR (or /tmp)
      * at the first build and removed by jit_cc_free. */
     const char *work_dir;
+    /* Bytes the cache directory's entries may take: past it, the entries
+     * used longest ago are deleted after each write (0: 1 GiB). */
+    uint64_t cache_max_bytes;
 };
 
 struct jit_cc_stats {
@@ -100,6 +105,7 @@ struct jit_cc_stats {
     uint64_t disk_hits;      /* lookups answered by loading a disk entry */
     uint64_t disk_misses;    /* lookups that found no entry */
     uint64_t disk_discarded; /* entries found corrupt, truncated or foreign, deleted */
+    uint64_t disk_evicted;   /* entries deleted to keep the cache under its size */
     uint64_t disk_writes;    /* entries written (one per kernel key) */
     uint64_t disk_errors;    /* entries that could not be written */
     uint32_t libs_loaded;    /* shared objects loaded now */

@@ -17,12 +17,14 @@
  * that temporary file, each renamed in turn. No fsync: an entry torn by a
  * crash is a checksum failure, discarded and rebuilt like any other.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cc_impl.h"
@@ -205,6 +207,7 @@ int cc_disk_read(struct jit_cc *cc, const struct jit_cc_key *key, struct cc_entr
     out->object_bytes = (size_t) objn;
     rc = KILN_OK;
     bad = false;
+    futimens(fd, NULL); /* its modification time says when it was last used */
 out:
     if (bad) {
         discard(path, &st);
@@ -214,6 +217,8 @@ out:
     close(fd);
     return rc;
 }
+
+static void trim(struct jit_cc *cc);
 
 int cc_disk_write(struct jit_cc *cc, const struct jit_cc_key *keys, uint32_t n,
                   const uint8_t *object, size_t object_bytes)
@@ -268,7 +273,73 @@ int cc_disk_write(struct jit_cc *cc, const struct jit_cc_key *keys, uint32_t n,
     }
     if (tmp[0] != '\0')
         unlink(tmp);
+    if (rc == KILN_OK)
+        trim(cc);
     return rc;
+}
+
+/* ---- size cap ---------------------------------------------------------- */
+
+struct trim_ent {
+    struct timespec used;
+    uint64_t bytes;
+    char name[80];
+};
+
+static int cmp_used(const void *a, const void *b)
+{
+    const struct trim_ent *x = a, *y = b;
+    if (x->used.tv_sec != y->used.tv_sec)
+        return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+    return (x->used.tv_nsec > y->used.tv_nsec) - (x->used.tv_nsec < y->used.tv_nsec);
+}
+
+/* Keeps the directory's entries under cc->cache_max bytes: when they are
+ * over it, the least recently used are deleted until they take 90 % of
+ * it. Another daemon sharing the directory may be reading one of them:
+ * it then finds no entry and compiles again, as after any other miss. */
+static void trim(struct jit_cc *cc)
+{
+    DIR *d = opendir(cc->cache_dir);
+    if (d == NULL)
+        return;
+    struct trim_ent *v = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        struct stat st;
+        if (len < 5 || len >= sizeof v->name || strcmp(de->d_name + len - 4, ".kcc") != 0 ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 256;
+            struct trim_ent *nv = realloc(v, nc * sizeof *nv);
+            if (nv == NULL)
+                break;
+            v = nv, cap = nc;
+        }
+        v[n].used = st.st_mtim;
+        v[n].bytes = (uint64_t) st.st_size;
+        memcpy(v[n].name, de->d_name, len + 1);
+        total += v[n].bytes;
+        n++;
+    }
+    if (total > cc->cache_max && n > 0) {
+        qsort(v, n, sizeof *v, cmp_used);
+        uint64_t goal = cc->cache_max / 10 * 9, evicted = 0;
+        for (size_t k = 0; k < n && total > goal; k++)
+            if (unlinkat(dirfd(d), v[k].name, 0) == 0) {
+                total -= v[k].bytes;
+                evicted++;
+            }
+        pthread_mutex_lock(&cc->lock);
+        cc->st.disk_evicted += evicted;
+        pthread_mutex_unlock(&cc->lock);
+    }
+    free(v);
+    closedir(d);
 }
 
 /* mkdir -p with mode 0700 for what it creates. */

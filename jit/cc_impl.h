@@ -39,6 +39,7 @@ struct jit_cc {
     char *describe;    /* "<path> (<version>)" */
     uint8_t ident[32]; /* SHA-256 of everything besides the source that a key covers */
     char *cache_dir;   /* NULL: none */
+    uint64_t cache_max; /* bytes its entries may take */
     char *work_dir;    /* NULL until made (or given) */
     bool work_owned;   /* we made it: removed by jit_cc_free */
     char *prelude;     /* jit_codegen_prelude's text */

@@ -737,6 +737,80 @@ START_TEST(swap_while_running)
 }
 END_TEST
 
+
+/* Bytes of the .kcc entries in dir. */
+static uint64_t dir_entry_bytes(int *count)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    uint64_t total = 0;
+    *count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        struct stat st;
+        if (len > 4 && strcmp(de->d_name + len - 4, ".kcc") == 0 &&
+            fstatat(dirfd(d), de->d_name, &st, 0) == 0) {
+            total += (uint64_t) st.st_size;
+            (*count)++;
+        }
+    }
+    closedir(d);
+    return total;
+}
+
+static bool entry_exists(struct jit_cc *cc, const char *src)
+{
+    struct jit_cc_key key;
+    char path[4096];
+    jit_cc_key(cc, src, &key);
+    ck_assert(jit_cc_entry_path(cc, &key, path, sizeof path));
+    return access(path, F_OK) == 0;
+}
+
+START_TEST(cache_stays_under_its_size)
+{
+    make_dir();
+    enum { NK = 8 };
+    char *src[NK];
+    for (int k = 0; k < NK; k++)
+        src[k] = scale_source(100 + k);
+    /* One entry's size, then a cap of three and a half entries. */
+    struct jit_cc *cc = new_cc(dir);
+    build_all(cc, &src[0], 1);
+    int count;
+    uint64_t one = dir_entry_bytes(&count);
+    ck_assert_int_eq(count, 1);
+    jit_cc_free(cc);
+    struct jit_cc_opts o = {.cache_dir = dir, .cache_max_bytes = one * 7 / 2};
+    ck_assert_int_eq(jit_cc_new(&o, &cc, NULL, 0), KILN_OK);
+    for (int k = 1; k < NK; k++) {
+        if (k == NK - 1) { /* entry 0 is the oldest: using it keeps it */
+            struct timespec pause = {0, 20 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+            struct jit_cc *fresh = new_cc(dir);
+            bool discarded;
+            if (entry_exists(fresh, src[NK - 4]))
+                ck_assert_int_eq(lookup_fresh(fresh, src[NK - 4], &discarded), KILN_OK);
+            jit_cc_free(fresh);
+            nanosleep(&pause, NULL);
+        }
+        build_all(cc, &src[k], 1);
+        ck_assert_uint_le(dir_entry_bytes(&count), o.cache_max_bytes);
+        ck_assert_int_ge(count, 1);
+    }
+    struct jit_cc_stats st;
+    jit_cc_stats(cc, &st);
+    ck_assert_uint_gt(st.disk_evicted, 0);
+    ck_assert(entry_exists(cc, src[NK - 1]));  /* the newest stays */
+    ck_assert(entry_exists(cc, src[NK - 4]));  /* and the one just used */
+    ck_assert(!entry_exists(cc, src[0]));      /* the oldest went */
+    jit_cc_free(cc);
+    for (int k = 0; k < NK; k++)
+        free(src[k]);
+}
+END_TEST
+
 static void teardown(void)
 {
     remove_dir();
@@ -758,6 +832,7 @@ static Suite *suite(void)
     tcase_add_test(tc, concurrent_writers);
     tcase_add_test(tc, restart_reuses_the_disk_cache);
     tcase_add_test(tc, swap_while_running);
+    tcase_add_test(tc, cache_stays_under_its_size);
     suite_add_tcase(s, tc);
     return s;
 }
