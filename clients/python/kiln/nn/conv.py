@@ -121,6 +121,15 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     ow = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
     CpG = C // G
     O = OpG * G
+    if x.dtype in (dt.float32, dt.float64) and oph < sh and opw < sw:
+        # The input gradient of the conv2d that maps [N, O, oh, ow] to x:
+        # one conv2d_bwd_data relay node (oneDNN).
+        w = weight if weight.dtype == x.dtype else weight.astype(x.dtype)
+        y = ops.make("conv2d_bwd_data", x.dtype, (N, O, oh, ow), [x, w], stride=[sh, sw],
+                     padding=[ph, pw], dilation=[dh, dw], groups=G)
+        if bias is not None:
+            y = y + ops.to_var(bias).reshape(1, O, 1, 1)
+        return y[0] if unb else y
     shape = [N, G, CpG, OpG, H, W, kh, kw]
     xx = ops.broadcast_to(x.reshape(N, G, CpG, H, W), shape, [3, 6, 7])
     ww = ops.broadcast_to(weight.reshape(G, CpG, OpG, kh, kw).astype(xx.dtype), shape, [0, 4, 5])
