@@ -13,6 +13,9 @@
 #ifdef KILN_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 #endif
+#ifdef KILN_HAVE_GOMP
+void omp_set_num_threads(int n); /* libgomp, which oneDNN runs on */
+#endif
 
 #define RELAY_PRIMITIVES 64 /* convolution primitives kept (LRU) */
 
@@ -74,6 +77,7 @@ struct cprim {
 
 struct jit_relay {
     pthread_mutex_t lock;
+    unsigned threads; /* a library call's thread team; 0: its default */
     struct jit_relay_stats st;
 #ifdef KILN_HAVE_DNNL
     pthread_t warm;
@@ -415,12 +419,13 @@ bool jit_relay_has_library(void)
 #endif
 }
 
-int jit_relay_new(struct jit_relay **out)
+int jit_relay_new(unsigned threads, struct jit_relay **out)
 {
     struct jit_relay *r = calloc(1, sizeof *r);
     if (r == NULL)
         return KILN_ENOMEM;
     pthread_mutex_init(&r->lock, NULL);
+    r->threads = threads;
 #ifdef KILN_HAVE_DNNL
     /* Without an engine every relay runs the reference: slow, still right. */
     r->st.library = dnnl_engine_create(&r->engine, dnnl_cpu, 0) == dnnl_success;
@@ -464,6 +469,10 @@ int jit_relay_run(struct jit_relay *r, struct jit_pool *pool, const struct ir_gr
         return KILN_OK;
 #ifdef KILN_HAVE_DNNL
     if (r->st.library && n->dtype == IR_DTYPE_FLOAT32) {
+#ifdef KILN_HAVE_GOMP
+        if (r->threads > 0) /* this thread's team size (an OpenMP per-thread setting) */
+            omp_set_num_threads((int) r->threads);
+#endif
         if (n->op == IR_OP_MATMUL)
             lib = run_sgemm(n, an, a, b, y);
         else

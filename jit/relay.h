@@ -38,7 +38,9 @@ struct jit_relay_stats {
 /* Built with oneDNN (the relays run in the library, not the reference). */
 bool jit_relay_has_library(void);
 
-int jit_relay_new(struct jit_relay **out);
+/* `threads`: how many threads a library call may use (0: the library's
+ * default, every CPU). */
+int jit_relay_new(unsigned threads, struct jit_relay **out);
 void jit_relay_free(struct jit_relay *r); /* NULL ok; no run may be active */
 void jit_relay_stats(struct jit_relay *r, struct jit_relay_stats *out);
 

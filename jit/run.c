@@ -181,7 +181,7 @@ int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
     memcpy(rt->syms + nm, cs, nc * sizeof(*cs));
     rt->nsyms = nm + nc;
     pthread_mutex_init(&rt->lock, NULL);
-    int rc = jit_relay_new(&rt->relay);
+    int rc = jit_relay_new(o->threads + 1, &rt->relay); /* the helpers and the caller */
     if (rc != KILN_OK) {
         pthread_mutex_destroy(&rt->lock);
         jit_runtime_free(rt);
