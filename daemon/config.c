@@ -20,8 +20,9 @@ static const char usage[] =
     "kiln compute daemon: runs graphs of meta-operators for many clients.\n"
     "\n"
     "  --listen ADDR         listen on ADDR; may be repeated. Schemes: ipc://PATH,\n"
-    "                        tcp://HOST:PORT (no authentication yet: trusted\n"
-    "                        networks only). tls+tcp:// is not supported yet.\n"
+    "                        tcp://HOST:PORT (needs --config users or\n"
+    "                        --allow-anonymous; tokens travel in clear).\n"
+    "                        tls+tcp:// is not supported yet.\n"
     "                        Default: ipc://$XDG_RUNTIME_DIR/kiln/kilnd.sock, or\n"
     "                        ipc:///tmp/kiln-UID/kilnd.sock (directory made 0700).\n"
     "  --workers N           executor threads (default: online CPUs)\n"
@@ -47,6 +48,12 @@ static const char usage[] =
     "                        $HOME/.cache/kiln, else <runtime directory>/cache\n"
     "  --cache-max BYTES     size the cache directory may reach; the entries used\n"
     "                        longest ago are deleted past it (default: 1G)\n"
+    "  --config FILE         users, their token hashes and weights (JSON; see\n"
+    "                        deploy/kilnd.conf.example). Without it every client is\n"
+    "                        anonymous, which tcp:// listeners refuse\n"
+    "  --allow-anonymous     let clients without a token in over tcp:// too\n"
+    "  --hash-token          read a token from stdin, print the token_sha256 to put\n"
+    "                        in the configuration file, and exit\n"
     "  --help                print this and exit\n"
     "  --version             print the version and exit\n"
     "\n"
@@ -58,7 +65,7 @@ static const char usage[] =
     "address is in use), 2 on bad flags.\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -73,6 +80,9 @@ static const struct option options[] = {
     {"cc-threshold", required_argument, NULL, OPT_CC_THRESHOLD},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"cache-max", required_argument, NULL, OPT_CACHE_MAX},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"allow-anonymous", no_argument, NULL, OPT_ALLOW_ANON},
+    {"hash-token", no_argument, NULL, OPT_HASH_TOKEN},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -213,6 +223,17 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
         if (!parse_range(arg, 0, CFG_CC_THRESHOLD_MAX_MS, &v))
             return bad_value(err, "--cc-threshold", arg, "milliseconds in 0..86400000");
         cfg->cc_threshold_ms = v;
+        return true;
+    case OPT_CONFIG:
+        if (arg[0] == '\0')
+            return bad_value(err, "--config", arg, "a file name");
+        cfg->config_path = arg;
+        return true;
+    case OPT_ALLOW_ANON:
+        cfg->allow_anonymous = true;
+        return true;
+    case OPT_HASH_TOKEN:
+        cfg->hash_token = true;
         return true;
     case OPT_CACHE_MAX:
         if (!cfg_parse_bytes(arg, &v) || v < (1u << 20))

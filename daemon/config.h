@@ -33,6 +33,9 @@ struct cfg {
     uint64_t max_message;     /* largest message accepted, <= KILN_LIMIT_MESSAGE_BYTES */
     bool interpret;           /* --executor interp: the reference interpreter, no JIT */
     bool no_cc;               /* --no-cc: kernels stay on libtcc (no system compiler tier) */
+    const char *config_path;  /* --config: users and tokens (auth.h); NULL: none */
+    bool allow_anonymous;     /* --allow-anonymous: tokenless clients on tcp:// too */
+    bool hash_token;          /* --hash-token: print SHA-256 of stdin's token and exit */
     bool no_relays;           /* --relays off: matmul and conv2d run as meta-op kernels */
     const char *cache_dir;    /* --cache-dir: compiled kernels on disk; NULL: the default */
     uint64_t cache_max;       /* --cache-max: bytes the disk cache may take; 0: 1 GiB */

@@ -22,6 +22,7 @@
 #include "rundir.h"
 #include "server.h"
 #include "watchdog.h"
+#include "auth.h"
 #include "relay.h"
 
 #define DRAIN_GRACE_MS 2000
@@ -41,6 +42,7 @@ struct kilnd {
     uv_timer_t sweep; /* ends idle sessions */
     uv_timer_t drain; /* polls for the end of draining */
     struct wd watchdog; /* reopens ipc:// listeners NNG 1.5.2 wedges */
+    struct auth auth;   /* users and tokens (--config) */
     uint64_t drain_started_ms;
 };
 
@@ -182,9 +184,47 @@ static const char *default_cache_dir(char *buf, size_t n)
     return len > 0 && (size_t) len < n ? buf : NULL;
 }
 
+/* Users from --config, and the rule that a tcp:// listener without them
+ * needs --allow-anonymous. */
+static bool start_auth(struct kilnd *kd)
+{
+    const struct cfg *cfg = kd->cfg;
+    if (cfg->config_path != NULL) {
+        char why[512];
+        if (auth_load(cfg->config_path, &kd->auth, why, sizeof why) != 0) {
+            struct log_line l;
+            log_begin(&l, &kd->log, LOG_ERROR, "bad configuration file");
+            log_str(&l, "error", why);
+            log_end(&l);
+            return false;
+        }
+        struct log_line l;
+        log_begin(&l, &kd->log, LOG_INFO, "configuration loaded");
+        log_str(&l, "file", cfg->config_path);
+        log_u64(&l, "users", kd->auth.nusers);
+        log_end(&l);
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const char *a = cfg->listen[i];
+        bool remote = strncmp(a, "ipc://", 6) != 0 && strncmp(a, "inproc://", 9) != 0;
+        if (remote && !cfg->allow_anonymous && (!kd->auth.configured || kd->auth.nusers == 0)) {
+            struct log_line l;
+            log_begin(&l, &kd->log, LOG_ERROR,
+                      "a network listener needs users with tokens (--config FILE) or "
+                      "--allow-anonymous");
+            log_str(&l, "address", a);
+            log_end(&l);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool start(struct kilnd *kd)
 {
     const struct cfg *cfg = kd->cfg;
+    if (!start_auth(kd))
+        return false;
     if (srv_init(&kd->srv, &kd->loop, &kd->log, cfg->max_message, disp_request, &kd->disp) != 0)
         return false;
     if (exec_init(&kd->exec, &kd->loop, &kd->sessions, &kd->srv, &kd->stats, &kd->log,
@@ -289,6 +329,7 @@ static void stop(struct kilnd *kd)
     uv_run(&kd->loop, UV_RUN_DEFAULT); /* close callbacks, and steps on workers */
     exec_jit_stop(&kd->exec);
     sess_table_fini(&kd->sessions);
+    auth_fini(&kd->auth);
     if (uv_loop_close(&kd->loop) != 0)
         log_msg(&kd->log, LOG_ERROR, "libuv handles left open at exit");
     nng_fini();
@@ -331,6 +372,8 @@ int kilnd_run(const struct cfg *cfg)
         .stats = &kd.stats,
         .exec = &kd.exec,
         .loop = &kd.loop,
+        .srv = &kd.srv,
+        .auth = &kd.auth,
     };
     /* Handles first: initialising them cannot fail in a way that matters,
      * and stop() can then close whatever exists. */

@@ -10,7 +10,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "auth.h"
 #include "dispatch.h"
+#include "server.h"
 #include "step.h"
 
 #define SERVER_NAME "kilnd " KILN_VERSION
@@ -33,9 +35,15 @@ static int on_hello(struct disp *d, const struct proto_request *req, msgpack_sbu
                                h->proto_min, h->proto_max, KILN_PROTO_VERSION_MIN,
                                KILN_PROTO_VERSION_MAX);
 
-    /* Tokens are accepted and ignored until authentication lands. */
+    const char *why = "";
+    const struct auth_user *user =
+        auth_check(d->auth, d->cfg->allow_anonymous, h->has_token ? h->token : NULL,
+                   h->has_token ? strlen(h->token) : 0,
+                   d->srv != NULL && srv_request_local(d->srv), &why);
+    if (user == NULL)
+        return proto_error_set(err, KILN_EAUTH, "body.token", "%s", why);
     struct sess *s;
-    int rc = sess_open(d->sessions, h->client, uv_now(d->loop), &s, err);
+    int rc = sess_open(d->sessions, h->client, user, uv_now(d->loop), &s, err);
     if (rc != KILN_OK)
         return rc;
 

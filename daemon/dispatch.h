@@ -24,6 +24,9 @@
 #include "session.h"
 #include "stats.h"
 
+struct auth;
+struct srv;
+
 struct disp {
     const struct cfg *cfg;
     const struct log *log;
@@ -31,6 +34,8 @@ struct disp {
     struct stats *stats;
     struct exec *exec; /* runs SUBMITted steps, answers FETCH */
     uv_loop_t *loop;   /* its clock times sessions */
+    const struct srv *srv;   /* which transport a request came over */
+    const struct auth *auth; /* users and tokens (empty: none configured) */
     bool draining;   /* new work is refused with KILN_ESHUTDOWN */
 };
 

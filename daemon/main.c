@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "auth.h"
 #include "daemon.h"
 
 int main(int argc, char **argv)
@@ -23,6 +24,21 @@ int main(int argc, char **argv)
         return 2;
     case CFG_RUN:
         break;
+    }
+    if (cfg.hash_token) { /* kilnd --hash-token < token-file */
+        char tok[KILN_LIMIT_TOKEN + 2], hex[65];
+        size_t n = fread(tok, 1, sizeof tok, stdin);
+        while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r'))
+            n--;
+        cfg_fini(&cfg);
+        if (n == 0 || n > KILN_LIMIT_TOKEN) {
+            fprintf(stderr, "kilnd: --hash-token reads a token of 1..%d bytes from stdin\n",
+                    KILN_LIMIT_TOKEN);
+            return 2;
+        }
+        auth_hash_hex(tok, n, hex);
+        printf("%s\n", hex);
+        return 0;
     }
     int status = kilnd_run(&cfg);
     cfg_fini(&cfg);

@@ -23,6 +23,7 @@ struct srv_ctx {
     nng_msg *msg;         /* the request, while parked on the queue */
     struct srv_ctx *next; /* queue link */
     bool deferred;        /* answered later with srv_respond() */
+    bool local;           /* the request came over ipc:// (or inproc://) */
 };
 
 /* A reply buffer that grew past this is given back after use, so one big
@@ -112,6 +113,9 @@ static void handle(struct srv *srv, struct srv_ctx *c)
     c->msg = NULL;
 
     msgpack_sbuffer_clear(&srv->reply);
+    nng_sockaddr sa;
+    c->local = nng_pipe_get_addr(nng_msg_get_pipe(msg), NNG_OPT_LOCADDR, &sa) == 0 &&
+               (sa.s_family == NNG_AF_IPC || sa.s_family == NNG_AF_INPROC);
     srv->current = c;
     srv->handler(srv->handler_arg, nng_msg_body(msg), nng_msg_len(msg), &srv->reply);
     srv->current = NULL;
@@ -142,6 +146,11 @@ static void handle(struct srv *srv, struct srv_ctx *c)
     }
     nng_aio_set_msg(c->send_aio, msg);
     nng_ctx_send(c->ctx, c->send_aio);
+}
+
+bool srv_request_local(const struct srv *srv)
+{
+    return srv->current != NULL && srv->current->local;
 }
 
 struct srv_ctx *srv_defer(struct srv *srv)

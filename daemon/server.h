@@ -94,6 +94,11 @@ int srv_relisten(struct srv *srv, size_t i);
  * far (the watchdog's probes). Any thread. */
 uint64_t srv_own_pipes(struct srv *srv);
 
+/* From inside the handler: whether the request being answered came over a
+ * local transport (ipc://, inproc://), where the socket's directory
+ * permissions already say who may connect. */
+bool srv_request_local(const struct srv *srv);
+
 /* From inside the handler: do not reply now. Returns the context to pass
  * to srv_respond() later; it stays busy (counted by srv_idle) until then.
  * The request's bytes are gone once the handler returns: copy what the

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "session.h"
+#include "auth.h"
 
 void sess_table_init(struct sess_table *t, uint64_t mem_budget, const struct log *log)
 {
@@ -68,7 +69,8 @@ static void list_append(struct sess_table *t, struct sess *s)
     t->newest = s;
 }
 
-int sess_open(struct sess_table *t, const char *client, uint64_t now_ms, struct sess **out,
+int sess_open(struct sess_table *t, const char *client, const struct auth_user *user,
+              uint64_t now_ms, struct sess **out,
               struct proto_error *err)
 {
     if (sess_count(t) >= SESS_MAX_OPEN)
@@ -86,6 +88,7 @@ int sess_open(struct sess_table *t, const char *client, uint64_t now_ms, struct 
         return proto_error_set(err, KILN_ENOMEM, "", "out of memory opening a session");
     s->id = id;
     snprintf(s->client, sizeof(s->client), "%s", client);
+    s->user = user ? user : &auth_anonymous_user;
     s->opened_ms = s->last_active_ms = now_ms;
     idmap_init(&s->vars);
     if (idmap_put(&t->by_id, id, s) != KILN_OK) {
@@ -99,6 +102,7 @@ int sess_open(struct sess_table *t, const char *client, uint64_t now_ms, struct 
     log_begin(&l, t->log, LOG_INFO, "session opened");
     log_hex(&l, "session", id);
     log_str(&l, "client", s->client);
+    log_str(&l, "user", s->user->name);
     log_u64(&l, "sessions", sess_count(t));
     log_end(&l);
     *out = s;

@@ -75,9 +75,11 @@ struct sess {
     struct sess *prev, *next; /* activity order, least recent first */
     void *exec;               /* the executor's per-session state, or NULL */
     uint64_t steps;           /* steps submitted so far */
+    const struct auth_user *user; /* who opened it (auth.h); never NULL once open */
 };
 
 struct sess;
+struct auth_user;
 
 /* Called by sess_close() before a session's table is freed, so the
  * executor can drop what it queued for that session. */
@@ -110,8 +112,8 @@ static inline uint64_t sess_count(const struct sess_table *t)
 /* Open a session for `client` (NUL-terminated, already validated by the
  * codec). Returns KILN_OK and the session, or KILN_EBUSY / KILN_ENOMEM /
  * KILN_EINTERNAL (no randomness) with `err` filled. */
-int sess_open(struct sess_table *t, const char *client, uint64_t now_ms, struct sess **out,
-              struct proto_error *err);
+int sess_open(struct sess_table *t, const char *client, const struct auth_user *user,
+              uint64_t now_ms, struct sess **out, struct proto_error *err);
 
 /* The live session with this id, or NULL (0 is never a session). */
 struct sess *sess_find(const struct sess_table *t, uint64_t id);

@@ -164,15 +164,23 @@ static void conn_copy_limits(struct kiln_limits *dst, const struct proto_limits 
 static int conn_hello(struct kiln_conn *c, const struct kiln_connect_opts *o,
                       struct kiln_error *err)
 {
+    /* The caller's token, else $KILN_TOKEN (set and not empty). */
+    const char *token = o->token, *env = getenv("KILN_TOKEN");
+    if (token == NULL && env != NULL && env[0] != '\0') {
+        if (strlen(env) > KILN_LIMIT_TOKEN)
+            return client_error_set(err, KILN_EARG, "token",
+                                    "KILN_TOKEN is longer than %d bytes", KILN_LIMIT_TOKEN);
+        token = env;
+    }
     struct proto_hello h = {
         .proto_min = KILN_PROTO_VERSION_MIN,
         .proto_max = KILN_PROTO_VERSION_MAX,
-        .has_token = o->token != NULL,
+        .has_token = token != NULL,
     };
     /* Lengths were checked by conn_check_opts(), so these copies fit. */
     strcpy(h.client, o->client ? o->client : CONN_DEFAULT_CLIENT);
-    if (o->token != NULL)
-        strcpy(h.token, o->token);
+    if (token != NULL)
+        strcpy(h.token, token);
     msgpack_sbuffer_clear(&c->sb);
     int rc = proto_encode_hello(&c->sb, &h);
     if (rc != KILN_OK)

@@ -112,7 +112,7 @@ struct kiln_connect_opts {
     int timeout_ms;      /* per send and per receive; 0: KILN_TIMEOUT_DEFAULT_MS,
                             < 0: wait forever */
     const char *client;  /* name shown by the daemon, 1..KILN_NAME_MAX bytes; NULL: "libkiln" */
-    const char *token;   /* auth token for daemons that require one; NULL: none */
+    const char *token;   /* auth token for daemons that require one; NULL: $KILN_TOKEN, else none */
 };
 
 /* The limits a daemon enforces, as it announced them in HELLO. */

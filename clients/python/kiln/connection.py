@@ -100,6 +100,8 @@ class Connection:
         if not client or len(client.encode()) > wire.LIMITS["name"] or "\0" in client:
             raise errors.ArgumentError("client name must be 1..128 bytes without NUL",
                                        field="client")
+        if token is None and os.environ.get("KILN_TOKEN", ""):
+            token = os.environ["KILN_TOKEN"]  # a shared daemon's credential
         if token is not None and len(token.encode()) > wire.LIMITS["token"]:
             raise errors.ArgumentError("token is longer than 256 bytes", field="token")
         self.address = address
