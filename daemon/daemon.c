@@ -29,6 +29,12 @@
 #define DRAIN_POLL_MS  10
 #define PROBE_TIMEOUT_MS 1000 /* for a live daemon's handshake */
 
+/* A session whose connection closed ends this long after (the client may
+ * reconnect meanwhile), checked every SWEEP_MAX_MS at most: released
+ * within 1.25 s of a crash. */
+#define ORPHAN_GRACE_MS 1000
+#define SWEEP_MAX_MS    250
+
 struct kilnd {
     const struct cfg *cfg;
     struct log log;
@@ -94,14 +100,24 @@ static void on_sweep(uv_timer_t *h)
 {
     struct kilnd *kd = h->data;
     sess_expire(&kd->sessions, uv_now(&kd->loop), kd->cfg->idle_timeout_ms);
+    sess_reap_orphans(&kd->sessions, uv_now(&kd->loop), ORPHAN_GRACE_MS);
+}
+
+/* A connection closed: its sessions end ORPHAN_GRACE_MS later unless the
+ * client reconnects (NNG redials by itself) and speaks again. */
+static void on_gone(void *arg, uint32_t pipe)
+{
+    struct kilnd *kd = arg;
+    sess_orphan(&kd->sessions, pipe, uv_now(&kd->loop));
 }
 
 /* Sweep often enough that a session ends within a quarter of its timeout
- * after expiring, but at most once every 50 ms and at least once a second. */
+ * after expiring, and an orphan within SWEEP_MAX_MS after its grace, but
+ * at most once every 50 ms. */
 static uint64_t sweep_interval_ms(uint64_t idle_ms)
 {
     uint64_t ms = idle_ms / 4;
-    return ms < 50 ? 50 : ms > 1000 ? 1000 : ms;
+    return ms < 50 ? 50 : ms > SWEEP_MAX_MS ? SWEEP_MAX_MS : ms;
 }
 
 /* The default address, after making sure its directory is private. */
@@ -227,6 +243,7 @@ static bool start(struct kilnd *kd)
         return false;
     if (srv_init(&kd->srv, &kd->loop, &kd->log, cfg->max_message, disp_request, &kd->disp) != 0)
         return false;
+    srv_on_gone(&kd->srv, on_gone, kd);
     if (exec_init(&kd->exec, &kd->loop, &kd->sessions, &kd->srv, &kd->stats, &kd->log,
                   cfg->max_message) != 0) {
         log_msg(&kd->log, LOG_ERROR, "cannot create the executor's timer");

@@ -46,6 +46,7 @@ static int on_hello(struct disp *d, const struct proto_request *req, msgpack_sbu
     int rc = sess_open(d->sessions, h->client, user, uv_now(d->loop), &s, err);
     if (rc != KILN_OK)
         return rc;
+    s->pipe = d->srv != NULL ? srv_request_pipe(d->srv) : 0;
 
     struct proto_hello_reply r = {
         .proto = hi,
@@ -171,6 +172,8 @@ static int run(struct disp *d, const struct proto_request *req, msgpack_sbuffer 
                                    "session %016" PRIx64 " is unknown or has expired",
                                    req->session);
         sess_touch(d->sessions, s, uv_now(d->loop));
+        s->pipe = d->srv != NULL ? srv_request_pipe(d->srv) : 0; /* a reconnect moves it */
+        s->orphaned_ms = 0;
     }
 
     switch (req->kind) {

@@ -24,6 +24,7 @@ struct srv_ctx {
     struct srv_ctx *next; /* queue link */
     bool deferred;        /* answered later with srv_respond() */
     bool local;           /* the request came over ipc:// (or inproc://) */
+    uint32_t pipe;        /* the connection it came on */
 };
 
 /* A reply buffer that grew past this is given back after use, so one big
@@ -114,8 +115,10 @@ static void handle(struct srv *srv, struct srv_ctx *c)
 
     msgpack_sbuffer_clear(&srv->reply);
     nng_sockaddr sa;
-    c->local = nng_pipe_get_addr(nng_msg_get_pipe(msg), NNG_OPT_LOCADDR, &sa) == 0 &&
+    nng_pipe pipe = nng_msg_get_pipe(msg);
+    c->local = nng_pipe_get_addr(pipe, NNG_OPT_LOCADDR, &sa) == 0 &&
                (sa.s_family == NNG_AF_IPC || sa.s_family == NNG_AF_INPROC);
+    c->pipe = (uint32_t) nng_pipe_id(pipe);
     srv->current = c;
     srv->handler(srv->handler_arg, nng_msg_body(msg), nng_msg_len(msg), &srv->reply);
     srv->current = NULL;
@@ -153,6 +156,39 @@ bool srv_request_local(const struct srv *srv)
     return srv->current != NULL && srv->current->local;
 }
 
+uint32_t srv_request_pipe(const struct srv *srv)
+{
+    return srv->current != NULL ? srv->current->pipe : 0;
+}
+
+void srv_on_gone(struct srv *srv, srv_gone_fn fn, void *arg)
+{
+    srv->on_gone = fn;
+    srv->gone_arg = arg;
+}
+
+/* NNG thread: a connection closed. Queued for the loop thread, which owns
+ * the sessions. Losing one to a failed allocation only delays that
+ * session's end until it idles out. */
+static void on_pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    struct srv *srv = arg;
+    (void) ev;
+    if (atomic_load(&srv->stopping))
+        return;
+    uv_mutex_lock(&srv->mu);
+    if (srv->ngone == srv->capgone) {
+        size_t cap = srv->capgone ? 2 * srv->capgone : 16;
+        uint32_t *g = realloc(srv->gone, cap * sizeof(*g));
+        if (g != NULL)
+            srv->gone = g, srv->capgone = cap;
+    }
+    if (srv->ngone < srv->capgone)
+        srv->gone[srv->ngone++] = (uint32_t) nng_pipe_id(p);
+    uv_mutex_unlock(&srv->mu);
+    uv_async_send(&srv->wake);
+}
+
 struct srv_ctx *srv_defer(struct srv *srv)
 {
     struct srv_ctx *c = srv->current;
@@ -186,7 +222,17 @@ static void on_wake(uv_async_t *h)
     uv_mutex_lock(&srv->mu);
     struct srv_ctx *c = srv->queue_head;
     srv->queue_head = srv->queue_tail = NULL;
+    uint32_t gone[64];
+    size_t ngone = srv->ngone < 64 ? srv->ngone : 64;
+    memcpy(gone, srv->gone, ngone * sizeof(gone[0]));
+    memmove(srv->gone, srv->gone + ngone, (srv->ngone - ngone) * sizeof(gone[0]));
+    srv->ngone -= ngone;
+    bool more = srv->ngone > 0;
     uv_mutex_unlock(&srv->mu);
+    if (more)
+        uv_async_send(&srv->wake); /* the rest on the next turn */
+    for (size_t i = 0; i < ngone && srv->on_gone != NULL; i++)
+        srv->on_gone(srv->gone_arg, gone[i]);
     while (c != NULL) {
         struct srv_ctx *next = c->next;
         c->next = NULL;
@@ -230,7 +276,8 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct log *log, size_t max
         log_nng(srv, "cannot set the message limit", "nng_socket_set_size", rv);
         return rv;
     }
-    if ((rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, on_pipe_added, srv)) != 0) {
+    if ((rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, on_pipe_added, srv)) != 0 ||
+        (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed, srv)) != 0) {
         log_nng(srv, "cannot watch connections", "nng_pipe_notify", rv);
         return rv;
     }
@@ -345,6 +392,7 @@ void srv_fini(struct srv *srv)
             nng_aio_free(c->send_aio);
     }
     free(srv->ctxs);
+    free(srv->gone);
     srv->ctxs = NULL;
     srv->nctxs = 0;
     srv->queue_head = srv->queue_tail = NULL;

@@ -41,6 +41,8 @@
  * unless the handler called srv_defer(), which keeps the context aside for
  * a reply sent later with srv_respond(). */
 typedef void (*srv_handler_fn)(void *arg, const void *req, size_t len, msgpack_sbuffer *reply);
+/* Loop thread: connection `pipe` (srv_request_pipe's id) has closed. */
+typedef void (*srv_gone_fn)(void *arg, uint32_t pipe);
 
 struct srv_ctx; /* one NNG context with its receive and send aio: server.c */
 
@@ -62,6 +64,10 @@ struct srv {
     uv_mutex_t mu; /* guards the queue */
     bool mu_init;
     struct srv_ctx *queue_head, *queue_tail;
+    uint32_t *gone;        /* ids of connections that closed, for the loop (guarded) */
+    size_t ngone, capgone;
+    srv_gone_fn on_gone;   /* NULL: nobody asks */
+    void *gone_arg;
 
     atomic_int busy;      /* contexts between a received request and its sent reply */
     atomic_uint_fast64_t own_pipes; /* connections attached whose peer is this process */
@@ -98,6 +104,14 @@ uint64_t srv_own_pipes(struct srv *srv);
  * local transport (ipc://, inproc://), where the socket's directory
  * permissions already say who may connect. */
 bool srv_request_local(const struct srv *srv);
+
+/* From inside the handler: the id of the connection the request came on
+ * (never 0). srv_on_gone's callback later names it when it closes. */
+uint32_t srv_request_pipe(const struct srv *srv);
+
+/* Call `fn` on the loop thread for every connection that closes. Set
+ * before srv_start. */
+void srv_on_gone(struct srv *srv, srv_gone_fn fn, void *arg);
 
 /* From inside the handler: do not reply now. Returns the context to pass
  * to srv_respond() later; it stays busy (counted by srv_idle) until then.

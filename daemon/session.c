@@ -170,6 +170,26 @@ uint64_t sess_expire(struct sess_table *t, uint64_t now_ms, uint64_t idle_ms)
     return n;
 }
 
+void sess_orphan(struct sess_table *t, uint32_t pipe, uint64_t now_ms)
+{
+    for (struct sess *s = t->oldest; s != NULL && pipe != 0; s = s->next)
+        if (s->pipe == pipe && s->orphaned_ms == 0)
+            s->orphaned_ms = now_ms ? now_ms : 1;
+}
+
+uint64_t sess_reap_orphans(struct sess_table *t, uint64_t now_ms, uint64_t grace_ms)
+{
+    uint64_t n = 0;
+    for (struct sess *s = t->oldest, *next; s != NULL; s = next) {
+        next = s->next;
+        if (s->orphaned_ms != 0 && now_ms - s->orphaned_ms >= grace_ms) {
+            sess_close(t, s, "disconnected");
+            n++;
+        }
+    }
+    return n;
+}
+
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err)
 {
     /* Written as subtractions so that nothing can wrap. */

@@ -76,6 +76,8 @@ struct sess {
     void *exec;               /* the executor's per-session state, or NULL */
     uint64_t steps;           /* steps submitted so far */
     const struct auth_user *user; /* who opened it (auth.h); never NULL once open */
+    uint32_t pipe;            /* the connection of its latest request (0: none known) */
+    uint64_t orphaned_ms;     /* loop time its connection closed; 0 while connected */
 };
 
 struct sess;
@@ -131,6 +133,15 @@ uint64_t sess_expire(struct sess_table *t, uint64_t now_ms, uint64_t idle_ms);
 
 /* Charge `bytes` to `s` within the budget: KILN_OK, or KILN_ENOMEM with
  * `err` filled and nothing charged. */
+/* Connection `pipe` closed: its sessions become orphans at now_ms. */
+void sess_orphan(struct sess_table *t, uint32_t pipe, uint64_t now_ms);
+
+/* Ends sessions orphaned for at least grace_ms (a client that crashed or
+ * hung up without BYE): their vars are freed, their queued steps dropped,
+ * a running step finishes first. A client that reconnects within the grace
+ * keeps its session. Returns how many ended. */
+uint64_t sess_reap_orphans(struct sess_table *t, uint64_t now_ms, uint64_t grace_ms);
+
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err);
 /* Return bytes charged earlier. */
 void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes);
