@@ -189,6 +189,10 @@ static int run(struct disp *d, const struct proto_request *req, msgpack_sbuffer 
         return exec_fetch(d->exec, s, &req->u.fetch, reply, err);
     case PROTO_RELEASE:
         return on_release(d, s, req, reply, err);
+    case PROTO_CANCEL:
+        return proto_encode_reply_cancel(reply, exec_cancel(d->exec, s)) == KILN_OK
+                   ? KILN_OK
+                   : encode_failed(err);
     case PROTO_BYE:
         sess_close(d->sessions, s, "bye");
         return proto_encode_reply_empty(reply) == KILN_OK ? KILN_OK : encode_failed(err);

@@ -575,6 +575,29 @@ void exec_released(struct exec *x, struct sess *s)
         resolve_waits(x, s->id);
 }
 
+uint64_t exec_cancel(struct exec *x, struct sess *s)
+{
+    struct exec_sess *es = s->exec;
+    uint64_t n = 0;
+    while (es != NULL && es->head != NULL) {
+        struct step *st = es->head;
+        es->head = st->next;
+        if (es->head == NULL)
+            es->tail = NULL;
+        es->queued--;
+        x->queued--;
+        struct proto_error e;
+        proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " was cancelled (CANCEL) before it ran",
+                        st->number);
+        step_fail(x, st, &e);
+        step_free(x->sessions, st);
+        n++;
+    }
+    if (n > 0)
+        resolve_waits(x, s->id);
+    return n;
+}
+
 void exec_session_closed(void *arg, struct sess *s)
 {
     struct exec *x = arg;

@@ -124,6 +124,11 @@ bool exec_session_busy(void *arg, const struct sess *s);
 /* After RELEASE: waiting FETCHes naming a released var are answered. */
 void exec_released(struct exec *x, struct sess *s);
 
+/* CANCEL: drops the session's steps that have not started (a running one
+ * runs out); their kept vars fail with EXEC ("cancelled"), which a waiting
+ * FETCH reports at once. Returns how many were dropped. */
+uint64_t exec_cancel(struct exec *x, struct sess *s);
+
 /* Draining: answer every waiting FETCH with KILN_ESHUTDOWN. */
 void exec_drain(struct exec *x);
 

@@ -283,6 +283,7 @@ static int decode_body(struct proto_request *req, const msgpack_object *body,
     case PROTO_STATUS:
         return empty_body(body, err);
     case PROTO_BYE:
+    case PROTO_CANCEL:
         if ((rc = need_session(req, err)) != KILN_OK)
             return rc;
         return empty_body(body, err);

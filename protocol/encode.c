@@ -52,7 +52,7 @@ int proto_encode_hello(msgpack_sbuffer *sb, const struct proto_hello *h)
 
 int proto_encode_simple(msgpack_sbuffer *sb, int kind, uint64_t session)
 {
-    if (kind != PROTO_PING && kind != PROTO_STATUS && kind != PROTO_BYE)
+    if (kind != PROTO_PING && kind != PROTO_STATUS && kind != PROTO_BYE && kind != PROTO_CANCEL)
         return KILN_EARG;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -431,6 +431,15 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
           (s->relay_library ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
     rc |= pack_kv_u64(&pk, "runs", s->relay_runs);
     rc |= pack_kv_u64(&pk, "library_runs", s->relay_library_runs);
+    return done(rc);
+}
+
+int proto_encode_reply_cancel(msgpack_sbuffer *sb, uint64_t cancelled)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_reply_head(&pk, KILN_OK, 1);
+    rc |= pack_kv_u64(&pk, "cancelled", cancelled);
     return done(rc);
 }
 

@@ -82,7 +82,7 @@ int proto_error_set(struct proto_error *e, int code, const char *field, const ch
 static const char *const kind_names[PROTO_KIND_END] = {
     [PROTO_HELLO] = "HELLO",   [PROTO_PING] = "PING",       [PROTO_STATUS] = "STATUS",
     [PROTO_SUBMIT] = "SUBMIT", [PROTO_FETCH] = "FETCH",     [PROTO_RELEASE] = "RELEASE",
-    [PROTO_BYE] = "BYE",
+    [PROTO_BYE] = "BYE",       [PROTO_CANCEL] = "CANCEL",
 };
 
 const char *proto_kind_name(int kind)

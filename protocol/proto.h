@@ -38,6 +38,7 @@ enum proto_kind {
     PROTO_FETCH = 5,   /* values of vars the session keeps */
     PROTO_RELEASE = 6, /* drop vars from the session's table */
     PROTO_BYE = 7,     /* end the session */
+    PROTO_CANCEL = 8,  /* drop the session's steps that have not started */
     PROTO_KIND_END
 };
 
@@ -304,6 +305,10 @@ struct proto_status {
     uint64_t relay_library_runs; /* of which by the library */
 };
 
+struct proto_cancel_reply {
+    uint64_t cancelled; /* queued steps dropped (their kept vars now fail) */
+};
+
 struct proto_release_reply {
     uint64_t released; /* ids that named a var and were dropped */
     uint64_t unknown;  /* ids that named nothing (not an error: release is idempotent) */
@@ -354,6 +359,7 @@ struct proto_reply {
         struct proto_hello_reply hello;
         struct proto_status status;
         struct proto_release_reply release;
+        struct proto_cancel_reply cancel;
         struct proto_submit_reply submit;
         struct proto_fetch_reply fetch;
     } u;
@@ -368,6 +374,7 @@ int proto_encode_reply_empty(msgpack_sbuffer *sb);
 int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply *r);
 int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s);
 int proto_encode_reply_release(msgpack_sbuffer *sb, const struct proto_release_reply *r);
+int proto_encode_reply_cancel(msgpack_sbuffer *sb, uint64_t cancelled);
 /* SUBMIT: the step number (non-zero). */
 int proto_encode_reply_submit(msgpack_sbuffer *sb, uint64_t step);
 /* SUBMIT with `n` warnings (the `warnings` field is left out when n is 0).

@@ -325,6 +325,8 @@ static int decode_ok_body(struct proto_reply *rep, const msgpack_object *b, stru
             KILN_OK)
             return rc;
         return get_u64(b, "unknown", "body.unknown", &rep->u.release.unknown, err);
+    case PROTO_CANCEL:
+        return get_u64(b, "cancelled", "body.cancelled", &rep->u.cancel.cancelled, err);
     case PROTO_SUBMIT:
         return decode_submit(&rep->u.submit, b, err);
     case PROTO_FETCH:

@@ -458,6 +458,23 @@ void kiln_tensors_free(struct kiln_tensor *vars)
     free(vars); /* one block: see graph_copy_out() */
 }
 
+int kiln_cancel(kiln_conn *c, uint64_t *cancelled, struct kiln_error *err)
+{
+    if (c == NULL)
+        return client_error_set(err, KILN_EARG, "conn", "CANCEL on a NULL connection");
+    msgpack_sbuffer_clear(&c->sb);
+    int rc = proto_encode_simple(&c->sb, PROTO_CANCEL, c->session.id);
+    if (rc != KILN_OK)
+        return client_error_set(err, rc, NULL, "cannot encode CANCEL");
+    struct client_reply r;
+    if ((rc = client_call(c, PROTO_CANCEL, &r, err)) != KILN_OK)
+        return rc;
+    if (cancelled != NULL)
+        *cancelled = r.rep.u.cancel.cancelled;
+    client_reply_fini(&r);
+    return KILN_OK;
+}
+
 int kiln_release(kiln_conn *c, const uint64_t *ids, size_t n, uint64_t *released, uint64_t *unknown,
                  struct kiln_error *err)
 {

@@ -480,6 +480,12 @@ KILN_API int kiln_fetch(kiln_conn *c, const uint64_t *ids, size_t n, int timeout
  * Safe on NULL. */
 KILN_API void kiln_tensors_free(struct kiln_tensor *vars);
 
+/* Drop the session's submitted steps that have not started running (one
+ * that is running finishes). Their kept vars fail: fetching one gives
+ * KILN_EEXEC saying it was cancelled. *cancelled (may be NULL) is how many
+ * steps were dropped. Fails as kiln_ping(). */
+KILN_API int kiln_cancel(kiln_conn *c, uint64_t *cancelled, struct kiln_error *err);
+
 /* Drop `n` kept vars from the session (a var still being computed is
  * freed when its step ends). Idempotent: ids the session does not keep
  * are counted in *unknown, not refused. *released and *unknown may be

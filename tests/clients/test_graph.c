@@ -322,6 +322,10 @@ START_TEST(lowered_ops)
     ck_assert_mem_eq(t[0].data, want, sizeof(want));
     kiln_tensors_free(t);
     ck_assert_int_eq(kiln_release(c, (uint64_t[]){6}, 1, NULL, NULL, &e), KILN_OK);
+    uint64_t cancelled = 99; /* nothing is queued: CANCEL drops nothing */
+    ck_assert_int_eq(kiln_cancel(c, &cancelled, &e), KILN_OK);
+    ck_assert_uint_eq(cancelled, 0);
+    ck_assert_int_eq(kiln_cancel(NULL, NULL, &e), KILN_EARG);
 
     /* The daemon's refusal names the node and the field ... */
     g[2].steps[1] = 0;

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import Kilnd, PYDIR
 
 CLIENT = r"""
@@ -79,5 +81,35 @@ def test_killed_client_is_released_and_a_live_one_is_kept():
         live.wait(10)
         assert wait_for(lambda: status(d)["sessions"] == base["sessions"], 3) is not None
         assert status(d)["memory"]["in_use"] == base["memory"]["in_use"]
+    finally:
+        d.stop()
+
+
+def test_cancel_drops_queued_steps():
+    """Steps queue behind a slow one; CANCEL drops them, their vars fail,
+    the running step and later work of the session are unaffected."""
+    from kiln.errors import ExecError
+    d = Kilnd()
+    try:
+        c = d.connect()
+        n = 1536
+        slow = [{"id": 1, "op": 4, "dtype": 6, "shape": [n, n], "dist": 1, "seed": 3}]
+        for k in range(2, 8):  # six chained matmuls: the step takes a while
+            slow.append({"id": k, "op": 104, "in": [k - 1, 1]})
+        slow.append({"id": 20, "op": 98, "in": [7], "reduce_op": 1, "dims": [0, 1]})
+        c.submit(slow, [20])
+        for k in range(3):  # small steps queued behind it
+            c.submit([{"id": 30 + k, "op": 2, "dtype": 6, "shape": [2], "value": float(k)}],
+                     [30 + k])
+        assert c.cancel() == 3
+        assert c.cancel() == 0
+        with pytest.raises(ExecError) as e:
+            c.fetch([31])
+        assert "cancelled" in str(e.value)
+        got = c.fetch([20])  # the running step finished normally
+        assert len(got) == 1
+        c.submit([{"id": 40, "op": 2, "dtype": 6, "shape": [2], "value": 7.0}], [40])
+        assert len(c.fetch([40])) == 1
+        c.close()
     finally:
         d.stop()

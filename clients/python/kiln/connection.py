@@ -259,6 +259,11 @@ class Connection:
                                            f"holds var {t['id']}", field="body.vars")
         return got
 
+    def cancel(self):
+        """Drop this session's steps that have not started; returns how
+        many. Their kept vars fail (fetching one raises ExecError)."""
+        return self.request(wire.CANCEL, {})["cancelled"]
+
     def release(self, ids):
         """Drop kept vars; returns (released, unknown)."""
         body = self.request(wire.RELEASE, {"vars": list(ids)})

@@ -16,9 +16,9 @@ from . import errors
 PROTO_VERSION_MIN = 1
 PROTO_VERSION_MAX = 1
 
-HELLO, PING, STATUS, SUBMIT, FETCH, RELEASE, BYE = 1, 2, 3, 4, 5, 6, 7
+HELLO, PING, STATUS, SUBMIT, FETCH, RELEASE, BYE, CANCEL = 1, 2, 3, 4, 5, 6, 7, 8
 KIND_NAMES = {HELLO: "HELLO", PING: "PING", STATUS: "STATUS", SUBMIT: "SUBMIT",
-              FETCH: "FETCH", RELEASE: "RELEASE", BYE: "BYE"}
+              FETCH: "FETCH", RELEASE: "RELEASE", BYE: "BYE", CANCEL: "CANCEL"}
 
 # Version 1 limits (PROTOCOL.md section 6); a daemon announces its own in HELLO.
 LIMITS = {
@@ -226,6 +226,8 @@ def _decode_ok(kind, b):
     if kind == RELEASE:
         return {"released": _uint(b, "released", "body.released"),
                 "unknown": _uint(b, "unknown", "body.unknown")}
+    if kind == CANCEL:
+        return {"cancelled": _uint(b, "cancelled", "body.cancelled")}
     if kind == SUBMIT:
         step = _uint(b, "step", "body.step")
         if step == 0:
