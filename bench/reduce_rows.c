@@ -255,6 +255,11 @@ static int run(struct bench *b, const struct args *a)
             rc = step(b, a, (enum which) w, i == 0, &k[i], &t[i]);
         if (rc != 0)
             break;
+        struct kiln_status st;
+        struct kiln_error e;
+        if (kiln_status(b->conn, &st, &e) == KILN_OK && st.cc_failures > 0)
+            fprintf(stderr, "reduce_rows: the cc tier failed %" PRIu64 " kernels (%" PRIu64
+                    " run on it)\n", st.cc_failures, st.cc_kernels);
         qsort(k, (size_t) a->reps, sizeof(double), cmp);
         qsort(t, (size_t) a->reps, sizeof(double), cmp);
         double med = t[a->reps / 2];

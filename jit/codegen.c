@@ -32,6 +32,7 @@
 
 #include "expr_c.h"
 #include "fuse_impl.h"
+#include "interp.h"
 #include "kiln_err.h"
 #include "ops_c.h"
 #include "philox.h"
@@ -885,66 +886,230 @@ static void main_sinks(struct cg *c)
     }
 }
 
-static void gen_reduce(struct cg *c, struct jit_buf *out)
+/* ---- reductions in the spec's order ----------------------------------------
+ *
+ * interp.h fixes the order: per output element, its n elements j (row-major
+ * over the reduced dims) in blocks of IR_REDUCE_BLOCK, within a block float
+ * add/mul/mean in IR_REDUCE_LANES lanes (j % lanes) folded by halves, block
+ * values combined in block order; float max/min in one lane (serial), which
+ * blocked and combined in order gives the same bytes. Integers are exact in
+ * any order and take the lanes too.
+ *
+ * The module has a helper and three entry points:
+ *   k_blk   one block [begin, end) of j for a tile of nt output elements
+ *           starting at coordinates oc, each tile element's value to bv[t].
+ *           Two loop orders by layout:
+ *           INNER (the input's last dim is reduced, so j walks memory):
+ *             nt is 1; the run along the last dim is cut where j is a
+ *             multiple of the lane count, and the aligned middle updates
+ *             all lanes at once (for gcc to vectorise);
+ *           OUTER (the last dim is kept): nt consecutive output elements
+ *             along the last output dim (at most RD_TILE), the inner loop
+ *             over them, each with its own lanes: contiguous reads.
+ *   k_main  over output elements (any split): every block of each.
+ *   k_init  over partial items b * nout + f (any split): block b of output
+ *           f into the scratch array of partials (one acc value each).
+ *   k_fini  over output elements (any split): the partials of each in
+ *           block order, then the epilogue.
+ * k_main alone, or k_init then k_fini, give the same bytes; run.c picks. */
+
+#define RD_TILE 64
+
+struct rd {
+    const struct ir_node *rd, *x;
+    int op, dt, lanes;
+    bool inner;
+    const char *at; /* acc_type */
+    char id[96];    /* the identity */
+    char nred[256]; /* C expression: elements per output */
+    char nout[256]; /* C expression: output elements */
+};
+
+/* Names the main point's coordinates: reduced dims i<d> (the last input
+ * dim "ii" when INNER), kept dims o<k> (the last "ot" when OUTER). */
+static void rd_point(struct cg *c, const struct rd *r)
 {
-    const struct ir_node *rd = N(c, (uint32_t) c->G->reduce);
-    const struct ir_node *x = N(c, rd->in[0]);
-    int op = rd->attr.reduce.op, dt = rd->dtype;
-    uint16_t dims = rd->attr.reduce.dims;
-    begin_fn(c, "k_main");
-    /* Main coordinates: reduced dims loop, kept dims follow the output. */
     struct pt *m = &c->pts[0];
     int o = 0;
-    for (int d = 0; d < x->rank; d++) {
-        if (dims & (1u << d)) {
-            snprintf(m->comp[d], NAMELEN, "i%d", d);
-            if (rd->attr.reduce.keepdims)
+    for (int d = 0; d < r->x->rank; d++) {
+        bool last = d == r->x->rank - 1;
+        if (r->rd->attr.reduce.dims & (1u << d)) {
+            snprintf(m->comp[d], NAMELEN, last ? "ii" : "i%d", d);
+            if (r->rd->attr.reduce.keepdims)
                 o++;
         } else {
-            snprintf(m->comp[d], NAMELEN, "o%d", o++);
+            snprintf(m->comp[d], NAMELEN, last ? "ot" : "o%d", o);
+            o++;
         }
     }
     m->hc = true;
     m->hf = false;
-    odometer_start(c, c->out_rank, "o", "O");
-    char cnt[256] = "1", id[96];
-    for (int d = 0; d < x->rank; d++)
-        if (dims & (1u << d)) {
-            size_t len = strlen(cnt);
-            snprintf(cnt + len, sizeof cnt - len, " * L%d", d);
-        }
-    line(c, "for (int64_t f = begin; f < end; f++) {");
+}
+
+/* One main-loop point: the reduce's input combined into `acc`, and the
+ * main-loop sinks written. Opens and closes its own scope. */
+static void rd_point_body(struct cg *c, const struct rd *r, const char *acc)
+{
     open_scope(c);
-    acc_identity(op, dt, id, sizeof id);
-    line(c, "%s acc = %s;", acc_type(op, dt), id);
-    int opened = 0;
-    for (int d = 0; d < x->rank; d++)
-        if (dims & (1u << d)) {
-            line(c, "for (int64_t i%d = 0; i%d < L%d; i%d++) {", d, d, d, d);
-            open_scope(c);
-            opened++;
-        }
-    if (opened == 0) {
-        line(c, "{");
-        open_scope(c);
-        opened++;
-    }
     char xv[NAMELEN];
     prewarm(c);
-    val(c, rd->in[0], 0, xv);
-    acc_combine(c, op, dt, "acc", xv);
+    val(c, r->rd->in[0], 0, xv);
+    acc_combine(c, r->op, r->dt, acc, xv);
     main_sinks(c);
-    while (opened-- > 0) {
-        close_scope(c);
+    close_scope(c);
+}
+
+/* Folds the lanes by halves: `al` names lane l, `aw` lane l + w. */
+static void rd_fold(struct cg *c, const struct rd *r, const char *al, const char *aw)
+{
+    if (r->lanes == 1)
+        return;
+    line(c, "for (int w = %d; w >= 1; w /= 2)", r->lanes / 2);
+    line(c, "    for (int l = 0; l < w; l++) {");
+    c->ind += 2;
+    acc_combine(c, r->op, r->dt, al, aw);
+    c->ind -= 2;
+    line(c, "    }");
+}
+
+/* Declares the reduced dims' counters (all but "ii" when INNER) at flat
+ * index `from` of the reduced space. */
+static void rd_reduced_start(struct cg *c, const struct rd *r, const char *from)
+{
+    line(c, "int64_t rj = %s;", from);
+    for (int d = r->x->rank - 1; d >= 0; d--)
+        if (r->rd->attr.reduce.dims & (1u << d)) {
+            const char *nm = r->inner && d == r->x->rank - 1 ? "ii" : NULL;
+            char buf[NAMELEN];
+            snprintf(buf, sizeof buf, "i%d", d);
+            line(c, "int64_t %s = rj %% L%d;", nm ? nm : buf, d);
+            line(c, "rj /= L%d;", d);
+        }
+    line(c, "(void) rj;");
+}
+
+/* Steps the reduced dims' counters from `first` (an input dim index, or
+ * -1 for the last reduced dim) outwards, as an odometer. */
+static void rd_reduced_step(struct cg *c, const struct rd *r, bool skip_last)
+{
+    int ds[KILN_LIMIT_RANK], n = 0;
+    for (int d = 0; d < r->x->rank; d++)
+        if (r->rd->attr.reduce.dims & (1u << d))
+            ds[n++] = d;
+    if (skip_last)
+        n--; /* the INNER run's own dim was reset by the caller */
+    if (n <= 0)
+        return;
+    struct jit_buf *b = &c->body;
+    for (int k = 0; k < c->ind; k++)
+        jit_buf_add(b, "    ");
+    for (int k = n - 1; k > 0; k--)
+        jit_buf_addf(b, "if (++i%d == L%d) { i%d = 0; ", ds[k], ds[k], ds[k]);
+    jit_buf_addf(b, "++i%d;", ds[0]);
+    for (int k = n - 1; k > 0; k--)
+        jit_buf_add(b, " }");
+    jit_buf_add(b, "\n");
+}
+
+static void rd_gen_blk(struct cg *c, const struct rd *r, struct jit_buf *out)
+{
+    char sig[256];
+    snprintf(sig, sizeof sig,
+             "static void k_blk(void **bufs, const int64_t *P, int64_t begin, int64_t end, "
+             "const int64_t *oc, int64_t nt, %s *bv)",
+             r->at);
+    jit_buf_addf(&c->body, "%s\n{\n", sig);
+    c->ind = 1;
+    c->depth = 0;
+    c->nmemo = 0;
+    for (int d = 0; d < c->out_rank; d++)
+        line(c, "const int64_t o%d = oc[%d]; (void) o%d;", d, d, d);
+    line(c, "(void) nt;");
+    rd_point(c, r);
+    int L = r->lanes;
+    if (r->inner) {
+        int last = r->x->rank - 1;
+        line(c, "%s a[%d];", r->at, L);
+        line(c, "for (int l = 0; l < %d; l++)", L);
+        line(c, "    a[l] = %s;", r->id);
+        rd_reduced_start(c, r, "begin");
+        line(c, "for (int64_t j = begin; j < end;) {");
+        c->ind++;
+        line(c, "const int64_t i0r = ii;");
+        line(c, "int64_t run = L%d - i0r;", last);
+        line(c, "if (run > end - j)");
+        line(c, "    run = end - j;");
+        line(c, "int64_t k = 0;");
+        if (L > 1) {
+            line(c, "for (; k < run && ((j + k) & %d) != 0; k++) {", L - 1);
+            line(c, "    const int64_t ii = i0r + k;");
+            c->ind++;
+            rd_point_body(c, r, "a[(j + k) & 15]");
+            c->ind--;
+            line(c, "}");
+            line(c, "for (; k + %d <= run; k += %d) {", L, L);
+            line(c, "    for (int l = 0; l < %d; l++) {", L);
+            line(c, "        const int64_t ii = i0r + k + l;");
+            c->ind += 2;
+            rd_point_body(c, r, "a[l]");
+            c->ind -= 2;
+            line(c, "    }");
+            line(c, "}");
+        }
+        line(c, "for (; k < run; k++) {");
+        line(c, "    const int64_t ii = i0r + k;");
+        c->ind++;
+        rd_point_body(c, r, L > 1 ? "a[(j + k) & 15]" : "a[0]");
+        c->ind--;
+        line(c, "}");
+        line(c, "j += run;");
+        line(c, "ii = 0;");
+        rd_reduced_step(c, r, true);
+        c->ind--;
+        line(c, "}");
+        rd_fold(c, r, "a[l]", "a[l + w]");
+        line(c, "bv[0] = a[0];");
+    } else {
+        line(c, "%s a[%d][%d];", r->at, L, RD_TILE);
+        line(c, "for (int l = 0; l < %d; l++)", L);
+        line(c, "    for (int64_t t = 0; t < nt; t++)");
+        line(c, "        a[l][t] = %s;", r->id);
+        rd_reduced_start(c, r, "begin");
+        line(c, "for (int64_t j = begin; j < end; j++) {");
+        line(c, "    %s *al = a[j & %d];", r->at, L - 1);
+        line(c, "    for (int64_t t = 0; t < nt; t++) {");
+        if (c->out_rank > 0)
+            line(c, "        const int64_t ot = o%d + t;", c->out_rank - 1);
+        c->ind += 2;
+        rd_point_body(c, r, "al[t]");
+        c->ind -= 2;
+        line(c, "    }");
+        c->ind++;
+        rd_reduced_step(c, r, false);
+        c->ind--;
+        line(c, "}");
+        line(c, "for (int64_t t = 0; t < nt; t++) {");
+        c->ind++;
+        rd_fold(c, r, "a[l][t]", "a[l + w][t]");
+        line(c, "bv[t] = a[0][t];");
+        c->ind--;
         line(c, "}");
     }
-    if (is_float(dt) && op == IR_REDUCE_MEAN) {
+    end_fn(c, out); /* the head declares what P and bufs hold */
+}
+
+/* rv from `tot` and the epilogue's sinks at output f (coordinates o<d>). */
+static void rd_epilogue(struct cg *c, const struct rd *r, const char *tot)
+{
+    open_scope(c);
+    if (is_float(r->dt) && r->op == IR_REDUCE_MEAN) {
         char nan[80];
         f64_literal(nan, sizeof nan, __builtin_nan(""));
-        line(c, "const int64_t cnt = %s;", cnt);
-        line(c, "%s rv = (%s) (cnt > 0 ? acc / (double) cnt : %s);", ct(dt), ct(dt), nan);
+        line(c, "const int64_t cnt = %s;", r->nred);
+        line(c, "%s rv = (%s) (cnt > 0 ? %s / (double) cnt : %s);", ct(r->dt), ct(r->dt), tot,
+             nan);
     } else {
-        line(c, "%s rv = (%s) acc;", ct(dt), ct(dt));
+        line(c, "%s rv = (%s) %s;", ct(r->dt), ct(r->dt), tot);
     }
     for (uint32_t k = 0; k < c->G->nsinks; k++) {
         uint32_t node = c->sinks[k];
@@ -953,8 +1118,141 @@ static void gen_reduce(struct cg *c, struct jit_buf *out)
         if (c->mfl[mk] & JIT_MEMBER_EPILOGUE)
             write_sink(c, node, pt_flat_in(c, s, "f", PT_OUT), "f");
     }
-    odometer_step(c, c->out_rank, "o", "O");
     close_scope(c);
+}
+
+/* The tile of output elements starting at f (coordinates o<d>) within
+ * [f, lim): nt = 1 when INNER, else up to RD_TILE along the last dim. */
+static void rd_tile(struct cg *c, const struct rd *r, const char *lim)
+{
+    if (r->inner || c->out_rank == 0) {
+        line(c, "const int64_t nt = 1;");
+        return;
+    }
+    line(c, "int64_t nt = %s - f;", lim);
+    line(c, "if (nt > %d)", RD_TILE);
+    line(c, "    nt = %d;", RD_TILE);
+    line(c, "if (nt > O%d - o%d)", c->out_rank - 1, c->out_rank - 1);
+    line(c, "    nt = O%d - o%d;", c->out_rank - 1, c->out_rank - 1);
+}
+
+static void rd_oc(struct cg *c)
+{
+    line(c, "int64_t oc[%d];", c->out_rank > 0 ? c->out_rank : 1);
+    for (int d = 0; d < c->out_rank; d++)
+        line(c, "oc[%d] = o%d;", d, d);
+}
+
+static void gen_reduce(struct cg *c, struct jit_buf *out)
+{
+    struct rd r;
+    memset(&r, 0, sizeof r);
+    r.rd = N(c, (uint32_t) c->G->reduce);
+    r.x = N(c, r.rd->in[0]);
+    r.op = r.rd->attr.reduce.op;
+    r.dt = r.rd->dtype;
+    r.lanes = is_float(r.dt) && (r.op == IR_REDUCE_MAX || r.op == IR_REDUCE_MIN) ? 1
+                                                                                 : IR_REDUCE_LANES;
+    r.inner = r.x->rank > 0 && (r.rd->attr.reduce.dims & (1u << (r.x->rank - 1)));
+    r.at = acc_type(r.op, r.dt);
+    acc_identity(r.op, r.dt, r.id, sizeof r.id);
+    snprintf(r.nred, sizeof r.nred, "(int64_t) 1");
+    for (int d = 0; d < r.x->rank; d++)
+        if (r.rd->attr.reduce.dims & (1u << d)) {
+            size_t len = strlen(r.nred);
+            snprintf(r.nred + len, sizeof r.nred - len, " * L%d", d);
+        }
+    snprintf(r.nout, sizeof r.nout, "(int64_t) 1");
+    for (int d = 0; d < c->out_rank; d++) {
+        size_t len = strlen(r.nout);
+        snprintf(r.nout + len, sizeof r.nout - len, " * O%d", d);
+    }
+    _Static_assert(IR_REDUCE_LANES == 16, "k_blk's lane masks say 15");
+    rd_gen_blk(c, &r, out);
+
+    /* k_main: every block of each output element. */
+    begin_fn(c, "k_main");
+    line(c, "const int64_t nred = %s;", r.nred);
+    odometer_start(c, c->out_rank, "o", "O");
+    line(c, "%s tot[%d], bv[%d];", r.at, RD_TILE, RD_TILE);
+    line(c, "for (int64_t f = begin; f < end;) {");
+    c->ind++;
+    rd_tile(c, &r, "end");
+    rd_oc(c);
+    line(c, "for (int64_t t = 0; t < nt; t++)");
+    line(c, "    tot[t] = %s;", r.id);
+    line(c, "for (int64_t jb = 0; jb < nred; jb += %d) {", IR_REDUCE_BLOCK);
+    line(c, "    k_blk(bufs, P, jb, nred - jb > %d ? jb + %d : nred, oc, nt, bv);", IR_REDUCE_BLOCK,
+         IR_REDUCE_BLOCK);
+    line(c, "    for (int64_t t = 0; t < nt; t++) {");
+    c->ind += 2;
+    acc_combine(c, r.op, r.dt, "tot[t]", "bv[t]");
+    c->ind -= 2;
+    line(c, "    }");
+    line(c, "}");
+    line(c, "for (int64_t t = 0; t < nt; t++, f++) {");
+    c->ind++;
+    rd_epilogue(c, &r, "tot[t]");
+    odometer_step(c, c->out_rank, "o", "O");
+    c->ind--;
+    line(c, "}");
+    c->ind--;
+    line(c, "}");
+    end_fn(c, out);
+
+    /* k_init: partial items it = b * nout + f into the scratch. */
+    begin_fn(c, "k_init");
+    line(c, "%s *part = (%s *) bufs[%u];", r.at, r.at, c->nin + c->G->nsinks);
+    line(c, "const int64_t nred = %s, nout = %s;", r.nred, r.nout);
+    line(c, "%s bv[%d];", r.at, RD_TILE);
+    line(c, "for (int64_t it = begin; it < end;) {");
+    c->ind++;
+    line(c, "const int64_t b = it / nout, f = it %% nout;");
+    line(c, "int64_t rf = f;");
+    for (int d = c->out_rank - 1; d >= 0; d--) {
+        line(c, "const int64_t o%d = rf %% O%d;", d, d);
+        line(c, "rf /= O%d;", d);
+    }
+    line(c, "(void) rf;");
+    rd_oc(c);
+    if (r.inner || c->out_rank == 0) {
+        line(c, "const int64_t nt = 1;");
+    } else {
+        line(c, "int64_t nt = end - it;");
+        line(c, "if (nt > nout - f)");
+        line(c, "    nt = nout - f;");
+        line(c, "if (nt > %d)", RD_TILE);
+        line(c, "    nt = %d;", RD_TILE);
+        line(c, "if (nt > O%d - o%d)", c->out_rank - 1, c->out_rank - 1);
+        line(c, "    nt = O%d - o%d;", c->out_rank - 1, c->out_rank - 1);
+    }
+    line(c, "const int64_t jb = b * %d;", IR_REDUCE_BLOCK);
+    line(c, "k_blk(bufs, P, jb, nred - jb > %d ? jb + %d : nred, oc, nt, bv);", IR_REDUCE_BLOCK,
+         IR_REDUCE_BLOCK);
+    line(c, "for (int64_t t = 0; t < nt; t++)");
+    line(c, "    part[it + t] = bv[t];");
+    line(c, "it += nt;");
+    c->ind--;
+    line(c, "}");
+    end_fn(c, out);
+
+    /* k_fini: the partials of each output element in block order. */
+    begin_fn(c, "k_fini");
+    line(c, "const %s *part = (const %s *) bufs[%u];", r.at, r.at, c->nin + c->G->nsinks);
+    line(c, "const int64_t nred = %s, nout = %s;", r.nred, r.nout);
+    line(c, "const int64_t nb = (nred + %d) / %d;", IR_REDUCE_BLOCK - 1, IR_REDUCE_BLOCK);
+    odometer_start(c, c->out_rank, "o", "O");
+    line(c, "for (int64_t f = begin; f < end; f++) {");
+    c->ind++;
+    line(c, "%s tot = %s;", r.at, r.id);
+    line(c, "for (int64_t b = 0; b < nb; b++) {");
+    c->ind++;
+    acc_combine(c, r.op, r.dt, "tot", "part[b * nout + f]");
+    c->ind--;
+    line(c, "}");
+    rd_epilogue(c, &r, "tot");
+    odometer_step(c, c->out_rank, "o", "O");
+    c->ind--;
     line(c, "}");
     end_fn(c, out);
 }
