@@ -1,11 +1,13 @@
 /* reduce_rows.c: float32 sums through kilnd (issue 7, benchmark W5).
  *
- *   reduce_rows [--rows N] [--cols N] [--reps N] [--workers N] [--seed N] [KILND]
+ *   reduce_rows [--rows N] [--cols N] [--reps N] [--workers N] [--seed N]
+ *               [--only MASK] [KILND]
  *
  * Three reductions of kept vars, each timed on its own:
  *   rows    sum over the last axis of a ROWS x COLS float32 x (W5: 4096 x 4096);
  *   columns sum over the first axis of the same x;
- *   full    sum of all ROWS*COLS elements of a rank-1 copy of x.
+ *   full    sum of all ROWS*COLS elements of a rank-1 copy of x
+ * (--only: a mask of which to run, 1 rows, 2 columns, 4 full; default 7).
  * A private kilnd (default path build/daemon/kilnd) runs with
  * --cc-threshold 0, so every kernel is queued for the system compiler
  * after its first run; the benchmark waits until the cc tier has built
@@ -41,7 +43,7 @@
 enum { ID_X = 1, ID_XF, ID_Y, ID_DONE };
 
 struct args {
-    long rows, cols, reps, workers;
+    long rows, cols, reps, workers, only; /* only: a mask of 1 rows, 2 columns, 4 full */
     uint64_t seed;
     const char *kilnd;
 };
@@ -244,6 +246,8 @@ static int run(struct bench *b, const struct args *a)
     double bytes = (double) a->rows * (double) a->cols * 4.0;
     int rc = 0;
     for (int w = W_ROWS; rc == 0 && w <= W_FULL; w++) {
+        if (!(a->only >> w & 1))
+            continue;
         /* First run (libtcc, promotes), wait for cc, one more warm-up. */
         double k0, t0;
         rc = step(b, a, (enum which) w, true, &k0, &t0);
@@ -278,12 +282,13 @@ static int parse(int argc, char **argv, struct args *a)
     static const struct option lo[] = {
         {"rows", required_argument, NULL, 'r'},    {"cols", required_argument, NULL, 'c'},
         {"reps", required_argument, NULL, 'n'},    {"workers", required_argument, NULL, 'j'},
-        {"seed", required_argument, NULL, 's'},    {NULL, 0, NULL, 0},
+        {"seed", required_argument, NULL, 's'},    {"only", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
     };
-    *a = (struct args){.rows = 4096, .cols = 4096, .reps = 21, .seed = 1,
+    *a = (struct args){.rows = 4096, .cols = 4096, .reps = 21, .seed = 1, .only = 7,
                        .kilnd = BENCH_KILND_DEFAULT};
     int ch;
-    while ((ch = getopt_long(argc, argv, "r:c:n:j:s:", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "r:c:n:j:s:o:", lo, NULL)) != -1) {
         char *end;
         long v;
         if (ch == '?' || (v = strtol(optarg, &end, 10)) < 0 || *end != '\0' || end == optarg)
@@ -296,6 +301,8 @@ static int parse(int argc, char **argv, struct args *a)
             a->reps = v;
         else if (ch == 'j')
             a->workers = v;
+        else if (ch == 'o')
+            a->only = v;
         else
             a->seed = (uint64_t) v;
     }
@@ -303,7 +310,7 @@ static int parse(int argc, char **argv, struct args *a)
         a->kilnd = argv[optind++];
     /* 2^26 floats is 256 MiB, the protocol's largest message. */
     if (optind < argc || a->rows < 1 || a->cols < 1 || a->rows > (1L << 26) ||
-        a->cols > (1L << 26) / a->rows || a->reps < 1 || a->reps > RR_MAX_REPS)
+        a->cols > (1L << 26) / a->rows || a->reps < 1 || a->reps > RR_MAX_REPS || a->only < 1 || a->only > 7)
         return -1;
     return 0;
 }
@@ -313,7 +320,7 @@ int main(int argc, char **argv)
     struct args a;
     if (parse(argc, argv, &a) != 0) {
         fprintf(stderr, "usage: reduce_rows [--rows N] [--cols N] (rows*cols <= 2^26) "
-                        "[--reps N] [--workers N] [--seed N] [KILND]\n");
+                        "[--reps N] [--workers N] [--seed N] [--only 1..7] [KILND]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
