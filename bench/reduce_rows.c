@@ -22,8 +22,8 @@
  * the bytes of x read once (1e9 bytes/s) over the median end-to-end time,
  * which includes a round trip (~0.2 ms): an upper bound on the kernel's
  * time. The cc tier's disk cache is a directory of its own, removed at the
- * end, so a run never starts on objects a previous build left. A benchmark, not a test: it asserts no time; exit 1 when something
- * cannot run or a result is wrong, 2 on bad usage. */
+ * end, so a run never starts on objects a previous build left. A benchmark, not a test: it asserts
+ * no time; exit 1 when something cannot run or a result is wrong, 2 on bad usage. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -262,8 +262,9 @@ static int run(struct bench *b, const struct args *a)
         struct kiln_status st;
         struct kiln_error e;
         if (kiln_status(b->conn, &st, &e) == KILN_OK && st.cc_failures > 0)
-            fprintf(stderr, "reduce_rows: the cc tier failed %" PRIu64 " kernels (%" PRIu64
-                    " run on it)\n", st.cc_failures, st.cc_kernels);
+            fprintf(stderr,
+                    "reduce_rows: the cc tier failed %" PRIu64 " kernels (%" PRIu64 " run on it)\n",
+                    st.cc_failures, st.cc_kernels);
         qsort(k, (size_t) a->reps, sizeof(double), cmp);
         qsort(t, (size_t) a->reps, sizeof(double), cmp);
         double med = t[a->reps / 2];
@@ -280,13 +281,16 @@ static int run(struct bench *b, const struct args *a)
 static int parse(int argc, char **argv, struct args *a)
 {
     static const struct option lo[] = {
-        {"rows", required_argument, NULL, 'r'},    {"cols", required_argument, NULL, 'c'},
-        {"reps", required_argument, NULL, 'n'},    {"workers", required_argument, NULL, 'j'},
-        {"seed", required_argument, NULL, 's'},    {"only", required_argument, NULL, 'o'},
+        {"rows", required_argument, NULL, 'r'},
+        {"cols", required_argument, NULL, 'c'},
+        {"reps", required_argument, NULL, 'n'},
+        {"workers", required_argument, NULL, 'j'},
+        {"seed", required_argument, NULL, 's'},
+        {"only", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
-    *a = (struct args){.rows = 4096, .cols = 4096, .reps = 21, .seed = 1, .only = 7,
-                       .kilnd = BENCH_KILND_DEFAULT};
+    *a = (struct args){
+        .rows = 4096, .cols = 4096, .reps = 21, .seed = 1, .only = 7, .kilnd = BENCH_KILND_DEFAULT};
     int ch;
     while ((ch = getopt_long(argc, argv, "r:c:n:j:s:o:", lo, NULL)) != -1) {
         char *end;
@@ -310,7 +314,8 @@ static int parse(int argc, char **argv, struct args *a)
         a->kilnd = argv[optind++];
     /* 2^26 floats is 256 MiB, the protocol's largest message. */
     if (optind < argc || a->rows < 1 || a->cols < 1 || a->rows > (1L << 26) ||
-        a->cols > (1L << 26) / a->rows || a->reps < 1 || a->reps > RR_MAX_REPS || a->only < 1 || a->only > 7)
+        a->cols > (1L << 26) / a->rows || a->reps < 1 || a->reps > RR_MAX_REPS || a->only < 1 ||
+        a->only > 7)
         return -1;
     return 0;
 }
@@ -332,7 +337,7 @@ int main(int argc, char **argv)
     } else {
         char workers[24], cache[96];
         snprintf(cache, sizeof cache, "%s/cache", b.dir);
-        const char *extra[] = {"--cc-threshold", "0", "--cache-dir", cache,
+        const char *extra[] = {"--cc-threshold", "0",     "--cache-dir", cache,
                                "--workers",      workers, NULL};
         snprintf(workers, sizeof workers, "%ld", a.workers);
         if (a.workers == 0)

@@ -898,14 +898,20 @@ static void main_sinks(struct cg *c)
  * The module has a helper and three entry points:
  *   k_blk   one block [begin, end) of j for a tile of nt output elements
  *           starting at coordinates oc, each tile element's value to bv[t].
- *           Two loop orders by layout:
- *           INNER (the input's last dim is reduced, so j walks memory):
- *             nt is 1; the run along the last dim is cut where j is a
- *             multiple of the lane count, and the aligned middle updates
- *             all lanes at once (for gcc to vectorise);
- *           OUTER (the last dim is kept): nt consecutive output elements
- *             along the last output dim (at most RD_TILE), the inner loop
- *             over them, each with its own lanes: contiguous reads.
+ *           Two loop orders:
+ *           INNER (the input's last dim is reduced, so j walks memory;
+ *             nt is 1): the run along the last dim is cut where j is a
+ *             multiple of the lane count, the aligned middle updates all
+ *             lanes at once (gcc vectorises it), and the short ends test
+ *             each lane, so every lane index is a constant and the lanes
+ *             stay in registers; the fold is written out.
+ *           TILE (nt > 1): nt consecutive output elements along the
+ *             output dim of the last kept input dim (at most RD_TILE),
+ *             the inner loop over them, each with its own lanes. When the
+ *             last dim is kept (OUTER) that reads memory contiguously;
+ *             when it is reduced, k_main still takes tiles for rows of at
+ *             most one lane each (n <= 16: pooling windows), where the
+ *             INNER loop's fixed cost per row would dominate.
  *   k_main  over output elements (any split): every block of each.
  *   k_init  over partial items b * nout + f (any split): block b of output
  *           f into the scratch array of partials (one acc value each).
@@ -918,7 +924,8 @@ static void main_sinks(struct cg *c)
 struct rd {
     const struct ir_node *rd, *x;
     int op, dt, lanes;
-    bool inner;
+    bool inner;     /* the input's last dim is reduced */
+    int od;         /* the output dim of the last kept input dim; -1: none */
     const char *at; /* acc_type */
     char id[96];    /* the identity */
     char nred[256]; /* C expression: elements per output */
@@ -926,19 +933,20 @@ struct rd {
 };
 
 /* Names the main point's coordinates: reduced dims i<d> (the last input
- * dim "ii" when INNER), kept dims o<k> (the last "ot" when OUTER). */
-static void rd_point(struct cg *c, const struct rd *r)
+ * dim "ii" in the INNER loop), kept dims o<k> (the last kept one "ot" in
+ * a tile). */
+static void rd_point(struct cg *c, const struct rd *r, bool tile)
 {
     struct pt *m = &c->pts[0];
     int o = 0;
     for (int d = 0; d < r->x->rank; d++) {
         bool last = d == r->x->rank - 1;
         if (r->rd->attr.reduce.dims & (1u << d)) {
-            snprintf(m->comp[d], NAMELEN, last ? "ii" : "i%d", d);
+            snprintf(m->comp[d], NAMELEN, last && !tile ? "ii" : "i%d", d);
             if (r->rd->attr.reduce.keepdims)
                 o++;
         } else {
-            snprintf(m->comp[d], NAMELEN, last ? "ot" : "o%d", o);
+            snprintf(m->comp[d], NAMELEN, tile && o == r->od ? "ot" : "o%d", o);
             o++;
         }
     }
@@ -959,33 +967,53 @@ static void rd_point_body(struct cg *c, const struct rd *r, const char *acc)
     close_scope(c);
 }
 
-/* Folds the lanes by halves: `al` names lane l, `aw` lane l + w. */
+/* Folds a tile's lanes by halves: `al` names lane l, `aw` lane l + w. Only
+ * the first `na` lanes (the block's length, at most the lane count) ever
+ * took an element; the others still hold the identity, and combining the
+ * identity changes no bit (x * 1.0 is x; x + 0.0 is x unless x is -0.0,
+ * and a lane that starts at +0.0 never becomes -0.0 in round to nearest;
+ * integers are exact), so the fold skips them: a short block costs in
+ * proportion to its length. */
 static void rd_fold(struct cg *c, const struct rd *r, const char *al, const char *aw)
 {
     if (r->lanes == 1)
         return;
-    line(c, "for (int w = %d; w >= 1; w /= 2)", r->lanes / 2);
-    line(c, "    for (int l = 0; l < w; l++) {");
+    line(c, "for (int w = %d; w >= 1; w /= 2) {", r->lanes / 2);
+    line(c, "    for (int l = 0; l + w < na; l++) {");
+    line(c, "    for (int64_t t = 0; t < nt; t++) {"); /* the tile at once: a vector loop */
     c->ind += 2;
     acc_combine(c, r->op, r->dt, al, aw);
     c->ind -= 2;
     line(c, "    }");
+    line(c, "    }");
+    line(c, "    if (na > w)");
+    line(c, "        na = w;");
+    line(c, "}");
 }
 
 /* Declares the reduced dims' counters (all but "ii" when INNER) at flat
  * index `from` of the reduced space. */
-static void rd_reduced_start(struct cg *c, const struct rd *r, const char *from)
+static void rd_reduced_start(struct cg *c, const struct rd *r, const char *from, bool tile)
 {
+    /* Divisions only past the first block: most reductions have one. */
     line(c, "int64_t rj = %s;", from);
     for (int d = r->x->rank - 1; d >= 0; d--)
         if (r->rd->attr.reduce.dims & (1u << d)) {
-            const char *nm = r->inner && d == r->x->rank - 1 ? "ii" : NULL;
+            if (!tile && r->inner && d == r->x->rank - 1)
+                line(c, "int64_t ii = 0;");
+            else
+                line(c, "int64_t i%d = 0;", d);
+        }
+    line(c, "if (rj != 0) {");
+    for (int d = r->x->rank - 1; d >= 0; d--)
+        if (r->rd->attr.reduce.dims & (1u << d)) {
+            const char *nm = !tile && r->inner && d == r->x->rank - 1 ? "ii" : NULL;
             char buf[NAMELEN];
             snprintf(buf, sizeof buf, "i%d", d);
-            line(c, "int64_t %s = rj %% L%d;", nm ? nm : buf, d);
-            line(c, "rj /= L%d;", d);
+            line(c, "    %s = rj %% L%d;", nm ? nm : buf, d);
+            line(c, "    rj /= L%d;", d);
         }
-    line(c, "(void) rj;");
+    line(c, "}");
 }
 
 /* Steps the reduced dims' counters from `first` (an input dim index, or
@@ -1025,14 +1053,20 @@ static void rd_gen_blk(struct cg *c, const struct rd *r, struct jit_buf *out)
     for (int d = 0; d < c->out_rank; d++)
         line(c, "const int64_t o%d = oc[%d]; (void) o%d;", d, d, d);
     line(c, "(void) nt;");
-    rd_point(c, r);
     int L = r->lanes;
+    bool both = r->inner && r->od >= 0;
+    if (both) /* a tile of short reductions (k_main chooses) */
+        line(c, "if (nt == 1) {");
     if (r->inner) {
+        rd_point(c, r, false);
+        /* Lane indices are constants in every loop (the short runs test
+         * each lane instead of indexing by j), so the lanes can live in
+         * registers. */
         int last = r->x->rank - 1;
         line(c, "%s a[%d];", r->at, L);
         line(c, "for (int l = 0; l < %d; l++)", L);
         line(c, "    a[l] = %s;", r->id);
-        rd_reduced_start(c, r, "begin");
+        rd_reduced_start(c, r, "begin", false);
         line(c, "for (int64_t j = begin; j < end;) {");
         c->ind++;
         line(c, "const int64_t i0r = ii;");
@@ -1041,11 +1075,20 @@ static void rd_gen_blk(struct cg *c, const struct rd *r, struct jit_buf *out)
         line(c, "    run = end - j;");
         line(c, "int64_t k = 0;");
         if (L > 1) {
-            line(c, "for (; k < run && ((j + k) & %d) != 0; k++) {", L - 1);
-            line(c, "    const int64_t ii = i0r + k;");
-            c->ind++;
-            rd_point_body(c, r, "a[(j + k) & 15]");
-            c->ind--;
+            /* A run that starts off a lane boundary: its first elements
+             * take lanes p.. (a reduced dim before the last one, with a
+             * last dim no multiple of the lane count). */
+            line(c, "const int64_t p = j & %d;", L - 1);
+            line(c, "if (p != 0) {");
+            line(c, "    for (int l = 0; l < %d; l++) {", L);
+            line(c, "        if (l >= p && l - p < run) {");
+            line(c, "            const int64_t ii = i0r + l - p;");
+            c->ind += 3;
+            rd_point_body(c, r, "a[l]");
+            c->ind -= 3;
+            line(c, "        }");
+            line(c, "    }");
+            line(c, "    k = %d - p < run ? %d - p : run;", L, L);
             line(c, "}");
             line(c, "for (; k + %d <= run; k += %d) {", L, L);
             line(c, "    for (int l = 0; l < %d; l++) {", L);
@@ -1055,31 +1098,58 @@ static void rd_gen_blk(struct cg *c, const struct rd *r, struct jit_buf *out)
             c->ind -= 2;
             line(c, "    }");
             line(c, "}");
+            /* The rest starts on a lane boundary: lanes 0.. */
+            line(c, "if (k < run) {");
+            line(c, "    const int64_t rem = run - k;");
+            line(c, "    for (int l = 0; l < %d; l++) {", L);
+            line(c, "        if (l < rem) {");
+            line(c, "            const int64_t ii = i0r + k + l;");
+            c->ind += 3;
+            rd_point_body(c, r, "a[l]");
+            c->ind -= 3;
+            line(c, "        }");
+            line(c, "    }");
+            line(c, "}");
+        } else {
+            line(c, "for (; k < run; k++) {");
+            line(c, "    const int64_t ii = i0r + k;");
+            c->ind++;
+            rd_point_body(c, r, "a[0]");
+            c->ind--;
+            line(c, "}");
         }
-        line(c, "for (; k < run; k++) {");
-        line(c, "    const int64_t ii = i0r + k;");
-        c->ind++;
-        rd_point_body(c, r, L > 1 ? "a[(j + k) & 15]" : "a[0]");
-        c->ind--;
-        line(c, "}");
         line(c, "j += run;");
         line(c, "ii = 0;");
         rd_reduced_step(c, r, true);
         c->ind--;
         line(c, "}");
-        rd_fold(c, r, "a[l]", "a[l + w]");
+        /* The whole fold, written out: constant lanes stay in registers
+         * (a loop over lanes made gcc spill them, a store-forwarding stall
+         * per step). */
+        for (int w = L / 2; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++) {
+                char al[16], aw[16];
+                snprintf(al, sizeof al, "a[%d]", l);
+                snprintf(aw, sizeof aw, "a[%d]", l + w);
+                acc_combine(c, r->op, r->dt, al, aw);
+            }
         line(c, "bv[0] = a[0];");
-    } else {
+    }
+    if (both)
+        line(c, "} else {");
+    if (!r->inner || both) {
+        rd_point(c, r, true);
         line(c, "%s a[%d][%d];", r->at, L, RD_TILE);
-        line(c, "for (int l = 0; l < %d; l++)", L);
+        line(c, "int64_t na = end - begin < %d ? end - begin : %d;", L, L);
+        line(c, "for (int l = 0; l < na; l++)");
         line(c, "    for (int64_t t = 0; t < nt; t++)");
         line(c, "        a[l][t] = %s;", r->id);
-        rd_reduced_start(c, r, "begin");
+        rd_reduced_start(c, r, "begin", true);
         line(c, "for (int64_t j = begin; j < end; j++) {");
         line(c, "    %s *al = a[j & %d];", r->at, L - 1);
         line(c, "    for (int64_t t = 0; t < nt; t++) {");
-        if (c->out_rank > 0)
-            line(c, "        const int64_t ot = o%d + t;", c->out_rank - 1);
+        if (r->od >= 0)
+            line(c, "        const int64_t ot = o%d + t;", r->od);
         c->ind += 2;
         rd_point_body(c, r, "al[t]");
         c->ind -= 2;
@@ -1088,13 +1158,12 @@ static void rd_gen_blk(struct cg *c, const struct rd *r, struct jit_buf *out)
         rd_reduced_step(c, r, false);
         c->ind--;
         line(c, "}");
-        line(c, "for (int64_t t = 0; t < nt; t++) {");
-        c->ind++;
         rd_fold(c, r, "a[l][t]", "a[l + w][t]");
-        line(c, "bv[t] = a[0][t];");
-        c->ind--;
-        line(c, "}");
+        line(c, "for (int64_t t = 0; t < nt; t++)");
+        line(c, "    bv[t] = a[0][t];");
     }
+    if (both)
+        line(c, "}");
     end_fn(c, out); /* the head declares what P and bufs hold */
 }
 
@@ -1106,8 +1175,7 @@ static void rd_epilogue(struct cg *c, const struct rd *r, const char *tot)
         char nan[80];
         f64_literal(nan, sizeof nan, __builtin_nan(""));
         line(c, "const int64_t cnt = %s;", r->nred);
-        line(c, "%s rv = (%s) (cnt > 0 ? %s / (double) cnt : %s);", ct(r->dt), ct(r->dt), tot,
-             nan);
+        line(c, "%s rv = (%s) (cnt > 0 ? %s / (double) cnt : %s);", ct(r->dt), ct(r->dt), tot, nan);
     } else {
         line(c, "%s rv = (%s) %s;", ct(r->dt), ct(r->dt), tot);
     }
@@ -1125,15 +1193,19 @@ static void rd_epilogue(struct cg *c, const struct rd *r, const char *tot)
  * [f, lim): nt = 1 when INNER, else up to RD_TILE along the last dim. */
 static void rd_tile(struct cg *c, const struct rd *r, const char *lim)
 {
-    if (r->inner || c->out_rank == 0) {
+    if (r->od < 0) {
         line(c, "const int64_t nt = 1;");
         return;
     }
     line(c, "int64_t nt = %s - f;", lim);
     line(c, "if (nt > %d)", RD_TILE);
     line(c, "    nt = %d;", RD_TILE);
-    line(c, "if (nt > O%d - o%d)", c->out_rank - 1, c->out_rank - 1);
-    line(c, "    nt = O%d - o%d;", c->out_rank - 1, c->out_rank - 1);
+    line(c, "if (nt > O%d - o%d)", r->od, r->od);
+    line(c, "    nt = O%d - o%d;", r->od, r->od);
+    if (r->inner) { /* rows of up to one lane each: a tile, else one row at a time */
+        line(c, "if (nred > %d)", IR_REDUCE_LANES);
+        line(c, "    nt = 1;");
+    }
 }
 
 static void rd_oc(struct cg *c)
@@ -1151,9 +1223,17 @@ static void gen_reduce(struct cg *c, struct jit_buf *out)
     r.x = N(c, r.rd->in[0]);
     r.op = r.rd->attr.reduce.op;
     r.dt = r.rd->dtype;
-    r.lanes = is_float(r.dt) && (r.op == IR_REDUCE_MAX || r.op == IR_REDUCE_MIN) ? 1
-                                                                                 : IR_REDUCE_LANES;
+    r.lanes =
+        is_float(r.dt) && (r.op == IR_REDUCE_MAX || r.op == IR_REDUCE_MIN) ? 1 : IR_REDUCE_LANES;
     r.inner = r.x->rank > 0 && (r.rd->attr.reduce.dims & (1u << (r.x->rank - 1)));
+    r.od = -1;
+    for (int d = 0, o = 0; d < r.x->rank; d++) {
+        bool reduced = r.rd->attr.reduce.dims & (1u << d);
+        if (!reduced)
+            r.od = o;
+        if (!reduced || r.rd->attr.reduce.keepdims)
+            o++;
+    }
     r.at = acc_type(r.op, r.dt);
     acc_identity(r.op, r.dt, r.id, sizeof r.id);
     snprintf(r.nred, sizeof r.nred, "(int64_t) 1");
@@ -1215,7 +1295,7 @@ static void gen_reduce(struct cg *c, struct jit_buf *out)
     }
     line(c, "(void) rf;");
     rd_oc(c);
-    if (r.inner || c->out_rank == 0) {
+    if (r.inner || r.od < 0) {
         line(c, "const int64_t nt = 1;");
     } else {
         line(c, "int64_t nt = end - it;");
@@ -1223,8 +1303,8 @@ static void gen_reduce(struct cg *c, struct jit_buf *out)
         line(c, "    nt = nout - f;");
         line(c, "if (nt > %d)", RD_TILE);
         line(c, "    nt = %d;", RD_TILE);
-        line(c, "if (nt > O%d - o%d)", c->out_rank - 1, c->out_rank - 1);
-        line(c, "    nt = O%d - o%d;", c->out_rank - 1, c->out_rank - 1);
+        line(c, "if (nt > O%d - o%d)", r.od, r.od);
+        line(c, "    nt = O%d - o%d;", r.od, r.od);
     }
     line(c, "const int64_t jb = b * %d;", IR_REDUCE_BLOCK);
     line(c, "k_blk(bufs, P, jb, nred - jb > %d ? jb + %d : nred, oc, nt, bv);", IR_REDUCE_BLOCK,

@@ -323,7 +323,8 @@ static void fill_mixed(enum ir_dtype dt, void *p, int64_t n)
 {
     for (int64_t k = 0; k < n; k++) {
         uint64_t r = next();
-        double v = ((double) (r >> 11) / 9007199254740992.0 - 0.5) * ldexp(1.0, (int) (r % 41) - 20);
+        double v =
+            ((double) (r >> 11) / 9007199254740992.0 - 0.5) * ldexp(1.0, (int) (r % 41) - 20);
         if (r % 97 == 0)
             v = r % 2 ? -0.0 : 0.0;
         if (dt == IR_DTYPE_FLOAT32)
@@ -409,8 +410,8 @@ START_TEST(reduce_split_same_bytes)
                 ((double *) data)[k] = 1.0 + ldexp(((double *) data)[k], -22);
         if (cs[c].op == IR_REDUCE_MAX) /* ties of -0.0 and +0.0 across blocks */
             for (int64_t k = 0; k < n; k++)
-                ((float *) data)[k] = k % 3 == 0 ? ((k / 7) % 2 ? 0.0f : -0.0f)
-                                                 : -fabsf(((float *) data)[k]);
+                ((float *) data)[k] =
+                    k % 3 == 0 ? ((k / 7) % 2 ? 0.0f : -0.0f) : -fabsf(((float *) data)[k]);
         for (int w = 0; w < 3; w++) {
             char what[64];
             snprintf(what, sizeof what, "case %zu, runtime %d", c, w);
@@ -426,32 +427,37 @@ END_TEST
 
 /* Reductions of every layout (each subset of three dims reduced, kept or
  * not) over sizes that are no multiple of the lane count or the tile of
- * 64 outputs, on finite data where the order shows. */
+ * 64 outputs, and rows short enough to be reduced a tile at a time, on
+ * finite data where the order shows. */
 START_TEST(reduce_layouts_order)
 {
-    static const int64_t sh[3] = {5, 37, 70};
+    static const int64_t shs[2][3] = {{5, 37, 70}, {9, 70, 3}}; /* the second: short rows */
     static const int dts[] = {IR_DTYPE_FLOAT32, IR_DTYPE_FLOAT64, IR_DTYPE_INT32};
-    for (size_t t = 0; t < 3; t++)
-        for (uint16_t dims = 1; dims < 8; dims++)
-            for (int op = IR_REDUCE_ADD; op < IR_REDUCE_END; op++) {
-                if (op == IR_REDUCE_MEAN && dts[t] == IR_DTYPE_INT32)
-                    continue;
-                struct ir_graph g;
-                struct ir_error err;
-                ir_graph_init(&g);
-                int x = ir_add_extern(&g, dts[t], 3, sh, &err);
-                int e = dts[t] == IR_DTYPE_INT32 ? x : ir_add_unary(&g, IR_OP_NEG, x, &err);
-                int y = ir_add_reduce(&g, op, e, dims, dims == 5, &err);
-                ck_assert_int_ge(y, 0);
-                void *data = malloc((size_t) (5 * 37 * 70) * ir_dtype_size(dts[t]));
-                ck_assert_ptr_nonnull(data);
-                fill_mixed(dts[t], data, 5 * 37 * 70);
-                char what[64];
-                snprintf(what, sizeof what, "dtype %d dims %u op %d", dts[t], dims, op);
-                compare_on(rt, &g, y, data, what);
-                free(data);
-                ir_graph_fini(&g);
-            }
+    for (int si = 0; si < 2; si++)
+        for (size_t t = 0; t < 3; t++)
+            for (uint16_t dims = 1; dims < 8; dims++)
+                for (int op = IR_REDUCE_ADD; op < IR_REDUCE_END; op++) {
+                    if (op == IR_REDUCE_MEAN && dts[t] == IR_DTYPE_INT32)
+                        continue;
+                    struct ir_graph g;
+                    struct ir_error err;
+                    ir_graph_init(&g);
+                    const int64_t *sh = shs[si];
+                    int x = ir_add_extern(&g, dts[t], 3, sh, &err);
+                    int e = dts[t] == IR_DTYPE_INT32 ? x : ir_add_unary(&g, IR_OP_NEG, x, &err);
+                    int y = ir_add_reduce(&g, op, e, dims, dims == 5 || dims == 4, &err);
+                    ck_assert_int_ge(y, 0);
+                    int64_t n = sh[0] * sh[1] * sh[2];
+                    void *data = malloc((size_t) n * ir_dtype_size(dts[t]));
+                    ck_assert_ptr_nonnull(data);
+                    fill_mixed(dts[t], data, n);
+                    char what[64];
+                    snprintf(what, sizeof what, "shape %d dtype %d dims %u op %d", si, dts[t], dims,
+                             op);
+                    compare_on(rt, &g, y, data, what);
+                    free(data);
+                    ir_graph_fini(&g);
+                }
 }
 END_TEST
 
