@@ -709,6 +709,8 @@ static void emit_kernel(struct jit_buf *tu, const char *body, const struct jit_c
                      "__attribute__((visibility(\"default\"))) void kiln_%.32s_%s(void **, const "
                      "int64_t *, int64_t, int64_t);\n#define k_%s kiln_%.32s_%s\n",
                      hex, parts[p], parts[p], hex, parts[p]);
+    /* k_blk, a reduction's static helper (codegen.c gen_reduce). */
+    jit_buf_addf(tu, "#define k_blk kiln_%.32s_blk\n", hex);
     /* kx<N> helpers and their KX<N> macros (codegen.c extra_reader). */
     uint64_t seen[4] = {0};
     for (const char *p = body; (p = strstr(p, "kx")) != NULL; p += 2) {
@@ -725,7 +727,7 @@ static void emit_kernel(struct jit_buf *tu, const char *body, const struct jit_c
         jit_buf_addf(tu, "#define kx%u kiln_%.32s_kx%u\n", v, hex, v);
     }
     jit_buf_add(tu, body);
-    jit_buf_add(tu, "\n#undef k_init\n#undef k_main\n#undef k_fini\n");
+    jit_buf_add(tu, "\n#undef k_init\n#undef k_main\n#undef k_fini\n#undef k_blk\n");
     for (unsigned v = 0; v < 256; v++)
         if (seen[v / 64] >> (v % 64) & 1)
             jit_buf_addf(tu, "#undef kx%u\n#undef KX%u\n", v, v);

@@ -32,6 +32,7 @@
 
 #include "expr_c.h"
 #include "fuse_impl.h"
+#include "interp.h"
 #include "kiln_err.h"
 #include "ops_c.h"
 #include "philox.h"
@@ -981,66 +982,298 @@ static void main_sinks(struct cg *c)
     }
 }
 
-static void gen_reduce(struct cg *c, struct jit_buf *out)
+/* ---- reductions in the spec's order ----------------------------------------
+ *
+ * interp.h fixes the order: per output element, its n elements j (row-major
+ * over the reduced dims) in blocks of IR_REDUCE_BLOCK, within a block float
+ * add/mul/mean in IR_REDUCE_LANES lanes (j % lanes) folded by halves, block
+ * values combined in block order; float max/min in one lane (serial), which
+ * blocked and combined in order gives the same bytes. Integers are exact in
+ * any order and take the lanes too.
+ *
+ * The module has a helper and three entry points:
+ *   k_blk   one block [begin, end) of j for a tile of nt output elements
+ *           starting at coordinates oc, each tile element's value to bv[t].
+ *           Two loop orders:
+ *           INNER (the input's last dim is reduced, so j walks memory;
+ *             nt is 1): the run along the last dim is cut where j is a
+ *             multiple of the lane count, the aligned middle updates all
+ *             lanes at once (gcc vectorises it), and the short ends test
+ *             each lane, so every lane index is a constant and the lanes
+ *             stay in registers; the fold is written out.
+ *           TILE (nt > 1): nt consecutive output elements along the
+ *             output dim of the last kept input dim (at most RD_TILE),
+ *             the inner loop over them, each with its own lanes. When the
+ *             last dim is kept (OUTER) that reads memory contiguously;
+ *             when it is reduced, k_main still takes tiles for rows of at
+ *             most one lane each (n <= 16: pooling windows), where the
+ *             INNER loop's fixed cost per row would dominate.
+ *   k_main  over output elements (any split): every block of each.
+ *   k_init  over partial items b * nout + f (any split): block b of output
+ *           f into the scratch array of partials (one acc value each).
+ *   k_fini  over output elements (any split): the partials of each in
+ *           block order, then the epilogue.
+ * k_main alone, or k_init then k_fini, give the same bytes; run.c picks. */
+
+#define RD_TILE 64
+
+struct rd {
+    const struct ir_node *rd, *x;
+    int op, dt, lanes;
+    bool inner;     /* the input's last dim is reduced */
+    int od;         /* the output dim of the last kept input dim; -1: none */
+    const char *at; /* acc_type */
+    char id[96];    /* the identity */
+    char nred[256]; /* C expression: elements per output */
+    char nout[256]; /* C expression: output elements */
+};
+
+/* Names the main point's coordinates: reduced dims i<d> (the last input
+ * dim "ii" in the INNER loop), kept dims o<k> (the last kept one "ot" in
+ * a tile). */
+static void rd_point(struct cg *c, const struct rd *r, bool tile)
 {
-    const struct ir_node *rd = N(c, (uint32_t) c->G->reduce);
-    const struct ir_node *x = N(c, rd->in[0]);
-    int op = rd->attr.reduce.op, dt = rd->dtype;
-    uint16_t dims = rd->attr.reduce.dims;
-    begin_fn(c, "k_main");
-    /* Main coordinates: reduced dims loop, kept dims follow the output. */
     struct pt *m = &c->pts[0];
     int o = 0;
-    for (int d = 0; d < x->rank; d++) {
-        if (dims & (1u << d)) {
-            snprintf(m->comp[d], NAMELEN, "i%d", d);
-            if (rd->attr.reduce.keepdims)
+    for (int d = 0; d < r->x->rank; d++) {
+        bool last = d == r->x->rank - 1;
+        if (r->rd->attr.reduce.dims & (1u << d)) {
+            snprintf(m->comp[d], NAMELEN, last && !tile ? "ii" : "i%d", d);
+            if (r->rd->attr.reduce.keepdims)
                 o++;
         } else {
-            snprintf(m->comp[d], NAMELEN, "o%d", o++);
+            snprintf(m->comp[d], NAMELEN, tile && o == r->od ? "ot" : "o%d", o);
+            o++;
         }
     }
     m->hc = true;
     m->hf = false;
-    odometer_start(c, c->out_rank, "o", "O");
-    char cnt[256] = "1", id[96];
-    for (int d = 0; d < x->rank; d++)
-        if (dims & (1u << d)) {
-            size_t len = strlen(cnt);
-            snprintf(cnt + len, sizeof cnt - len, " * L%d", d);
-        }
-    line(c, "for (int64_t f = begin; f < end; f++) {");
+}
+
+/* One main-loop point: the reduce's input combined into `acc`, and the
+ * main-loop sinks written. Opens and closes its own scope. */
+static void rd_point_body(struct cg *c, const struct rd *r, const char *acc)
+{
     open_scope(c);
-    acc_identity(op, dt, id, sizeof id);
-    line(c, "%s acc = %s;", acc_type(op, dt), id);
-    int opened = 0;
-    for (int d = 0; d < x->rank; d++)
-        if (dims & (1u << d)) {
-            line(c, "for (int64_t i%d = 0; i%d < L%d; i%d++) {", d, d, d, d);
-            open_scope(c);
-            opened++;
-        }
-    if (opened == 0) {
-        line(c, "{");
-        open_scope(c);
-        opened++;
-    }
     char xv[NAMELEN];
     prewarm(c);
-    val(c, rd->in[0], 0, xv);
-    acc_combine(c, op, dt, "acc", xv);
+    val(c, r->rd->in[0], 0, xv);
+    acc_combine(c, r->op, r->dt, acc, xv);
     main_sinks(c);
-    while (opened-- > 0) {
-        close_scope(c);
+    close_scope(c);
+}
+
+/* Folds a tile's lanes by halves: `al` names lane l, `aw` lane l + w. Only
+ * the first `na` lanes (the block's length, at most the lane count) ever
+ * took an element; the others still hold the identity, and combining the
+ * identity changes no bit (x * 1.0 is x; x + 0.0 is x unless x is -0.0,
+ * and a lane that starts at +0.0 never becomes -0.0 in round to nearest;
+ * integers are exact), so the fold skips them: a short block costs in
+ * proportion to its length. */
+static void rd_fold(struct cg *c, const struct rd *r, const char *al, const char *aw)
+{
+    if (r->lanes == 1)
+        return;
+    line(c, "for (int w = %d; w >= 1; w /= 2) {", r->lanes / 2);
+    line(c, "    for (int l = 0; l + w < na; l++) {");
+    line(c, "    for (int64_t t = 0; t < nt; t++) {"); /* the tile at once: a vector loop */
+    c->ind += 2;
+    acc_combine(c, r->op, r->dt, al, aw);
+    c->ind -= 2;
+    line(c, "    }");
+    line(c, "    }");
+    line(c, "    if (na > w)");
+    line(c, "        na = w;");
+    line(c, "}");
+}
+
+/* Declares the reduced dims' counters (all but "ii" when INNER) at flat
+ * index `from` of the reduced space. */
+static void rd_reduced_start(struct cg *c, const struct rd *r, const char *from, bool tile)
+{
+    /* Divisions only past the first block: most reductions have one. */
+    line(c, "int64_t rj = %s;", from);
+    for (int d = r->x->rank - 1; d >= 0; d--)
+        if (r->rd->attr.reduce.dims & (1u << d)) {
+            if (!tile && r->inner && d == r->x->rank - 1)
+                line(c, "int64_t ii = 0;");
+            else
+                line(c, "int64_t i%d = 0;", d);
+        }
+    line(c, "if (rj != 0) {");
+    for (int d = r->x->rank - 1; d >= 0; d--)
+        if (r->rd->attr.reduce.dims & (1u << d)) {
+            const char *nm = !tile && r->inner && d == r->x->rank - 1 ? "ii" : NULL;
+            char buf[NAMELEN];
+            snprintf(buf, sizeof buf, "i%d", d);
+            line(c, "    %s = rj %% L%d;", nm ? nm : buf, d);
+            line(c, "    rj /= L%d;", d);
+        }
+    line(c, "}");
+}
+
+/* Steps the reduced dims' counters from `first` (an input dim index, or
+ * -1 for the last reduced dim) outwards, as an odometer. */
+static void rd_reduced_step(struct cg *c, const struct rd *r, bool skip_last)
+{
+    int ds[KILN_LIMIT_RANK], n = 0;
+    for (int d = 0; d < r->x->rank; d++)
+        if (r->rd->attr.reduce.dims & (1u << d))
+            ds[n++] = d;
+    if (skip_last)
+        n--; /* the INNER run's own dim was reset by the caller */
+    if (n <= 0)
+        return;
+    struct jit_buf *b = &c->body;
+    for (int k = 0; k < c->ind; k++)
+        jit_buf_add(b, "    ");
+    for (int k = n - 1; k > 0; k--)
+        jit_buf_addf(b, "if (++i%d == L%d) { i%d = 0; ", ds[k], ds[k], ds[k]);
+    jit_buf_addf(b, "++i%d;", ds[0]);
+    for (int k = n - 1; k > 0; k--)
+        jit_buf_add(b, " }");
+    jit_buf_add(b, "\n");
+}
+
+static void rd_gen_blk(struct cg *c, const struct rd *r, struct jit_buf *out)
+{
+    char sig[256];
+    snprintf(sig, sizeof sig,
+             "static void k_blk(void **bufs, const int64_t *P, int64_t begin, int64_t end, "
+             "const int64_t *oc, int64_t nt, %s *bv)",
+             r->at);
+    jit_buf_addf(&c->body, "%s\n{\n", sig);
+    c->ind = 1;
+    c->depth = 0;
+    c->nmemo = 0;
+    for (int d = 0; d < c->out_rank; d++)
+        line(c, "const int64_t o%d = oc[%d]; (void) o%d;", d, d, d);
+    line(c, "(void) nt;");
+    int L = r->lanes;
+    bool both = r->inner && r->od >= 0;
+    if (both) /* a tile of short reductions (k_main chooses) */
+        line(c, "if (nt == 1) {");
+    if (r->inner) {
+        rd_point(c, r, false);
+        /* Lane indices are constants in every loop (the short runs test
+         * each lane instead of indexing by j), so the lanes can live in
+         * registers. */
+        int last = r->x->rank - 1;
+        line(c, "%s a[%d];", r->at, L);
+        line(c, "for (int l = 0; l < %d; l++)", L);
+        line(c, "    a[l] = %s;", r->id);
+        rd_reduced_start(c, r, "begin", false);
+        line(c, "for (int64_t j = begin; j < end;) {");
+        c->ind++;
+        line(c, "const int64_t i0r = ii;");
+        line(c, "int64_t run = L%d - i0r;", last);
+        line(c, "if (run > end - j)");
+        line(c, "    run = end - j;");
+        line(c, "int64_t k = 0;");
+        if (L > 1) {
+            /* A run that starts off a lane boundary: its first elements
+             * take lanes p.. (a reduced dim before the last one, with a
+             * last dim no multiple of the lane count). */
+            line(c, "const int64_t p = j & %d;", L - 1);
+            line(c, "if (p != 0) {");
+            line(c, "    for (int l = 0; l < %d; l++) {", L);
+            line(c, "        if (l >= p && l - p < run) {");
+            line(c, "            const int64_t ii = i0r + l - p;");
+            c->ind += 3;
+            rd_point_body(c, r, "a[l]");
+            c->ind -= 3;
+            line(c, "        }");
+            line(c, "    }");
+            line(c, "    k = %d - p < run ? %d - p : run;", L, L);
+            line(c, "}");
+            line(c, "for (; k + %d <= run; k += %d) {", L, L);
+            line(c, "    for (int l = 0; l < %d; l++) {", L);
+            line(c, "        const int64_t ii = i0r + k + l;");
+            c->ind += 2;
+            rd_point_body(c, r, "a[l]");
+            c->ind -= 2;
+            line(c, "    }");
+            line(c, "}");
+            /* The rest starts on a lane boundary: lanes 0.. */
+            line(c, "if (k < run) {");
+            line(c, "    const int64_t rem = run - k;");
+            line(c, "    for (int l = 0; l < %d; l++) {", L);
+            line(c, "        if (l < rem) {");
+            line(c, "            const int64_t ii = i0r + k + l;");
+            c->ind += 3;
+            rd_point_body(c, r, "a[l]");
+            c->ind -= 3;
+            line(c, "        }");
+            line(c, "    }");
+            line(c, "}");
+        } else {
+            line(c, "for (; k < run; k++) {");
+            line(c, "    const int64_t ii = i0r + k;");
+            c->ind++;
+            rd_point_body(c, r, "a[0]");
+            c->ind--;
+            line(c, "}");
+        }
+        line(c, "j += run;");
+        line(c, "ii = 0;");
+        rd_reduced_step(c, r, true);
+        c->ind--;
         line(c, "}");
+        /* The whole fold, written out: constant lanes stay in registers
+         * (a loop over lanes made gcc spill them, a store-forwarding stall
+         * per step). */
+        for (int w = L / 2; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++) {
+                char al[16], aw[16];
+                snprintf(al, sizeof al, "a[%d]", l);
+                snprintf(aw, sizeof aw, "a[%d]", l + w);
+                acc_combine(c, r->op, r->dt, al, aw);
+            }
+        line(c, "bv[0] = a[0];");
     }
-    if (is_float(dt) && op == IR_REDUCE_MEAN) {
+    if (both)
+        line(c, "} else {");
+    if (!r->inner || both) {
+        rd_point(c, r, true);
+        line(c, "%s a[%d][%d];", r->at, L, RD_TILE);
+        line(c, "int64_t na = end - begin < %d ? end - begin : %d;", L, L);
+        line(c, "for (int l = 0; l < na; l++)");
+        line(c, "    for (int64_t t = 0; t < nt; t++)");
+        line(c, "        a[l][t] = %s;", r->id);
+        rd_reduced_start(c, r, "begin", true);
+        line(c, "for (int64_t j = begin; j < end; j++) {");
+        line(c, "    %s *al = a[j & %d];", r->at, L - 1);
+        line(c, "    for (int64_t t = 0; t < nt; t++) {");
+        if (r->od >= 0)
+            line(c, "        const int64_t ot = o%d + t;", r->od);
+        c->ind += 2;
+        rd_point_body(c, r, "al[t]");
+        c->ind -= 2;
+        line(c, "    }");
+        c->ind++;
+        rd_reduced_step(c, r, false);
+        c->ind--;
+        line(c, "}");
+        rd_fold(c, r, "a[l][t]", "a[l + w][t]");
+        line(c, "for (int64_t t = 0; t < nt; t++)");
+        line(c, "    bv[t] = a[0][t];");
+    }
+    if (both)
+        line(c, "}");
+    end_fn(c, out); /* the head declares what P and bufs hold */
+}
+
+/* rv from `tot` and the epilogue's sinks at output f (coordinates o<d>). */
+static void rd_epilogue(struct cg *c, const struct rd *r, const char *tot)
+{
+    open_scope(c);
+    if (is_float(r->dt) && r->op == IR_REDUCE_MEAN) {
         char nan[80];
         f64_literal(nan, sizeof nan, __builtin_nan(""));
-        line(c, "const int64_t cnt = %s;", cnt);
-        line(c, "%s rv = (%s) (cnt > 0 ? acc / (double) cnt : %s);", ct(dt), ct(dt), nan);
+        line(c, "const int64_t cnt = %s;", r->nred);
+        line(c, "%s rv = (%s) (cnt > 0 ? %s / (double) cnt : %s);", ct(r->dt), ct(r->dt), tot, nan);
     } else {
-        line(c, "%s rv = (%s) acc;", ct(dt), ct(dt));
+        line(c, "%s rv = (%s) %s;", ct(r->dt), ct(r->dt), tot);
     }
     for (uint32_t k = 0; k < c->G->nsinks; k++) {
         uint32_t node = c->sinks[k];
@@ -1049,8 +1282,153 @@ static void gen_reduce(struct cg *c, struct jit_buf *out)
         if (c->mfl[mk] & JIT_MEMBER_EPILOGUE)
             write_sink(c, node, pt_flat_in(c, s, "f", PT_OUT), "f");
     }
-    odometer_step(c, c->out_rank, "o", "O");
     close_scope(c);
+}
+
+/* The tile of output elements starting at f (coordinates o<d>) within
+ * [f, lim): nt = 1 when INNER, else up to RD_TILE along the last dim. */
+static void rd_tile(struct cg *c, const struct rd *r, const char *lim)
+{
+    if (r->od < 0) {
+        line(c, "const int64_t nt = 1;");
+        return;
+    }
+    line(c, "int64_t nt = %s - f;", lim);
+    line(c, "if (nt > %d)", RD_TILE);
+    line(c, "    nt = %d;", RD_TILE);
+    line(c, "if (nt > O%d - o%d)", r->od, r->od);
+    line(c, "    nt = O%d - o%d;", r->od, r->od);
+    if (r->inner) { /* rows of up to one lane each: a tile, else one row at a time */
+        line(c, "if (nred > %d)", IR_REDUCE_LANES);
+        line(c, "    nt = 1;");
+    }
+}
+
+static void rd_oc(struct cg *c)
+{
+    line(c, "int64_t oc[%d];", c->out_rank > 0 ? c->out_rank : 1);
+    for (int d = 0; d < c->out_rank; d++)
+        line(c, "oc[%d] = o%d;", d, d);
+}
+
+static void gen_reduce(struct cg *c, struct jit_buf *out)
+{
+    struct rd r;
+    memset(&r, 0, sizeof r);
+    r.rd = N(c, (uint32_t) c->G->reduce);
+    r.x = N(c, r.rd->in[0]);
+    r.op = r.rd->attr.reduce.op;
+    r.dt = r.rd->dtype;
+    r.lanes =
+        is_float(r.dt) && (r.op == IR_REDUCE_MAX || r.op == IR_REDUCE_MIN) ? 1 : IR_REDUCE_LANES;
+    r.inner = r.x->rank > 0 && (r.rd->attr.reduce.dims & (1u << (r.x->rank - 1)));
+    r.od = -1;
+    for (int d = 0, o = 0; d < r.x->rank; d++) {
+        bool reduced = r.rd->attr.reduce.dims & (1u << d);
+        if (!reduced)
+            r.od = o;
+        if (!reduced || r.rd->attr.reduce.keepdims)
+            o++;
+    }
+    r.at = acc_type(r.op, r.dt);
+    acc_identity(r.op, r.dt, r.id, sizeof r.id);
+    snprintf(r.nred, sizeof r.nred, "(int64_t) 1");
+    for (int d = 0; d < r.x->rank; d++)
+        if (r.rd->attr.reduce.dims & (1u << d)) {
+            size_t len = strlen(r.nred);
+            snprintf(r.nred + len, sizeof r.nred - len, " * L%d", d);
+        }
+    snprintf(r.nout, sizeof r.nout, "(int64_t) 1");
+    for (int d = 0; d < c->out_rank; d++) {
+        size_t len = strlen(r.nout);
+        snprintf(r.nout + len, sizeof r.nout - len, " * O%d", d);
+    }
+    _Static_assert(IR_REDUCE_LANES == 16, "k_blk's lane masks say 15");
+    rd_gen_blk(c, &r, out);
+
+    /* k_main: every block of each output element. */
+    begin_fn(c, "k_main");
+    line(c, "const int64_t nred = %s;", r.nred);
+    odometer_start(c, c->out_rank, "o", "O");
+    line(c, "%s tot[%d], bv[%d];", r.at, RD_TILE, RD_TILE);
+    line(c, "for (int64_t f = begin; f < end;) {");
+    c->ind++;
+    rd_tile(c, &r, "end");
+    rd_oc(c);
+    line(c, "for (int64_t t = 0; t < nt; t++)");
+    line(c, "    tot[t] = %s;", r.id);
+    line(c, "for (int64_t jb = 0; jb < nred; jb += %d) {", IR_REDUCE_BLOCK);
+    line(c, "    k_blk(bufs, P, jb, nred - jb > %d ? jb + %d : nred, oc, nt, bv);", IR_REDUCE_BLOCK,
+         IR_REDUCE_BLOCK);
+    line(c, "    for (int64_t t = 0; t < nt; t++) {");
+    c->ind += 2;
+    acc_combine(c, r.op, r.dt, "tot[t]", "bv[t]");
+    c->ind -= 2;
+    line(c, "    }");
+    line(c, "}");
+    line(c, "for (int64_t t = 0; t < nt; t++, f++) {");
+    c->ind++;
+    rd_epilogue(c, &r, "tot[t]");
+    odometer_step(c, c->out_rank, "o", "O");
+    c->ind--;
+    line(c, "}");
+    c->ind--;
+    line(c, "}");
+    end_fn(c, out);
+
+    /* k_init: partial items it = b * nout + f into the scratch. */
+    begin_fn(c, "k_init");
+    line(c, "%s *part = (%s *) bufs[%u];", r.at, r.at, c->nin + c->G->nsinks);
+    line(c, "const int64_t nred = %s, nout = %s;", r.nred, r.nout);
+    line(c, "%s bv[%d];", r.at, RD_TILE);
+    line(c, "for (int64_t it = begin; it < end;) {");
+    c->ind++;
+    line(c, "const int64_t b = it / nout, f = it %% nout;");
+    line(c, "int64_t rf = f;");
+    for (int d = c->out_rank - 1; d >= 0; d--) {
+        line(c, "const int64_t o%d = rf %% O%d;", d, d);
+        line(c, "rf /= O%d;", d);
+    }
+    line(c, "(void) rf;");
+    rd_oc(c);
+    if (r.inner || r.od < 0) {
+        line(c, "const int64_t nt = 1;");
+    } else {
+        line(c, "int64_t nt = end - it;");
+        line(c, "if (nt > nout - f)");
+        line(c, "    nt = nout - f;");
+        line(c, "if (nt > %d)", RD_TILE);
+        line(c, "    nt = %d;", RD_TILE);
+        line(c, "if (nt > O%d - o%d)", r.od, r.od);
+        line(c, "    nt = O%d - o%d;", r.od, r.od);
+    }
+    line(c, "const int64_t jb = b * %d;", IR_REDUCE_BLOCK);
+    line(c, "k_blk(bufs, P, jb, nred - jb > %d ? jb + %d : nred, oc, nt, bv);", IR_REDUCE_BLOCK,
+         IR_REDUCE_BLOCK);
+    line(c, "for (int64_t t = 0; t < nt; t++)");
+    line(c, "    part[it + t] = bv[t];");
+    line(c, "it += nt;");
+    c->ind--;
+    line(c, "}");
+    end_fn(c, out);
+
+    /* k_fini: the partials of each output element in block order. */
+    begin_fn(c, "k_fini");
+    line(c, "const %s *part = (const %s *) bufs[%u];", r.at, r.at, c->nin + c->G->nsinks);
+    line(c, "const int64_t nred = %s, nout = %s;", r.nred, r.nout);
+    line(c, "const int64_t nb = (nred + %d) / %d;", IR_REDUCE_BLOCK - 1, IR_REDUCE_BLOCK);
+    odometer_start(c, c->out_rank, "o", "O");
+    line(c, "for (int64_t f = begin; f < end; f++) {");
+    c->ind++;
+    line(c, "%s tot = %s;", r.at, r.id);
+    line(c, "for (int64_t b = 0; b < nb; b++) {");
+    c->ind++;
+    acc_combine(c, r.op, r.dt, "tot", "part[b * nout + f]");
+    c->ind--;
+    line(c, "}");
+    rd_epilogue(c, &r, "tot");
+    odometer_step(c, c->out_rank, "o", "O");
+    c->ind--;
     line(c, "}");
     end_fn(c, out);
 }

@@ -9,7 +9,10 @@
  *
  * Buffers (bufs): the group's input buffers in plan order (jit_group
  * input0..), then its sinks in plan order (sink0..), then, when
- * jit_kernel_scratch() says so, one scratch array of out-numel doubles.
+ * jit_kernel_scratch() says so, one scratch array of out-numel doubles;
+ * for REDUCE's k_init and k_fini, that slot holds the partials instead:
+ * ceil(n / IR_REDUCE_BLOCK) * out-numel values of 8 bytes (double for
+ * floats, 64-bit integers otherwise), n the elements per output.
  *
  * Params: int64 run-time arguments filled by jit_kernel_params() from the
  * graph being run: the main space's dims, the reduction output's dims,
@@ -21,8 +24,13 @@
  * Entry points and their ranges (all flat, row-major):
  *   ELEMENTWISE     "k_main" over the main space's elements; any split.
  *   REDUCE          "k_main" over the reduction's output elements; any
- *                   split (each call reduces whole output elements, in
- *                   row-major input order, and runs the epilogue).
+ *                   split (each call reduces whole output elements in
+ *                   interp.h's order and runs the epilogue). Or, the
+ *                   same bytes: "k_init" over partial items
+ *                   b * out-numel + f (any split: block b of output f),
+ *                   then "k_fini" over the output elements (any split:
+ *                   each one's partials in block order, then the
+ *                   epilogue).
  *   REINDEX_REDUCE  "k_init" over the output (any split), then "k_main"
  *                   over the input space in ONE call (scatters are not
  *                   thread-private), then "k_fini" over the output when
@@ -31,7 +39,8 @@
  * Results are exactly those of the reference interpreter (interp.h), bit
  * for bit: element-wise ops come from ops_c.h, index expressions from
  * expr_c.h, random numbers from the same Philox functions, and reductions
- * accumulate as the interpreter does (floats in double, rounded once).
+ * accumulate as the interpreter does (floats in double, rounded once, in
+ * the lanes and blocks interp.h fixes).
  *
  * Source text is made only of kiln's own names and of numbers kiln
  * formats; nothing a client sent is ever part of it (constants are not

@@ -17,6 +17,7 @@
 #include "codegen.h"
 #include "fuse.h"
 #include "fuse_impl.h"
+#include "interp.h"
 #include "kiln_err.h"
 #include "mem.h"
 #include "pool.h"
@@ -666,6 +667,42 @@ static int64_t grain_for(int64_t work_per_item)
     return g < 1 ? 1 : g;
 }
 
+/* A REDUCE group (codegen.c "reductions in the spec's order"). Many output
+ * elements: k_main split over them, as ever. Few output elements of more
+ * than one block each (a loss, a sum over all but a small dim): k_init
+ * computes one partial per (block, output element) over the pool into
+ * `partials` (8 bytes each; a thread writes its own run of them once per
+ * block of 65536 elements, so sharing a cache line at a run's edge costs
+ * nothing to speak of), then k_fini combines each element's partials in
+ * block order and runs the epilogue. Both give the spec's bytes, so the
+ * choice depends on nothing but speed; the worker count changes no bit. */
+static int run_reduce(struct run *R, uint32_t gi, const struct kimpl *k, struct launch *l,
+                      int64_t main_n, int64_t out_n)
+{
+    const struct jit_group *G = &R->p->groups[gi];
+    struct jit_pool *pool = R->rt->pool;
+    int64_t nred = main_n / out_n, cost = (int64_t) G->nmembers;
+    int64_t nblk = (nred + IR_REDUCE_BLOCK - 1) / IR_REDUCE_BLOCK;
+    int64_t workers = (int64_t) jit_pool_threads(pool) + 1;
+    if (workers == 1 || nblk < 2 || out_n >= 4 * workers || k->init == NULL || k->fini == NULL) {
+        l->fn = k->main;
+        jit_pool_for(pool, out_n, grain_for(nred * cost), launch_chunk, l);
+        return KILN_OK;
+    }
+    size_t bytes = (size_t) (nblk * out_n) * sizeof(double);
+    void *partials = charge(R, (uint32_t) G->reduce, bytes);
+    if (partials == NULL)
+        return R->err->code;
+    l->bufs[G->ninputs + G->nsinks] = partials;
+    l->fn = k->init;
+    jit_pool_for(pool, nblk * out_n, grain_for(IR_REDUCE_BLOCK * cost), launch_chunk, l);
+    l->fn = k->fini;
+    jit_pool_for(pool, out_n, grain_for(nblk * cost), launch_chunk, l);
+    l->bufs[G->ninputs + G->nsinks] = NULL;
+    uncharge(R, partials, bytes);
+    return KILN_OK;
+}
+
 static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
 {
     const struct ir_graph *g = R->g;
@@ -700,7 +737,8 @@ static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
     uint64_t t0 = 0, ran = 0;
     size_t np = jit_kernel_nparams(g, p, gi);
     bool scratch = jit_kernel_scratch(g, p, gi);
-    uint32_t nb = G->ninputs + G->nsinks + (scratch ? 1 : 0);
+    /* One slot past the sinks: the scratch, or a REDUCE's partials. */
+    uint32_t nb = G->ninputs + G->nsinks + 1;
     int64_t *params = malloc((np ? np : 1) * sizeof(int64_t));
     void **bufs = malloc((nb ? nb : 1) * sizeof(void *));
     void *sc = NULL;
@@ -718,8 +756,7 @@ static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
             bufs[s] = R->buf[p->refs[G->input0 + s]];
         for (uint32_t s = 0; s < G->nsinks; s++)
             bufs[G->ninputs + s] = R->buf[p->refs[G->sink0 + s]];
-        if (scratch)
-            bufs[G->ninputs + G->nsinks] = sc;
+        bufs[G->ninputs + G->nsinks] = sc;
         struct launch l = {.bufs = bufs, .params = params};
         struct jit_pool *pool = R->rt->pool;
         if (info) {
@@ -733,9 +770,7 @@ static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
             jit_pool_for(pool, main_n, grain_for(G->nmembers), launch_chunk, &l);
             break;
         case JIT_GROUP_REDUCE:
-            l.fn = k->main;
-            jit_pool_for(pool, out_n, grain_for(main_n / out_n * (int64_t) G->nmembers),
-                         launch_chunk, &l);
+            rc = run_reduce(R, gi, k, &l, main_n, out_n);
             break;
         default:
             l.fn = k->init;

@@ -115,14 +115,27 @@
  *
  * REDUCE     attr.reduce.dims marks the input dims reduced; with keepdims
  *            they stay as size 1, else they are dropped. Each output
- *            element combines its input elements in row-major input order:
- *            ADD  integers wrap; floats sum in double, rounded once.
- *            MUL  integers wrap; floats multiply in double, rounded once.
- *            MAX MIN  exact; floats propagate NaN (any NaN -> NaN); on a
- *                 tie the earlier element stays (so -0.0 vs +0.0 keeps
- *                 the first seen).
- *            MEAN floats only: the double sum divided by the count,
- *                 rounded once.
+ *            element combines its n input elements, numbered j = 0..n-1
+ *            in row-major order of the reduced dims, in this order (the
+ *            same bytes on every backend for any number of threads):
+ *            ADD MUL MEAN on floats, in double: cut into blocks of
+ *                 IR_REDUCE_BLOCK consecutive j (the last may be
+ *                 shorter); in a block, element j goes to lane
+ *                 j % IR_REDUCE_LANES, each lane starting at the identity
+ *                 (0.0, or 1.0 for MUL) and combining its elements in
+ *                 increasing j; the lanes fold by halves (lane l op=
+ *                 lane l + w for l < w, w = 8, 4, 2, 1) and lane 0 is the
+ *                 block's value; the result starts at the identity and
+ *                 combines the block values in block order, rounded once
+ *                 to the dtype at the end (MEAN: divided by n first).
+ *            ADD MUL on integers: wrap (exact in any order).
+ *            MAX MIN  in increasing j; exact; floats propagate NaN (any
+ *                 NaN -> NaN, the first one's payload); on a tie the
+ *                 earlier element stays (so -0.0 vs +0.0 keeps the first
+ *                 seen). Reducing blocks apart and combining their
+ *                 results in block order by the same rule gives the same
+ *                 value, which is what lets a backend split them.
+ *            MEAN floats only.
  *            No elements (a reduced dim of size 0): ADD 0, MUL 1, MAX the
  *            dtype's min (-inf for floats), MIN its max (+inf), MEAN NaN.
  *            (numpy raises for max/min of nothing; these are identities.)
@@ -157,6 +170,12 @@
 #include <stddef.h>
 
 #include "ir.h"
+
+/* The fixed order of float reductions (REDUCE below; protocol/PROTOCOL.md
+ * "Order of a reduction"): lanes per block, and elements per block. Part
+ * of the wire contract: changing either changes results. */
+#define IR_REDUCE_LANES 16
+#define IR_REDUCE_BLOCK 65536
 
 /* Evaluates every node of `g` in order. externs[k] points to the data of
  * EXTERN slot k (numel elements of that node's dtype, row-major); it may

@@ -316,6 +316,151 @@ START_TEST(reductions)
 }
 END_TEST
 
+/* Finite data of mixed magnitudes (2^-20 .. 2^20, both signs, some exact
+ * zeros of either sign), so that every order of a float sum rounds
+ * differently and only the spec's order matches the interpreter. */
+static void fill_mixed(enum ir_dtype dt, void *p, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++) {
+        uint64_t r = next();
+        double v =
+            ((double) (r >> 11) / 9007199254740992.0 - 0.5) * ldexp(1.0, (int) (r % 41) - 20);
+        if (r % 97 == 0)
+            v = r % 2 ? -0.0 : 0.0;
+        if (dt == IR_DTYPE_FLOAT32)
+            ((float *) p)[k] = (float) v;
+        else if (dt == IR_DTYPE_FLOAT64)
+            ((double *) p)[k] = v;
+        else
+            ((int32_t *) p)[k] = (int32_t) (r >> 20);
+    }
+}
+
+/* Output `y` of g (one extern, slot 0, filled with fill_mixed) on `r`,
+ * compared byte for byte (any NaN equals any NaN) with the interpreter. */
+static void compare_on(struct jit_runtime *r, const struct ir_graph *g, int y, const void *x,
+                       const char *what)
+{
+    bool *marks = calloc(g->count, 1);
+    ck_assert_ptr_nonnull(marks);
+    marks[y] = true;
+    const void *ext[1] = {x};
+    void **want = NULL, **got = NULL;
+    struct ir_error err;
+    ck_assert_int_eq(ir_interp_run(g, ext, &want, &err), KILN_OK);
+    int rc = jit_run(r, g, marks, ext, tmem, SIZE_MAX, &got, NULL, &err);
+    ck_assert_msg(rc == KILN_OK, "%s: jit_run: %d %s", what, rc, err.message);
+    const struct ir_node *nd = &g->nodes[y];
+    for (int64_t k = 0; k < nd->numel; k++)
+        ck_assert_msg(same(nd->dtype, want[y], got[y], k), "%s: element %lld differs", what,
+                      (long long) k);
+    jit_run_free(g, got);
+    ir_interp_free(g, want);
+    free(marks);
+}
+
+/* Long reductions with few outputs are split by blocks over the pool
+ * (k_init partials, k_fini in block order); with no helper threads they
+ * run whole (k_main). Both give the interpreter's bytes: the worker count
+ * changes nothing. Covers the last dim reduced and kept (the tiled loop),
+ * a prologue, every float op and an integer sum, and a length that is no
+ * multiple of the block or the lane count. */
+START_TEST(reduce_split_same_bytes)
+{
+    struct jit_runtime *r0 = NULL, *r3 = NULL;
+    struct jit_runtime_opts o0 = {.compiler = &comp, .threads = 0};
+    struct jit_runtime_opts o3 = {.compiler = &comp, .threads = 3};
+    ck_assert_int_eq(jit_runtime_new(&o0, &r0), KILN_OK);
+    ck_assert_int_eq(jit_runtime_new(&o3, &r3), KILN_OK);
+    struct jit_runtime *rts[3] = {r0, rt, r3}; /* 1, 3 and 4 workers */
+    static const struct {
+        int dt, op, rank;
+        int64_t shape[2];
+        uint16_t dims;
+        bool prologue;
+    } cs[] = {
+        {IR_DTYPE_FLOAT32, IR_REDUCE_ADD, 1, {3 * 65536 + 1237}, 1, false}, /* a loss */
+        {IR_DTYPE_FLOAT32, IR_REDUCE_ADD, 1, {2 * 65536 + 5}, 1, true},
+        {IR_DTYPE_FLOAT64, IR_REDUCE_MEAN, 2, {3, 65536 + 77}, 2, false},
+        {IR_DTYPE_FLOAT32, IR_REDUCE_ADD, 2, {65536 + 4099, 3}, 1, true}, /* outer axis */
+        {IR_DTYPE_FLOAT64, IR_REDUCE_MUL, 1, {2 * 65536 + 3}, 1, false},
+        {IR_DTYPE_FLOAT32, IR_REDUCE_MAX, 2, {65536 + 9, 2}, 1, false},
+        {IR_DTYPE_FLOAT64, IR_REDUCE_MIN, 1, {2 * 65536 + 1}, 1, true},
+        {IR_DTYPE_INT32, IR_REDUCE_ADD, 1, {2 * 65536 + 17}, 1, false},
+        {IR_DTYPE_FLOAT32, IR_REDUCE_ADD, 2, {3, 65536}, 3, false}, /* exactly blocks */
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        struct ir_graph g;
+        struct ir_error err;
+        ir_graph_init(&g);
+        int x = ir_add_extern(&g, cs[c].dt, cs[c].rank, cs[c].shape, &err);
+        ck_assert_int_ge(x, 0);
+        int in = x;
+        if (cs[c].prologue)
+            in = ir_add_binary(&g, IR_OP_ADD, ir_add_binary(&g, IR_OP_MUL, x, x, &err), x, &err);
+        ck_assert_int_ge(in, 0);
+        int y = ir_add_reduce(&g, cs[c].op, in, cs[c].dims, false, &err);
+        ck_assert_int_ge(y, 0);
+        int64_t n = g.nodes[x].numel;
+        void *data = malloc((size_t) n * ir_dtype_size(cs[c].dt));
+        ck_assert_ptr_nonnull(data);
+        fill_mixed(cs[c].dt, data, n);
+        if (cs[c].op == IR_REDUCE_MUL) /* keep the product finite and inexact */
+            for (int64_t k = 0; k < n; k++)
+                ((double *) data)[k] = 1.0 + ldexp(((double *) data)[k], -22);
+        if (cs[c].op == IR_REDUCE_MAX) /* ties of -0.0 and +0.0 across blocks */
+            for (int64_t k = 0; k < n; k++)
+                ((float *) data)[k] =
+                    k % 3 == 0 ? ((k / 7) % 2 ? 0.0f : -0.0f) : -fabsf(((float *) data)[k]);
+        for (int w = 0; w < 3; w++) {
+            char what[64];
+            snprintf(what, sizeof what, "case %zu, runtime %d", c, w);
+            compare_on(rts[w], &g, y, data, what);
+        }
+        free(data);
+        ir_graph_fini(&g);
+    }
+    jit_runtime_free(r0);
+    jit_runtime_free(r3);
+}
+END_TEST
+
+/* Reductions of every layout (each subset of three dims reduced, kept or
+ * not) over sizes that are no multiple of the lane count or the tile of
+ * 64 outputs, and rows short enough to be reduced a tile at a time, on
+ * finite data where the order shows. */
+START_TEST(reduce_layouts_order)
+{
+    static const int64_t shs[2][3] = {{5, 37, 70}, {9, 70, 3}}; /* the second: short rows */
+    static const int dts[] = {IR_DTYPE_FLOAT32, IR_DTYPE_FLOAT64, IR_DTYPE_INT32};
+    for (int si = 0; si < 2; si++)
+        for (size_t t = 0; t < 3; t++)
+            for (uint16_t dims = 1; dims < 8; dims++)
+                for (int op = IR_REDUCE_ADD; op < IR_REDUCE_END; op++) {
+                    if (op == IR_REDUCE_MEAN && dts[t] == IR_DTYPE_INT32)
+                        continue;
+                    struct ir_graph g;
+                    struct ir_error err;
+                    ir_graph_init(&g);
+                    const int64_t *sh = shs[si];
+                    int x = ir_add_extern(&g, dts[t], 3, sh, &err);
+                    int e = dts[t] == IR_DTYPE_INT32 ? x : ir_add_unary(&g, IR_OP_NEG, x, &err);
+                    int y = ir_add_reduce(&g, op, e, dims, dims == 5 || dims == 4, &err);
+                    ck_assert_int_ge(y, 0);
+                    int64_t n = sh[0] * sh[1] * sh[2];
+                    void *data = malloc((size_t) n * ir_dtype_size(dts[t]));
+                    ck_assert_ptr_nonnull(data);
+                    fill_mixed(dts[t], data, n);
+                    char what[64];
+                    snprintf(what, sizeof what, "shape %d dtype %d dims %u op %d", si, dts[t], dims,
+                             op);
+                    compare_on(rt, &g, y, data, what);
+                    free(data);
+                    ir_graph_fini(&g);
+                }
+}
+END_TEST
+
 static int reindex_text(struct ir_graph *g, int op, int x, int rank, const int64_t *shape,
                         int nexprs, const char *const *exprs, int nconds,
                         const char *const *conds, int nextras, const int *extras,
@@ -869,6 +1014,8 @@ static Suite *suite(void)
     tcase_add_test(tc, where_every_dtype);
     tcase_add_test(tc, sources);
     tcase_add_test(tc, reductions);
+    tcase_add_test(tc, reduce_split_same_bytes);
+    tcase_add_test(tc, reduce_layouts_order);
     tcase_add_test(tc, reindex_every_dtype);
     tcase_add_test(tc, reindex_reduce_every_op);
     tcase_add_test(tc, random_graphs);

@@ -382,6 +382,28 @@ static double mul_dt(double a, double b, int dt)
     return dt == IR_DTYPE_FLOAT32 ? (double) (float) p : p;
 }
 
+/* A float sum in the order of PROTOCOL.md "Order of a reduction": element
+ * j in lane j % 16, the lanes folded by halves (8, 4, 2, 1). The windows
+ * here are far below one block (65536 elements). Elements a graph adds as
+ * 0 (padding) still take their j: adding 0.0 to a lane changes nothing. */
+struct ref_lanes {
+    double l[16];
+};
+
+static void lanes_zero(struct ref_lanes *r)
+{
+    for (int k = 0; k < 16; k++)
+        r->l[k] = 0.0;
+}
+
+static double lanes_fold(struct ref_lanes *r)
+{
+    for (int w = 8; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++)
+            r->l[k] += r->l[k + w];
+    return 0.0 + r->l[0];
+}
+
 static void ref_conv2d(const struct convgraph_params *q, const struct convgraph_shapes *s,
                        const void *x, const void *w, void *y, double *mag)
 {
@@ -391,20 +413,23 @@ static void ref_conv2d(const struct convgraph_params *q, const struct convgraph_
         for (int64_t co = 0; co < q->cout; co++)
             for (int64_t oh = 0; oh < OH; oh++)
                 for (int64_t ow = 0; ow < OW; ow++, k++) {
-                    double acc = 0.0, m = 0.0;
+                    double m = 0.0;
+                    struct ref_lanes acc;
+                    int64_t j = 0;
+                    lanes_zero(&acc);
                     for (int64_t c = 0; c < C; c++)
                         for (int64_t a = 0; a < q->kh; a++)
-                            for (int64_t b = 0; b < q->kw; b++) {
+                            for (int64_t b = 0; b < q->kw; b++, j++) {
                                 int64_t ih = oh * q->sh - q->ph + a * q->dh;
                                 int64_t iw = ow * q->sw - q->pw + b * q->dw;
                                 bool in = ih >= 0 && ih < H && iw >= 0 && iw < W;
                                 double xv = in ? load(x, dt, ((n * C + c) * H + ih) * W + iw) : 0.0;
                                 double wv = load(w, dt, ((co * C + c) * q->kh + a) * q->kw + b);
                                 double t = mul_dt(xv, wv, dt);
-                                acc += t;
+                                acc.l[j % 16] += t;
                                 m += fabs(t);
                             }
-                    store(y, dt, k, acc);
+                    store(y, dt, k, lanes_fold(&acc));
                     if (mag != NULL)
                         mag[k] = m;
                 }
@@ -423,6 +448,8 @@ static void ref_pool(const struct convgraph_params *q, const struct convgraph_sh
             for (int64_t oh = 0; oh < OH; oh++)
                 for (int64_t ow = 0; ow < OW; ow++, k++) {
                     double acc = max ? -INFINITY : 0.0, m = 0.0;
+                    struct ref_lanes sum;
+                    lanes_zero(&sum);
                     for (int64_t a = 0; a < q->kh; a++)
                         for (int64_t b = 0; b < q->kw; b++) {
                             int64_t ih = oh * q->sh - q->ph + a, iw = ow * q->sw - q->pw + b;
@@ -430,11 +457,13 @@ static void ref_pool(const struct convgraph_params *q, const struct convgraph_sh
                                 continue; /* -inf for max, 0 for the sum */
                             double v = load(x, dt, ((n * C + c) * H + ih) * W + iw);
                             if (!max)
-                                acc += v;
+                                sum.l[(a * q->kw + b) % 16] += v;
                             else if (!isnan(acc) && (isnan(v) || v > acc))
                                 acc = v;
                             m += max ? 0.0 : fabs(v);
                         }
+                    if (!max)
+                        acc = lanes_fold(&sum);
                     store(y, dt, k, max ? acc : acc / count);
                     if (mag != NULL)
                         mag[k] = max ? fabs(acc) : m / count;

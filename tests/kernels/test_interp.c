@@ -1152,14 +1152,39 @@ END_TEST
 
 /* ---- reduce ------------------------------------------------------------ */
 
+/* The float add/mul of v[0..n) in PROTOCOL.md's "Order of a reduction",
+ * written out independently of the interpreter: per block of 65536, the
+ * sixteen lanes v[j], v[j+16], ... and the fold 8, 4, 2, 1. */
+static double spec_sum(const double *v, int64_t n, bool mul)
+{
+    double total = mul ? 1 : 0;
+    for (int64_t b0 = 0; b0 < n; b0 += 65536) {
+        int64_t b1 = n - b0 < 65536 ? n : b0 + 65536;
+        double lane[16];
+        for (int l = 0; l < 16; l++) {
+            lane[l] = mul ? 1 : 0;
+            for (int64_t j = b0 + l; j < b1; j += 16)
+                lane[l] = mul ? lane[l] * v[j] : lane[l] + v[j];
+        }
+        for (int w = 8; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++)
+                lane[l] = mul ? lane[l] * lane[l + w] : lane[l] + lane[l + w];
+        total = mul ? total * lane[0] : total + lane[0];
+    }
+    return total;
+}
+
 /* One reduce over a rank-3 input against nested loops. Accumulates as the
- * spec says: integers modulo 2^64 (then wrapped), floats in double. */
+ * spec says: integers modulo 2^64 (then wrapped), floats in double, add
+ * and mul in lanes and blocks (spec_sum). */
 static void check_reduce(int op, int dt, const int64_t *shape, uint16_t dims, bool keep,
                          uint64_t *s)
 {
     struct tg t;
     tg_init(&t);
     int64_t n = numel_of(3, shape);
+    double *vals = malloc((size_t) (n > 0 ? n : 1) * sizeof(double));
+    ck_assert_ptr_nonnull(vals);
     void *x = rnd_data(dt, n, s, op == IR_REDUCE_MUL ? DATA_SMALL : DATA_ANY);
     int a = tg_array(&t, dt, 3, shape, x);
     int y = tg_ok(&t, ir_add_reduce(&t.g, (enum ir_reduce_op) op, a, dims, keep, &t.err));
@@ -1196,6 +1221,7 @@ static void check_reduce(int op, int dt, const int64_t *shape, uint16_t dims, bo
                             count++;
                             if (isf(dt)) {
                                 double v = getf(x, dt, at);
+                                vals[count - 1] = v;
                                 if (op == IR_REDUCE_MUL)
                                     f *= v;
                                 else if (op == IR_REDUCE_MAX)
@@ -1216,12 +1242,15 @@ static void check_reduce(int op, int dt, const int64_t *shape, uint16_t dims, bo
                                     iv = wrap(iv + v, IR_DTYPE_INT64);
                             }
                         }
+                if (isf(dt) && op != IR_REDUCE_MAX && op != IR_REDUCE_MIN)
+                    f = spec_sum(vals, count, op == IR_REDUCE_MUL);
                 if (op == IR_REDUCE_MEAN)
                     f = count ? f / (double) count : NAN;
                 int64_t k = (o0 * ext[1] + o1) * ext[2] + o2;
                 check_elem(t.out[y], dt, k, isf(dt) ? wf(f) : wi(wrap(iv, dt)), ctx);
             }
     free(x);
+    free(vals);
     tg_fini(&t);
 }
 
@@ -1275,6 +1304,95 @@ START_TEST(reduce_edges)
     check_elem(t.out[r[5]], IR_DTYPE_FLOAT32, 0, wf(0), "sum of nothing");
     check_elem(t.out[r[6]], IR_DTYPE_FLOAT32, 0, wf(NAN), "min propagates nan");
     check_elem(t.out[r[7]], IR_DTYPE_INT64, 0, wi(INT64_MAX - 2), "3*max wraps");
+    tg_fini(&t);
+}
+END_TEST
+
+/* The order of a float sum is the spec's, not row-major: values chosen so
+ * that the serial sum, the lanes and the blocks each give another answer. */
+START_TEST(reduce_order)
+{
+    struct tg t;
+    tg_init(&t);
+    /* 17 elements: lane 0 holds x[0] + x[16], lane 1 x[1], lane 8 x[8].
+     * Serially 1e16 + 1 + ... loses every 1 (ulp 2 at 1e16) and gives 0;
+     * the spec gives lane 0 = 1e16 + -1e16 = 0, then the fold adds the
+     * 1s exactly: 15 ones in lanes 1..15 -> 15. */
+    int64_t n17 = 17;
+    double v[17];
+    v[0] = 1e16;
+    for (int j = 1; j < 16; j++)
+        v[j] = 1;
+    v[16] = -1e16;
+    int a = tg_array(&t, IR_DTYPE_FLOAT64, 1, &n17, v);
+    int y = tg_ok(&t, ir_add_reduce(&t.g, IR_REDUCE_ADD, a, 1, false, &t.err));
+    int m = tg_ok(&t, ir_add_reduce(&t.g, IR_REDUCE_MEAN, a, 1, false, &t.err));
+    /* Fold order: lanes 0 and 8 meet first. 1e16 in lane 0, -1e16 in
+     * lane 8, ones elsewhere: lane 0 + lane 8 = 0 exactly, and every 1
+     * survives: 14. (Serial: 1e16 + 1 = 1e16 ... -> 0 + 1 = ... gives 0.) */
+    double w[16];
+    for (int j = 0; j < 16; j++)
+        w[j] = 1;
+    w[0] = 1e16;
+    w[8] = -1e16;
+    int64_t n16 = 16;
+    int b = tg_array(&t, IR_DTYPE_FLOAT64, 1, &n16, w);
+    int yb = tg_ok(&t, ir_add_reduce(&t.g, IR_REDUCE_ADD, b, 1, false, &t.err));
+    /* A sum over dim 0 of [17, 2]: j counts rows, so lanes hold rows. */
+    double c[34];
+    for (int j = 0; j < 17; j++) {
+        c[2 * j] = v[j];
+        c[2 * j + 1] = w[j % 16];
+    }
+    int64_t s172[2] = {17, 2};
+    int cc = tg_array(&t, IR_DTYPE_FLOAT64, 2, s172, c);
+    int yc = tg_ok(&t, ir_add_reduce(&t.g, IR_REDUCE_ADD, cc, 1, false, &t.err));
+    tg_run(&t, NULL);
+    check_elem(t.out[y], IR_DTYPE_FLOAT64, 0, wf(15), "lanes: 1e16 and -1e16 share lane 0");
+    check_elem(t.out[m], IR_DTYPE_FLOAT64, 0, wf(15.0 / 17), "mean in lanes");
+    check_elem(t.out[yb], IR_DTYPE_FLOAT64, 0, wf(14), "fold: lane 0 meets lane 8 first");
+    check_elem(t.out[yc], IR_DTYPE_FLOAT64, 0, wf(15), "column 0");
+    /* Column 1 is w[0..15] then w[0] = 1e16 again: lane 0 = 2e16, lane 8
+     * = -1e16, the fold gives 1e16 + 2 + 4 + 8 = 1e16 + 14 (exact: the
+     * ones meet each other before they meet 1e16). */
+    double col1[17];
+    for (int j = 0; j < 17; j++)
+        col1[j] = w[j % 16];
+    ck_assert(spec_sum(col1, 17, false) == 1e16 + 14);
+    check_elem(t.out[yc], IR_DTYPE_FLOAT64, 1, wf(1e16 + 14), "column 1");
+    tg_fini(&t);
+}
+END_TEST
+
+/* A sum longer than one block: the blocks combine left to right. Block 0
+ * holds 1e16 and then ones, block 1 holds -1e16: per block the lanes keep
+ * the ones (65535 of them, 4095 to 4096 per lane, each lane exact below
+ * 2^53), the block value 1e16 + 65535 rounds to even (ulp 2), then
+ * -1e16 leaves 65536: the row-major serial sum would give 0. */
+START_TEST(reduce_order_blocks)
+{
+    struct tg t;
+    tg_init(&t);
+    int64_t n = 65537;
+    double *v = malloc((size_t) n * sizeof(double));
+    ck_assert_ptr_nonnull(v);
+    v[0] = 1e16;
+    for (int64_t j = 1; j < 65536; j++)
+        v[j] = 1;
+    v[65536] = -1e16;
+    int a = tg_array(&t, IR_DTYPE_FLOAT64, 1, &n, v);
+    int y = tg_ok(&t, ir_add_reduce(&t.g, IR_REDUCE_ADD, a, 1, false, &t.err));
+    tg_run(&t, NULL);
+    /* Block 0: lane 0 = 1e16 + 4095 ones (serial in the lane: each +1
+     * to 1e16 is lost, ties to even), lanes 1..15 = 4096 each (exact). */
+    double lane0 = 1e16;
+    for (int k = 0; k < 4095; k++)
+        lane0 += 1;
+    ck_assert(lane0 == 1e16);
+    double block0 = spec_sum(v, 65536, false);
+    ck_assert(block0 == (1e16 + 15 * 4096.0)); /* 61440 is even: exact */
+    check_elem(t.out[y], IR_DTYPE_FLOAT64, 0, wf(61440), "blocks combine in order");
+    free(v);
     tg_fini(&t);
 }
 END_TEST
@@ -1403,7 +1521,7 @@ START_TEST(reindex_pooling)
         for (int64_t c = 0; c < C; c++)
             for (int64_t oh = 0; oh < OH; oh++)
                 for (int64_t ow = 0; ow < OW; ow++, k++) {
-                    double mx = -INFINITY, sum = 0;
+                    double mx = -INFINITY, win[4];
                     for (int64_t a = 0; a < 2; a++)
                         for (int64_t b = 0; b < 2; b++) {
                             int64_t ih = oh * 2 - 1 + a, iw = ow * 2 - 1 + b;
@@ -1411,12 +1529,13 @@ START_TEST(reindex_pooling)
                             double v =
                                 inside ? getf(x, IR_DTYPE_FLOAT64, ((n * C + c) * H + ih) * W + iw)
                                        : 0.0;
-                            sum += v;
+                            win[a * 2 + b] = v;
                             if (inside)
                                 mx = isnan(mx) || isnan(v) ? NAN : v > mx ? v : mx;
                         }
                     check_elem(t.out[ymax], IR_DTYPE_FLOAT64, k, wf(mx), "max pool");
-                    check_elem(t.out[yavg], IR_DTYPE_FLOAT64, k, wf(sum / 4), "avg pool");
+                    check_elem(t.out[yavg], IR_DTYPE_FLOAT64, k, wf(spec_sum(win, 4, false) / 4),
+                               "avg pool");
                 }
     free(x);
     tg_fini(&t);
@@ -1808,6 +1927,8 @@ static Suite *interp_suite(void)
     tcase_add_test(shape, broadcast_cases);
     tcase_add_test(shape, reduce_all);
     tcase_add_test(shape, reduce_edges);
+    tcase_add_test(shape, reduce_order);
+    tcase_add_test(shape, reduce_order_blocks);
     tcase_add_test(shape, empty_graph);
     suite_add_tcase(s, shape);
     TCase *ri = tcase_create("reindex");
