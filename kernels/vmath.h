@@ -10,57 +10,59 @@
  *
  * One source, every tier. The reference interpreter (interp_scalar.c)
  * #includes this file; meson turns the same file into a string literal
- * (jit/vmath_text.py -> vmath_text.h) that jit/ops_c.c puts in the kernel
+ * (jit/embed_text.py -> vmath_text.h) that jit/ops_c.c puts in the kernel
  * prelude, so libtcc and the cc tier compile the very same text. With
  * -ffp-contract=off everywhere (meson.build, JIT_CC_FLAGS) and IEEE double
  * and float arithmetic on every tier, all three give the same bits. Hence
  * the rules this text keeps: plain C99 that libtcc accepts, no #include,
  * no builtins, no libm, bit casts through unions; it needs only the
- * typedefs uint32_t, uint64_t (the prelude and <stdint.h> both give them).
+ * typedefs int32_t, uint32_t, uint64_t (the prelude and <stdint.h> both
+ * give them). gcc vectorises it with -fno-trapping-math (jit/cc.h).
  * Names start with kiln_vm; kiln_vm__ ones are internal.
  *
- * How. Each function widens its float argument to double (exact), works
- * in double, and rounds once to float at the end. Double makes the error
- * analysis short: the argument reductions are exact or nearly so, and
- * polynomials fitted to ~2^-30 relative error leave the double result
- * within far less than half a float ulp of the true value, so the float
- * result is the correctly rounded one or its neighbour (within 1 ulp;
- * tests/kernels/test_vmath.c sweeps float32 and asserts it). On AVX-512 a
- * float vector of 16 becomes two double vectors of 8; float internals
- * would need two-part reductions and error-compensated steps, which
- * without FMA cost about as much.
+ * How. Two kinds of internals, chosen by measurement. exp, tanh and
+ * sigmoid, which the hot element-wise chains call, work in float: a
+ * 512-bit vector holds 16 of them, and the fused chain
+ * sigmoid(x*a+b)*tanh(x)+x*x ran 1.5x faster (one core, CPU time) than
+ * with the double versions. log and erf widen to double (exact), work
+ * there and round once at the end, which keeps the error analysis short
+ * and the results nearly always correctly rounded, at half the lanes.
  *
- *   exp:  n = round(x/ln2) by adding and subtracting 1.5*2^52 (round to
- *         nearest even, exact); r = x - n*ln2, |r| <= ln2/2 (one double
- *         constant: |n| <= 174, the product's rounding is < 2^-45);
- *         e^r - 1 = r*q(r), q a degree-6 Chebyshev fit (2.4e-10);
- *         2^n built from the exponent bits of the rounded sum. x is
- *         clamped to [-120, 120], where e^x is a normal double beyond
- *         float's range both ways, so the final rounding to float makes
- *         the overflow to Inf and the subnormals and underflow to 0.
- *   expm1 (internal, for tanh): 2^n*(r*q) + (2^n - 1), exact-ish near 0.
- *   log:  x = 2^k*m with m in [sqrt(1/2), sqrt(2)) by integer arithmetic
- *         on the double's bits (float subnormals are normal doubles);
- *         log m = 2s + 2s*z*g(z), s = (m-1)/(m+1), z = s^2, g a degree-3
- *         fit of (atanh(s)/s - 1)/z (5.8e-10); plus k*ln2.
- *   tanh: |t| = e/(e+2) with e = expm1(2|x|) (no cancellation near 0:
- *         tanh(x) rounds to x for tiny x), |x| clamped to 10 (tanh = 1
- *         in float from 9.01 on); the sign copied from x (tanh(-0) = -0).
- *   sigmoid: 1/(1 + e^-x).
- *   erf:  |x| < 1: x*P(x^2), P a degree-7 fit (3.4e-11); else
+ *   exp (float):  n = round(x/ln2) by adding and subtracting 1.5*2^23;
+ *         two-part (Cody-Waite) r = x - n*ln2; e^r = 1 + r + r^2*Q(r), Q a
+ *         degree-4 fit (7.2e-8); 2^n from exponent bits, as two factors so that
+ *         subnormal results and overflow round once (kiln_vm__expf_split).
+ *   tanh (float): |x| < 0.55: x + x*z*P(z), z = x^2, P a degree-4
+ *         fit (1.3e-8); else
+ *         1 - 2/(e^(2|x|) + 1) with |x| clamped to 10; sign from x.
+ *   sigmoid (float): e/(1 + e) for x < 0, 1/(1 + e) for x >= 0, with
+ *         e = e^-|x| (never overflows; subnormal results come from e).
+ *   exp (double, for erf): n = round(x/ln2) with 1.5*2^52; r = x - n*ln2
+ *         (one constant: |n| <= 174, the product's rounding is < 2^-45);
+ *         e^r = 1 + r*q(r), q a degree-6 Chebyshev fit (2.4e-10); 2^n
+ *         from exponent bits; x clamped to [-120, 120].
+ *   log (double): x = 2^k*m with m in [sqrt(1/2), sqrt(2)) by integer
+ *         arithmetic on the double's bits (float subnormals are normal
+ *         doubles); log m = 2s + 2s*z*g(z), s = (m-1)/(m+1), z = s^2, g a
+ *         degree-3 fit of (atanh(s)/s - 1)/z (5.8e-10); plus k*ln2.
+ *   erf (double): |x| < 1: x*P(x^2), P a degree-7 fit (3.4e-11); else
  *         1 - e^(-x^2)*R(|x|), R = erfc*e^(x^2) fitted in |x| - 2.5 on
  *         [1, 4] with degree 12 (1.7e-9; x^2 is exact in double); |x|
  *         clamped to 4 (erf = 1 in float from 3.92 on); sign from x.
+ *
+ * The fits are Chebyshev interpolants (mpmath.chebyfit), near minimax;
+ * the numbers in parentheses are their errors on the range;
+ * kernels/vmath_fit.py prints them.
+ *
+ * Error, measured against glibc's double functions rounded to float
+ * (tests/kernels/test_vmath.c, which asserts these bounds over a sweep of
+ * float32 inputs): exp, log, tanh, erf within 1 ulp of the correctly
+ * rounded result, sigmoid within 2 ulp.
  *
  * Special values: NaN in, NaN out (the input, quieted: x + x); exp(-Inf)
  * = 0, exp(+Inf) = Inf; log(±0) = -Inf, log(x<0) = NaN, log(Inf) = Inf;
  * tanh(±Inf) = ±1, sigmoid(-Inf) = 0, sigmoid(Inf) = 1, erf(±Inf) = ±1;
  * tanh and erf keep the sign of ±0.
- *
- * Measured over every float32 (tests/kernels/test_vmath.c, against
- * glibc's double functions rounded to float): max error 1 ulp for each
- * function; see that test for the share of results that are not
- * correctly rounded.
  */
 #ifndef KILN_VMATH_H
 #define KILN_VMATH_H
@@ -133,16 +135,54 @@ static inline double kiln_vm__exp(double x)
     return e.s + e.s * e.p;
 }
 
-/* e^x - 1 with a small relative error near 0 too. */
-static inline double kiln_vm__expm1(double x)
+/* e^x = s1*s2*(1 + p) in float, for the functions the JIT's hot chains
+ * call (exp, tanh, sigmoid): 16 lanes to a vector instead of 8. n =
+ * round(x/ln2) by the 1.5*2^23 trick; r = x - n*ln2 in two parts (ln2's
+ * head has 15 bits, so n*head is exact for |n| < 256 and x - n*head is
+ * exact); p = r + r^2*Q(r), Q a degree-4 fit (7.2e-8 on a range 2 % wider
+ * than [-ln2/2, ln2/2]: the product x/ln2 is rounded before n is). x is
+ * clamped to [-104, 89], beyond which float's exp is 0 or Inf, so |n| <=
+ * 150, and 2^n is applied as two normal factors 2^(n/2) and 2^(n-n/2): the
+ * second multiplication makes a subnormal or an overflow with one
+ * rounding. */
+struct kiln_vm__expf_parts {
+    float s1, s2, p;
+};
+
+static inline struct kiln_vm__expf_parts kiln_vm__expf_split(float x)
 {
-    struct kiln_vm__exp_parts e = kiln_vm__exp_split(x);
-    return e.s * e.p + (e.s - 1.0);
+    struct kiln_vm__expf_parts e;
+    float t, n, r, q;
+    int32_t k, h;
+    x = x < -104.0f ? -104.0f : x;
+    x = x > 89.0f ? 89.0f : x;
+    t = x * 1.44269504f + 12582912.0f;
+    n = t - 12582912.0f;
+    r = x - n * 0.693145751953125f;
+    r = r - n * 1.42860677e-06f;
+    q = 0.0013927684616575004f;
+    q = q * r + 0.00836438069329107f;
+    q = q * r + 0.04166654542109553f;
+    q = q * r + 0.16666569628115477f;
+    q = q * r + 0.5f;
+    e.p = r + r * (r * q);
+    /* bits(t) - bits(1.5*2^23) = n. */
+    k = (int32_t) (kiln_vm__bitsf(t) - 0x4B400000u);
+    h = k / 2;
+    e.s1 = kiln_vm__from_bitsf((uint32_t) (h + 127) << 23);
+    e.s2 = kiln_vm__from_bitsf((uint32_t) (k - h + 127) << 23);
+    return e;
+}
+
+static inline float kiln_vm__expf(float x)
+{
+    struct kiln_vm__expf_parts e = kiln_vm__expf_split(x);
+    return (e.s1 * (1.0f + e.p)) * e.s2;
 }
 
 static inline float kiln_vm_expf(float a)
 {
-    float r = (float) kiln_vm__exp(a);
+    float r = kiln_vm__expf(a);
     return a != a ? a + a : r;
 }
 
@@ -169,18 +209,31 @@ static inline float kiln_vm_logf(float a)
     return a != a ? a + a : r;
 }
 
+/* |x| < 0.55: x + x*z*P(z), z = x^2, P a degree-4 fit of
+ * (tanh(x)/x - 1)/z (1.3e-8); else 1 - 2/(e^(2|x|) + 1), |x| clamped to
+ * 10 (tanh = 1 in float from 9.01 on). The sign is x's (tanh(-0) = -0). */
 static inline float kiln_vm_tanhf(float a)
 {
-    double x = kiln_vm__from_bits(kiln_vm__bits((double) a) & 0x7FFFFFFFFFFFFFFFu), e;
-    x = x > 10.0 ? 10.0 : x;
-    e = kiln_vm__expm1(2.0 * x);
-    float r = kiln_vm__signf((float) (e / (e + 2.0)), a);
+    float x = kiln_vm__from_bitsf(kiln_vm__bitsf(a) & 0x7FFFFFFFu), z = x * x, p, c, big;
+    p = -0.006610227831114735f;
+    p = p * z + 0.021309388664443474f;
+    p = p * z - 0.05390942882746055f;
+    p = p * z + 0.1333311372902087f;
+    p = p * z - 0.3333333200797698f;
+    c = x > 10.0f ? 10.0f : x;
+    big = 1.0f - 2.0f / (kiln_vm__expf(2.0f * c) + 1.0f);
+    float r = kiln_vm__signf(x < 0.55f ? x + x * (z * p) : big, a);
     return a != a ? a + a : r;
 }
 
+/* e/(1 + e) for x < 0 and 1/(1 + e) for x >= 0, e = e^-|x| <= 1: no
+ * overflow, and the subnormal results of large negative x come out of
+ * e^x itself. */
 static inline float kiln_vm_sigmoidf(float a)
 {
-    float r = (float) (1.0 / (1.0 + kiln_vm__exp(-(double) a)));
+    float x = kiln_vm__from_bitsf(kiln_vm__bitsf(a) & 0x7FFFFFFFu), e;
+    e = kiln_vm__expf(-x);
+    float r = (a < 0.0f ? e : 1.0f) / (1.0f + e);
     return a != a ? a + a : r;
 }
 
