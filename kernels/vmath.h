@@ -69,28 +69,40 @@
 
 static inline uint64_t kiln_vm__bits(double x)
 {
-    union { double d; uint64_t u; } v;
+    union {
+        double d;
+        uint64_t u;
+    } v;
     v.d = x;
     return v.u;
 }
 
 static inline double kiln_vm__from_bits(uint64_t u)
 {
-    union { double d; uint64_t u; } v;
+    union {
+        double d;
+        uint64_t u;
+    } v;
     v.u = u;
     return v.d;
 }
 
 static inline uint32_t kiln_vm__bitsf(float x)
 {
-    union { float f; uint32_t u; } v;
+    union {
+        float f;
+        uint32_t u;
+    } v;
     v.f = x;
     return v.u;
 }
 
 static inline float kiln_vm__from_bitsf(uint32_t u)
 {
-    union { float f; uint32_t u; } v;
+    union {
+        float f;
+        uint32_t u;
+    } v;
     v.u = u;
     return v.f;
 }

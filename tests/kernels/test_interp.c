@@ -305,8 +305,8 @@ static void check_elem(const void *out, int dt, int64_t k, struct want w, const 
         else if (dt == IR_DTYPE_FLOAT32 && w.ulp > 0)
             ck_assert_msg(!isnan(got) && signbit(got) == signbit(want) &&
                               llabs(f32_ordinal((float) got) - f32_ordinal((float) want)) <= w.ulp,
-                          "%s [%lld]: got %a, want %a within %d ulp", ctx, (long long) k, got,
-                          want, w.ulp);
+                          "%s [%lld]: got %a, want %a within %d ulp", ctx, (long long) k, got, want,
+                          w.ulp);
         else
             ck_assert_msg(got == want && signbit(got) == signbit(want),
                           "%s [%lld]: got %a, want %a", ctx, (long long) k, got, want);
@@ -379,8 +379,8 @@ static struct want ref_unary(int op, int dt, const void *x, int64_t k)
         return wi(!truthy(x, dt, k));
     if (isf(dt)) {
         struct want w = ref_unary_float(op, getf(x, dt, k));
-        bool own = op == IR_OP_EXP || op == IR_OP_LOG || op == IR_OP_TANH ||
-                   op == IR_OP_SIGMOID || op == IR_OP_ERF;
+        bool own = op == IR_OP_EXP || op == IR_OP_LOG || op == IR_OP_TANH || op == IR_OP_SIGMOID ||
+                   op == IR_OP_ERF;
         w.ulp = dt == IR_DTYPE_FLOAT32 && own ? (op == IR_OP_SIGMOID ? 2 : 1) : 0;
         return w;
     }

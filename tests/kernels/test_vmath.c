@@ -102,11 +102,12 @@ struct tally {
     char first[160];
 };
 
-static void note_failure(struct tally *t, enum fn f, float x, float got, float want, const char *why)
+static void note_failure(struct tally *t, enum fn f, float x, float got, float want,
+                         const char *why)
 {
     if (t->failures++ == 0)
-        snprintf(t->first, sizeof t->first, "%s(%a): got %a, want %a (%s)", fn_name[f],
-                 (double) x, (double) got, (double) want, why);
+        snprintf(t->first, sizeof t->first, "%s(%a): got %a, want %a (%s)", fn_name[f], (double) x,
+                 (double) got, (double) want, why);
 }
 
 static void check_one(enum fn f, float x, struct tally *t)
@@ -156,11 +157,11 @@ START_TEST(sweep_error_bound)
         check_one(f, from_bits((uint32_t) b), &t);
     for (int k = 0; k < 6; k++)
         check_window(f, critical[f][k], &t);
-    printf("vmath %-7s %llu inputs: max %lld ulp (at %a), %.2e not correctly rounded\n",
-           fn_name[f], (unsigned long long) t.n, (long long) t.max_ulp, (double) t.worst,
+    printf("vmath %-7s %llu inputs: max %lld ulp (at %a), %.2e not correctly rounded\n", fn_name[f],
+           (unsigned long long) t.n, (long long) t.max_ulp, (double) t.worst,
            (double) t.not_cr / (double) t.n);
-    ck_assert_msg(t.failures == 0, "%llu failures, the first: %s",
-                  (unsigned long long) t.failures, t.first);
+    ck_assert_msg(t.failures == 0, "%llu failures, the first: %s", (unsigned long long) t.failures,
+                  t.first);
     ck_assert_msg(t.max_ulp <= max_ulp[f], "%s: %lld ulp at %a, bound %lld", fn_name[f],
                   (long long) t.max_ulp, (double) t.worst, (long long) max_ulp[f]);
 }
