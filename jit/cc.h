@@ -12,7 +12,12 @@
  * Bit-identical results. The flags (JIT_CC_FLAGS) keep the C semantics
  * libtcc gives: -ffp-contract=off (no fused multiply-add: FACTS.md measured
  * gcc bit-identical to tcc with it), no fast-math of any kind, no strict
- * aliasing. The text declares the libm functions it calls itself (it has no
+ * aliasing. Two flags change no result and let gcc vectorise: with
+ * -fno-trapping-math it may compute both arms of a ?: on floats and
+ * blend (the branch-free kernels/vmath.h relies on it: without it gcc
+ * turns a clamp into control flow and vectorises nothing), and
+ * -fno-math-errno lets sqrt be an instruction (kernels never read errno;
+ * floating-point exceptions are never enabled or read either). The text declares the libm functions it calls itself (it has no
  * headers); the object is linked against the system libm, the one the
  * daemon and the reference interpreter call, so an exp is the same exp.
  * The functions of jit_codegen_symbols() (random numbers) cannot be linked
@@ -75,7 +80,8 @@
 /* The compiler flags, one string per argument (the object is then linked
  * with -lm -lgcc). Part of every cache key. */
 #define JIT_CC_FLAGS                                                                               \
-    "-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fno-strict-aliasing",         \
+    "-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math",           \
+        "-fno-math-errno", "-fno-strict-aliasing",                                                 \
         "-fPIC", "-shared", "-nostdlib", "-nostdinc", "-fvisibility=hidden", "-std=gnu11",         \
         "-pipe", "-w", "-s", "-Wl,-z,noexecstack"
 

@@ -14,6 +14,13 @@
  * function, the core calls the same double function; where it calls one
  * we do not hand to kernels (copysign) or a macro (isnan), the core uses
  * the exact bit-level equivalent.
+ *
+ * float32 exp, log, tanh, sigmoid and erf are the exception: they are
+ * kiln's own functions (kernels/vmath.h, pasted in below as
+ * JIT_VMATH_TEXT, the same text the interpreter #includes), computed
+ * without libm so that the cc tier can vectorise them. float32 sqrt is
+ * sqrtf, which is correctly rounded and so equals sqrt in double rounded
+ * to float, the interpreter's rule.
  */
 #include "ops_c.h"
 
@@ -22,6 +29,7 @@
 
 #include "ir.h"
 #include "kiln_err.h"
+#include "vmath_text.h"
 
 /* ---- the prelude ------------------------------------------------------ */
 
@@ -41,7 +49,7 @@
     "double exp(double); double log(double); double sqrt(double); double sin(double);\n"     \
     "double cos(double); double tan(double); double tanh(double); double erf(double);\n"     \
     "double floor(double); double ceil(double); double trunc(double); double fabs(double);\n" \
-    "double fmod(double, double); double pow(double, double);\n"
+    "double fmod(double, double); double pow(double, double); float sqrtf(float);\n"
 
 /* Integer rules on int64_t, results modulo 2^64 (interp_scalar.c). */
 #define CORE_INT                                                                              \
@@ -200,16 +208,10 @@
     COMMON(S, T, "a", "b")                                                                   \
     FN(T, "neg", S, P1(T), NARROW(T, "kiln__f_neg(a)"))                                      \
     FN(T, "abs", S, P1(T), NARROW(T, "fabs(a)"))                                             \
-    FN(T, "exp", S, P1(T), NARROW(T, "exp(a)"))                                              \
-    FN(T, "log", S, P1(T), NARROW(T, "log(a)"))                                              \
-    FN(T, "sqrt", S, P1(T), NARROW(T, "sqrt(a)"))                                            \
     FN(T, "rsqrt", S, P1(T), NARROW(T, "(1.0 / sqrt(a))"))                                   \
     FN(T, "sin", S, P1(T), NARROW(T, "sin(a)"))                                              \
     FN(T, "cos", S, P1(T), NARROW(T, "cos(a)"))                                              \
     FN(T, "tan", S, P1(T), NARROW(T, "tan(a)"))                                              \
-    FN(T, "tanh", S, P1(T), NARROW(T, "tanh(a)"))                                            \
-    FN(T, "sigmoid", S, P1(T), NARROW(T, "kiln__f_sigmoid(a)"))                              \
-    FN(T, "erf", S, P1(T), NARROW(T, "erf(a)"))                                              \
     FN(T, "floor", S, P1(T), NARROW(T, "floor(a)"))                                          \
     FN(T, "ceil", S, P1(T), NARROW(T, "ceil(a)"))                                            \
     FN(T, "round", S, P1(T), NARROW(T, "kiln__f_round(a)"))                                  \
@@ -224,6 +226,24 @@
     FN(T, "maximum", S, P2(T), NARROW(T, "kiln__f_maximum(a, b)"))                           \
     FN(T, "minimum", S, P2(T), NARROW(T, "kiln__f_minimum(a, b)"))                           \
     FN(T, "where", S, "int c, " P2(T), "c ? a : b")
+
+/* float64: libm's double functions. */
+#define F64_FUNCS                                                                             \
+    FN("double", "exp", "f64", P1("double"), "exp(a)")                                       \
+    FN("double", "log", "f64", P1("double"), "log(a)")                                       \
+    FN("double", "sqrt", "f64", P1("double"), "sqrt(a)")                                     \
+    FN("double", "tanh", "f64", P1("double"), "tanh(a)")                                     \
+    FN("double", "sigmoid", "f64", P1("double"), "kiln__f_sigmoid(a)")                       \
+    FN("double", "erf", "f64", P1("double"), "erf(a)")
+
+/* float32: kiln's own functions (vmath.h) and sqrtf. */
+#define F32_FUNCS                                                                             \
+    FN("float", "exp", "f32", P1("float"), "kiln_vm_expf(a)")                                \
+    FN("float", "log", "f32", P1("float"), "kiln_vm_logf(a)")                                \
+    FN("float", "sqrt", "f32", P1("float"), "sqrtf(a)")                                      \
+    FN("float", "tanh", "f32", P1("float"), "kiln_vm_tanhf(a)")                              \
+    FN("float", "sigmoid", "f32", P1("float"), "kiln_vm_sigmoidf(a)")                        \
+    FN("float", "erf", "f32", P1("float"), "kiln_vm_erff(a)")
 
 /* CAST from an integer or bool; V is the source value as int64_t (bool
  * reads 0 or 1). int64 -> float32 is one rounding, straight from int64. */
@@ -250,14 +270,14 @@
 
 static const char prelude[] =
     "/* kiln element-wise ops (jit/ops_c.c) */\n"
-    TYPES LIBM CORE_INT CORE_FLOAT
+    TYPES LIBM CORE_INT CORE_FLOAT JIT_VMATH_TEXT
     BOOL_OPS
     INT_OPS("i8", "int8_t", "8")
     INT_OPS("u8", "uint8_t", "8")
     INT_OPS("i32", "int32_t", "32")
     INT_OPS("i64", "int64_t", "64")
-    FLOAT_OPS("f32", "float")
-    FLOAT_OPS("f64", "double")
+    FLOAT_OPS("f32", "float") F32_FUNCS
+    FLOAT_OPS("f64", "double") F64_FUNCS
     CASTS_FROM_INT("b", "uint8_t", "(int64_t) (a != 0)")
     CASTS_FROM_INT("i8", "int8_t", "(int64_t) a")
     CASTS_FROM_INT("u8", "uint8_t", "(int64_t) a")

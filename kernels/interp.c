@@ -71,7 +71,7 @@ static void eval_unary(const struct ir_node *n, const struct ir_node *xn, const 
         else if (n->op == IR_OP_LOGICAL_NOT)
             ir_interp_store_int(y, dt, k, !ir_interp_truthy(x, xdt, k));
         else if (ir_interp_dt_is_float(dt))
-            ir_interp_store_float(y, dt, k, ir_interp_float_unary(n->op, ir_interp_load_float(x, dt, k)));
+            ir_interp_store_float(y, dt, k, ir_interp_float_unary(n->op, dt, ir_interp_load_float(x, dt, k)));
         else
             ir_interp_store_int(y, dt, k, ir_interp_int_unary(n->op, ir_interp_load_int(x, dt, k), dt));
     }

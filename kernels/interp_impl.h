@@ -23,7 +23,7 @@ void ir_interp_coords_next(int rank, const int64_t *shape, int64_t *c);
 int64_t ir_interp_dot(int rank, const int64_t *c, const int64_t *stride);
 uint64_t ir_interp_int_unary(int op, int64_t a, int dt);
 uint64_t ir_interp_int_binary(int op, int64_t a, int64_t b, int dt);
-double ir_interp_float_unary(int op, double x);
+double ir_interp_float_unary(int op, int dt, double x);
 double ir_interp_float_binary(int op, double a, double b);
 bool ir_interp_compare(int op, const void *x, const void *y, int dt, int64_t k);
 

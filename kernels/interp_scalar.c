@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "interp_impl.h"
+#include "vmath.h"
 
 /* ---- dtypes, loads and stores ---------------------------------------- */
 
@@ -285,8 +286,39 @@ static double round_half_even(double x)
     return copysign(r, x); /* -0.4 -> -0.0, as rint */
 }
 
-double ir_interp_float_unary(int op, double x)
+/* float32 exp, log, tanh, sigmoid and erf are kiln's own functions
+ * (vmath.h), the text the JIT tiers compile too; float32 sqrt stays sqrt
+ * in double rounded once, which is the correctly rounded sqrtf the JIT
+ * calls. x is a float32 value here, so (float) x is exact. */
+static bool float32_unary(int op, double x, double *y)
 {
+    float f = (float) x;
+    switch (op) {
+    case IR_OP_EXP:
+        *y = kiln_vm_expf(f);
+        return true;
+    case IR_OP_LOG:
+        *y = kiln_vm_logf(f);
+        return true;
+    case IR_OP_TANH:
+        *y = kiln_vm_tanhf(f);
+        return true;
+    case IR_OP_SIGMOID:
+        *y = kiln_vm_sigmoidf(f);
+        return true;
+    case IR_OP_ERF:
+        *y = kiln_vm_erff(f);
+        return true;
+    default:
+        return false;
+    }
+}
+
+double ir_interp_float_unary(int op, int dt, double x)
+{
+    double y;
+    if (dt == IR_DTYPE_FLOAT32 && float32_unary(op, x, &y))
+        return y;
     switch (op) {
     case IR_OP_NEG:
         return -x;
