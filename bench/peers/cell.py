@@ -10,10 +10,11 @@ WORKLOAD: W1, W2, W3, W4_1024, W4_4096, W5, W6, W7, check_W1.
 The last line of stdout is `RESULT {json}`; on failure the process exits
 non-zero and run.py reports the last line of its stderr.
 
-Timing: after warm-up (at least 3 runs and 1.5 s, fewer only for very slow
-cells), each iteration is timed until --iters (default 20) or, for slow
-cells, until the --budget seconds are spent (at least 3 timed runs; the
-result then says n < 20). The figure is the median. Sync, the same kind
+Timing: after warm-up (at least 3 runs and 1.5 s; 2 runs when a run takes
+over a quarter of --budget, 1 when it took over the budget), each
+iteration is timed until --iters (default 20) or, for slow cells, until
+the --budget seconds are spent (at least 3 timed runs, unless they pass
+twice the budget; the result then says n < 20). The figure is the median. Sync, the same kind
 for every framework:
 - training steps end with loss.item(); kiln and Jittor then also call
   jt.sync_all() (both are lazy: item() makes the loss available, sync_all
@@ -76,10 +77,9 @@ def measure(fn, sync, iters, budget):
         spent = now() - t_begin
         if w >= 3 and spent >= 1.5:
             break
-        if w >= 1 and dt > budget / 4:   # very slow cell: one more warm-up at most
-            if w >= 2:
-                break
-        if spent > budget:
+        if w >= 2 and dt > budget / 4:   # slow cell: two warm-ups are enough
+            break
+        if spent > budget:               # very slow (or compiling): one
             break
     times = []
     t0 = now()
@@ -89,7 +89,10 @@ def measure(fn, sync, iters, budget):
         sync(res)
         times.append(now() - t)
         del res
-        if len(times) >= 3 and now() - t0 > budget:
+        spent = now() - t0
+        if len(times) >= 3 and spent > budget:
+            break
+        if spent > 2 * budget:           # steps far over the budget: fewer runs
             break
     return statistics.median(times), len(times), first, w, times
 
@@ -216,8 +219,32 @@ def w4(fw, jt, a, size):
     got = np.asarray(c.numpy() if hasattr(c, "numpy") else c)[:4]
     ref = an[:4] @ bn
     err = float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-6))
-    return {"value": 2 * size ** 3 / med / 1e9, "unit": "GFLOP/s", "n": k,
-            "median_ms": med * 1e3, "first_ms": first * 1e3, "max_rel_err": err}
+    res = {"value": 2 * size ** 3 / med / 1e9, "unit": "GFLOP/s", "n": k,
+           "median_ms": med * 1e3, "first_ms": first * 1e3, "max_rel_err": err}
+    if fw == "numpy":
+        res["openblas_core"] = openblas_core()
+    return res
+
+
+def openblas_core():
+    """The kernel family numpy's OpenBLAS picked (OPENBLAS_CORETYPE or its
+    own CPU detection), or None."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {l.split()[-1] for l in f if "openblas" in l.lower()}
+    except OSError:
+        return None
+    for p in libs:
+        for name in ("openblas_get_corename64_", "openblas_get_corename",
+                     "scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
+            try:
+                fn = getattr(ctypes.CDLL(p), name)
+            except (AttributeError, OSError):
+                continue
+            fn.restype = ctypes.c_char_p
+            return fn().decode()
+    return None
 
 
 def w5(fw, jt, a):

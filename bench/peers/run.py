@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,15 +40,21 @@ PEERS = ["torch", "jittor", "jittor_dnnl", "numpy"]
 PLAN = [
     ("check_W1", ["kiln"]),
     ("W1", ["kiln", "torch", "jittor", "jittor_dnnl"]),
-    ("W2", ["kiln", "torch", "jittor", "jittor_dnnl"]),
     ("W3", ["kiln", "torch", "jittor", "jittor_dnnl", "numpy"]),
     ("W4_1024", ["kiln", "torch", "jittor", "jittor_dnnl", "numpy"]),
-    ("W4_4096", ["kiln", "torch", "jittor", "jittor_dnnl", "numpy"]),
     ("W5", ["kiln", "torch", "jittor", "jittor_dnnl", "numpy"]),
     ("W6_cold", ["kiln", "torch", "jittor", "jittor_dnnl"]),
     ("W6_warm", ["kiln", "torch", "jittor", "jittor_dnnl"]),
+    ("W2", ["kiln", "torch", "jittor", "jittor_dnnl"]),
     ("W7", ["kiln", "torch", "jittor", "jittor_dnnl"]),
+    ("W4_4096", ["kiln", "torch", "jittor", "jittor_dnnl", "numpy"]),
 ]
+# Cheap cells first, so that if the --deadline cuts a run short on a busy
+# machine it cuts the slowest. The table keeps W1..W7 order.
+
+# W4 4096³ is 64× the work of 1024³: a framework whose 1024³ matmul took
+# longer than this is not run at 4096³ (reported with the projection).
+W4_PROJECT_LIMIT_S = 0.5
 
 
 def log(msg):
@@ -150,11 +157,20 @@ def run_cell(fw, wl, env, timeout, budget, iters):
     argv = [PY, os.path.join(HERE, "cell.py"), fw, wl, "--budget", str(budget),
             "--iters", str(iters)]
     t0 = time.monotonic()
+    # Own process group: on timeout the whole cell goes (Jittor's compile
+    # workers included; kiln's embedded kilnd follows its parent anyway).
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=HERE, start_new_session=True)
     try:
-        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
-                           cwd=HERE)
+        out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        p.communicate()
         return {"error": f"timeout after {timeout:.0f} s"}, time.monotonic() - t0
+    r = subprocess.CompletedProcess(argv, p.returncode, out, err)
     wall = time.monotonic() - t0
     for line in reversed(r.stdout.splitlines()):
         if line.startswith("RESULT "):
@@ -216,6 +232,13 @@ def cell_text(results, key, fw, field, unit):
     if "missing" in r:
         return "missing"
     if "error" in r:
+        e = r["error"]
+        if e.startswith("skipped"):
+            return "skipped¹"
+        if e.startswith("not run"):
+            return "not run¹"
+        if e.startswith("timeout"):
+            return "timeout¹"
         return "error¹"
     v = figure(results, key, fw, field)
     t = fmt(v, unit)
@@ -312,7 +335,11 @@ def render(results, meta, png_rel):
              f"({meta['kilnd']}), build type {meta['buildtype']}.")
     L.append(f"- Method: each cell in its own process; warm-up (≥ 3 runs and ≥ 1.5 s), then the "
              f"median of {meta['iters']} timed runs, or of as many as fit a {meta['budget']:g} s "
-             f"budget for slow cells (marked n=…; at least 3). Sync: training steps end with "
+             f"budget for slow cells (marked n=…; at least 3 unless they pass twice the budget; "
+             f"a framework whose 1024³ matmul took over {W4_PROJECT_LIMIT_S:g} s is not run at "
+             f"4096³). Cells run one at a time, each with a timeout ({meta['timeout']:g} s, 1.5× "
+             f"for W2 and W7); cells left when the run reaches its {meta['deadline'] / 60:g} min "
+             f"deadline are skipped. Sync: training steps end with "
              f"`loss.item()`, then `jt.sync_all()` for kiln and Jittor (lazy); W3–W5 end with "
              f"`jt.sync_all()` for kiln and Jittor (results stay in the framework, not fetched); "
              f"PyTorch and numpy are eager. W3 GB/s count 8 bytes per element; W5 counts the "
@@ -360,7 +387,7 @@ def render(results, meta, png_rel):
     errs = [(k, f, r) for k, row in results.items() for f, r in row.items()
             if "error" in r or "missing" in r]
     if errs:
-        L.append("¹ Errors and missing cells:")
+        L.append("¹ Errors, timeouts, skipped and missing cells:")
         L.append("")
         for k, f, r in errs:
             msg = r.get("error") or r.get("missing")
@@ -377,7 +404,7 @@ def render(results, meta, png_rel):
     return "\n".join(L)
 
 
-def plot(results, path):
+def plot(results, path, title):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -396,19 +423,27 @@ def plot(results, path):
                 data[p].append(None)
             else:
                 data[p].append(v / k if lower else k / v)
-    fig, ax = plt.subplots(figsize=(10, 0.55 * len(labels) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.75 * len(labels) + 1.5))
     h = 0.8 / len(PEERS)
+    vals = [v for p in PEERS for v in data[p] if v is not None]
+    lo = min(vals + [1.0]) / 3
+    hi = max(vals + [1.0]) * 3
     for i, p in enumerate(PEERS):
         ys = [j + i * h for j in range(len(labels))]
-        xs = [v if v is not None else 0 for v in data[p]]
-        ax.barh(ys, xs, height=h, label=FW_NAME[p])
+        xs = [v if v is not None else lo for v in data[p]]
+        bars = ax.barh(ys, xs, height=h, label=FW_NAME[p], left=0)
+        for y, v in zip(ys, data[p]):
+            if v is None:
+                continue
+            ax.text(v * 1.05, y, f"{v:.2g}×", va="center", fontsize=6)
     ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
     ax.axvline(1.0, color="black", lw=1)
     ax.set_yticks([j + 0.4 - h / 2 for j in range(len(labels))])
     ax.set_yticklabels(labels)
     ax.invert_yaxis()
-    ax.set_xlabel("kiln speed ÷ peer speed (log; > 1: kiln faster)")
-    ax.set_title("kiln vs peers, 2 threads (missing bar: not measured)")
+    ax.set_xlabel("kiln speed ÷ peer speed (log scale; > 1: kiln faster)")
+    ax.set_title(title + "\n(no bar: not measured; see the table)", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -447,9 +482,10 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated workloads (e.g. W1,W4_1024)")
     ap.add_argument("--frameworks", default=",".join(FWS))
     ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--budget", type=float, default=12.0,
+    ap.add_argument("--budget", type=float, default=8.0,
                     help="seconds of timed runs per cell before a slow cell stops (≥ 3 runs)")
-    ap.add_argument("--timeout", type=float, default=150.0, help="seconds per cell")
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="seconds per cell (W2, W7: 1.5×)")
     ap.add_argument("--deadline", type=float, default=19 * 60,
                     help="seconds for the whole run; later cells are skipped")
     ap.add_argument("--label", default="trial run on a busy shared machine")
@@ -535,6 +571,18 @@ def main():
                 row[fw] = {"error": "skipped: the run's deadline was reached"}
                 log(f"  {wl:9s} {fw:12s} skipped (deadline)")
                 continue
+            if wl == "W4_4096":
+                small = results.get("W4_1024", {}).get(fw, {})
+                ms = small.get("median_ms")
+                if ms is not None and ms / 1e3 > W4_PROJECT_LIMIT_S:
+                    row[fw] = {"error": f"not run: 1024³ took {ms / 1e3:.1f} s a matmul, so "
+                                        f"4096³ would take about {64 * ms / 1e3:.0f} s each"}
+                    log(f"  {wl:9s} {fw:12s} not run ({row[fw]['error']})")
+                    continue
+                if "error" in small:
+                    row[fw] = {"error": "not run: the 1024³ cell failed"}
+                    log(f"  {wl:9s} {fw:12s} not run (1024³ failed)")
+                    continue
             e = cell_env(env, fw)
             cell_wl = wl
             if wl.startswith("W6"):
@@ -549,7 +597,7 @@ def main():
                     e["XDG_CACHE_HOME"] = cdir
                 elif fw.startswith("jittor"):
                     e["BENCH_JITTOR_OPS_CACHE"] = cdir
-            timeout = min(args.timeout * (2 if wl in ("W2", "W7") else 1), left)
+            timeout = min(args.timeout * (1.5 if wl in ("W2", "W7") else 1), left)
             res, wall = run_cell(fw, cell_wl, e, timeout, args.budget, args.iters)
             row[fw] = res
             if "error" in res:
@@ -559,6 +607,11 @@ def main():
                     f"(n={res.get('n')}, {wall:.0f} s)" +
                     (f" memcpy {res['memcpy_gbs']:.1f} GB/s" if "memcpy_gbs" in res else ""))
 
+    core = results.get("W4_1024", {}).get("numpy", {}).get("openblas_core")
+    if core:
+        notes.append(f"numpy's OpenBLAS ran its `{core}` kernels (openblas_get_corename, with "
+                     f"OPENBLAS_CORETYPE={coretype or 'unset'}); PyTorch uses MKL and oneDNN, "
+                     f"which ignore OPENBLAS_CORETYPE.")
     total = time.monotonic() - t_run
     chk = results.get("check_W1", {}).get("kiln")
     if chk and "error" not in chk:
@@ -571,13 +624,15 @@ def main():
         "versions": versions(env, have), "coretype": coretype or "(unset)",
         "dnnl": dnnl, "kilnd": os.path.relpath(kilnd, REPO) if args.kilnd else "none",
         "buildtype": buildtype, "iters": args.iters, "budget": args.budget,
+        "timeout": args.timeout, "deadline": args.deadline,
         "jittor_cold": "an empty directory for compiled ops (`jt.flags.cache_path` pointed at it "
                        "after import), with Jittor's core library already built — a first-time "
                        "user also pays the core build (about 4–5 min here), not measured",
         "total_s": total, "notes": notes,
     }
     png_rel = os.path.relpath(args.png, os.path.dirname(args.results))
-    err = plot(results, args.png)
+    err = plot(results, args.png, f"kiln vs peers, {THREADS} threads, {meta['date']} "
+                                  f"({args.label})")
     if err:
         notes.append(err)
     text = render(results, meta, png_rel)
