@@ -61,7 +61,9 @@ def sync_fn(fw, jt):
 
 
 def measure(fn, sync, iters, budget):
-    """Warm-up then timed runs; returns (median_s, n, first_s, warmup_n, times)."""
+    """Warm-up then timed runs; returns (median_s, n, first_s, warmup_n, times).
+    Prints a PROGRESS line after the first run, which run.py quotes if the
+    cell then times out."""
     t_begin = now()
     first = None
     w = 0
@@ -73,6 +75,7 @@ def measure(fn, sync, iters, budget):
         del res
         if first is None:
             first = dt
+            print("PROGRESS " + json.dumps({"first_s": dt}), flush=True)
         w += 1
         spent = now() - t_begin
         if w >= 3 and spent >= 1.5:

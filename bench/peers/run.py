@@ -45,12 +45,14 @@ PLAN = [
     ("W5", ["kiln", "torch", "jittor", "jittor_dnnl", "numpy"]),
     ("W6_cold", ["kiln", "torch", "jittor", "jittor_dnnl"]),
     ("W6_warm", ["kiln", "torch", "jittor", "jittor_dnnl"]),
-    ("W2", ["kiln", "torch", "jittor", "jittor_dnnl"]),
-    ("W7", ["kiln", "torch", "jittor", "jittor_dnnl"]),
     ("W4_4096", ["kiln", "torch", "jittor", "jittor_dnnl", "numpy"]),
+    ("W2", ["torch", "jittor_dnnl", "kiln", "jittor"]),
+    ("W7", ["torch", "jittor_dnnl", "kiln", "jittor"]),
 ]
-# Cheap cells first, so that if the --deadline cuts a run short on a busy
-# machine it cuts the slowest. The table keeps W1..W7 order.
+# Cheap cells first (W4 4096³ is cheap once the projection below has
+# dropped the slow frameworks; within W2 and W7 the fast peers first), so
+# that if the --deadline cuts a run short on a busy machine it cuts the
+# slowest cells. The table keeps W1..W7 order.
 
 # W4 4096³ is 64× the work of 1024³: a framework whose 1024³ matmul took
 # longer than this is not run at 4096³ (reported with the projection).
@@ -168,8 +170,17 @@ def run_cell(fw, wl, env, timeout, budget, iters):
             os.killpg(p.pid, signal.SIGKILL)
         except OSError:
             pass
-        p.communicate()
-        return {"error": f"timeout after {timeout:.0f} s"}, time.monotonic() - t0
+        out, _ = p.communicate()
+        msg = f"timeout after {timeout:.0f} s"
+        for line in reversed(out.splitlines()):
+            if line.startswith("PROGRESS "):
+                pr = json.loads(line[9:])
+                msg += f" (its first run, compiles included, took {pr['first_s']:.0f} s)"
+                break
+        else:
+            if wl not in ("W6", "check_W1"):
+                msg += " (its first run did not finish)"
+        return {"error": msg}, time.monotonic() - t0
     r = subprocess.CompletedProcess(argv, p.returncode, out, err)
     wall = time.monotonic() - t0
     for line in reversed(r.stdout.splitlines()):
@@ -211,6 +222,10 @@ ROWS = [
     ("W5", "W5 sum over last axis, 4096²", "value", "GB/s", False),
     ("W6_cold", "W6 cold: first step", "value", "ms", True),
     ("W6_cold", "W6 cold: import + first step", "import_plus_first_ms", "ms", True),
+    ("W6_full", "W6 Jittor with nothing cached (core build too): first step", "value", "ms",
+     True),
+    ("W6_full", "W6 Jittor with nothing cached: import + first step", "import_plus_first_ms",
+     "ms", True),
     ("W6_warm", "W6 warm: first step", "value", "ms", True),
     ("W6_warm", "W6 warm: import + first step", "import_plus_first_ms", "ms", True),
     ("W7", "W7 ResNet-18 train step, batch 32", "value", "ms", True),
@@ -354,6 +369,8 @@ def render(results, meta, png_rel):
     L.append(head)
     L.append("|" + "---|" * (2 + len(cols) + len(cols) - 1))
     for key, label, field, unit, lower in ROWS:
+        if key not in results:
+            continue
         arrow = " (lower is better)" if lower else ""
         cells = [cell_text(results, key, c, field, unit) for c in cols]
         k = figure(results, key, "kiln", field)
@@ -413,7 +430,7 @@ def plot(results, path, title):
         return f"no plot: {e}"
     labels, data = [], {p: [] for p in PEERS}
     for key, label, field, unit, lower in ROWS:
-        if field == "memcpy_gbs":
+        if field == "memcpy_gbs" or key not in results:
             continue
         labels.append(label.split(",")[0])
         k = figure(results, key, "kiln", field)
@@ -495,6 +512,9 @@ def main():
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kiln-bench",
         "kiln"))
     ap.add_argument("--json", default="", help="also write the raw results here")
+    ap.add_argument("--jittor-full-cold", action="store_true",
+                    help="also time Jittor's first step with nothing cached at all (a fresh "
+                         "HOME: its core library is rebuilt first, minutes)")
     args = ap.parse_args()
     t_run = time.monotonic()
     args.kilnd = find_kilnd()
@@ -554,8 +574,12 @@ def main():
         except (OSError, ValueError):
             pass
 
+    plan = list(PLAN)
+    if args.jittor_full_cold:
+        plan.insert(plan.index(("W6_warm", ["kiln", "torch", "jittor", "jittor_dnnl"])),
+                    ("W6_full", ["jittor"]))
     results = {}
-    for wl, fws in PLAN:
+    for wl, fws in plan:
         if only and wl not in only and wl.split("_")[0] not in only:
             continue
         for fw in fws:
@@ -589,15 +613,19 @@ def main():
                 cell_wl = "W6"
                 # cold: an empty cache made here; warm: the same one again.
                 cdir = os.path.join(run_dir, f"w6-{fw}")
-                if wl == "W6_cold":
+                if wl in ("W6_cold", "W6_full"):
                     shutil.rmtree(cdir, ignore_errors=True)
                     os.makedirs(cdir)
                 if fw == "kiln":
                     e["KILN_DAEMON_ARGS"] = f"--workers {THREADS} --cache-dir {cdir}"
                     e["XDG_CACHE_HOME"] = cdir
+                elif wl == "W6_full":
+                    e["HOME"] = cdir   # Jittor keeps everything under ~/.cache/jittor
                 elif fw.startswith("jittor"):
                     e["BENCH_JITTOR_OPS_CACHE"] = cdir
             timeout = min(args.timeout * (1.5 if wl in ("W2", "W7") else 1), left)
+            if wl == "W6_full":
+                timeout = min(900, left)
             res, wall = run_cell(fw, cell_wl, e, timeout, args.budget, args.iters)
             row[fw] = res
             if "error" in res:
