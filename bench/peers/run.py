@@ -429,7 +429,8 @@ def render(results, meta, png_rel):
         ratios = []
         for c in cols[1:]:
             p = figure(results, key, c, field)
-            ratios.append(f"{k / p:.2f}×" if k is not None and p not in (None, 0) else "")
+            r = k / p if k is not None and p not in (None, 0) else None
+            ratios.append("" if r is None else f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×")
         L.append(f"| {label} | {unit}{arrow} | " + " | ".join(cells) + " | " +
                  " | ".join(ratios) + " |")
     L.append("")
