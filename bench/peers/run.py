@@ -686,7 +686,7 @@ def main():
             if wl.startswith("W6"):
                 cell_wl = "W6"
                 # cold: an empty cache made here; warm: the same one again.
-                cdir = os.path.join(run_dir, f"w6-{fw}")
+                cdir = os.path.join(run_dir, f"{'w6full' if wl == 'W6_full' else 'w6'}-{fw}")
                 if wl in ("W6_cold", "W6_full"):
                     shutil.rmtree(cdir, ignore_errors=True)
                     os.makedirs(cdir)
@@ -730,7 +730,9 @@ def main():
         "timeout": args.timeout, "deadline": args.deadline, "w4_limit": W4_PROJECT_LIMIT_S,
         "jittor_cold": "an empty directory for compiled ops (`jt.flags.cache_path` pointed at it "
                        "after import), with Jittor's core library already built — a first-time "
-                       "user also pays the core build (about 4–5 min here), not measured",
+                       "user also pays the core build (about 4–5 min here), " + (
+                           "measured in the \"nothing cached\" rows" if args.jittor_full_cold
+                           else "not measured (--jittor-full-cold measures it)"),
         "total_s": total, "notes": notes,
     }
     png_rel = os.path.relpath(args.png, os.path.dirname(args.results))
