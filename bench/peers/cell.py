@@ -10,7 +10,9 @@ WORKLOAD: W1, W2, W3, W4_1024, W4_4096, W5, W6, W7, check_W1.
 The last line of stdout is `RESULT {json}`; on failure the process exits
 non-zero and run.py reports the last line of its stderr.
 
-Timing: after warm-up (at least 3 runs and 1.5 s; 2 runs when a run takes
+Timing: after warm-up (at least 3 runs and WARMUP_S = 4 s, the same for
+every framework: long enough for kiln's background cc tier to replace its
+first kernels, as it does early in any real training run; 2 runs when a run takes
 over a quarter of --budget, 1 when it took over the budget), each
 iteration is timed until --iters (default 20) or, for slow cells, until
 the --budget seconds are spent (at least 3 timed runs, unless they pass
@@ -60,6 +62,9 @@ def sync_fn(fw, jt):
     return lambda res: None
 
 
+WARMUP_S = 4.0
+
+
 def measure(fn, sync, iters, budget):
     """Warm-up then timed runs; returns (median_s, n, first_s, warmup_n, times).
     Prints a PROGRESS line after the first run, which run.py quotes if the
@@ -78,7 +83,7 @@ def measure(fn, sync, iters, budget):
             print("PROGRESS " + json.dumps({"first_s": dt}), flush=True)
         w += 1
         spent = now() - t_begin
-        if w >= 3 and spent >= 1.5:
+        if w >= 3 and spent >= WARMUP_S:
             break
         if w >= 2 and dt > budget / 4:   # slow cell: two warm-ups are enough
             break

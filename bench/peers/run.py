@@ -399,7 +399,7 @@ def render(results, meta, png_rel):
              f"{meta['coretype']}, the same for every framework. Jittor: nvcc_path=\"\", "
              f"use_mkl=0 (Jittor+oneDNN: use_mkl=1 with {meta['dnnl']}). kiln: embedded kilnd "
              f"({meta['kilnd']}), build type {meta['buildtype']}.")
-    L.append(f"- Method: each cell in its own process; warm-up (≥ 3 runs and ≥ 1.5 s), then the "
+    L.append(f"- Method: each cell in its own process; warm-up (≥ 3 runs and ≥ 4 s, the same for every framework), then the "
              f"median of {meta['iters']} timed runs, or of as many as fit a {meta['budget']:g} s "
              f"budget for slow cells (marked n=…; at least 3 unless they pass twice the budget; "
              f"a framework whose 1024³ matmul took over {meta.get('w4_limit', W4_PROJECT_LIMIT_S):g} s "

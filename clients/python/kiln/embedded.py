@@ -105,10 +105,14 @@ class EmbeddedDaemon:
         # PR_SET_PDEATHSIG fires when the forking *thread* exits, so it is
         # only asked for when the main thread starts the daemon.
         main = threading.current_thread() is threading.main_thread()
+        # oneDNN's OpenMP threads sleep when idle instead of spinning on
+        # the cores kilnd's own workers need next (a user's setting wins).
+        env = dict(os.environ)
+        env.setdefault("OMP_WAIT_POLICY", "passive")
         with open(self.log_path, "wb") as log:
             try:
                 self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                             stderr=log, close_fds=True,
+                                             stderr=log, close_fds=True, env=env,
                                              preexec_fn=_pdeathsig if main else None)
             except OSError as e:
                 shutil.rmtree(self.dir, ignore_errors=True)
