@@ -55,6 +55,18 @@ def _batched(x, rank):
     return x, False
 
 
+def _relay(op, x, weight, bias, shape, stride, padding, dilation, groups, unb):
+    """One relay node (conv2d or conv2d_bwd_data) of `shape` [N, O, oh, ow],
+    plus the bias per output channel; the batch dim dropped again if x
+    came without one."""
+    w = weight if weight.dtype == x.dtype else weight.astype(x.dtype)
+    y = ops.make(op, x.dtype, shape, [x, w], stride=list(stride), padding=list(padding),
+                 dilation=list(dilation), groups=groups)
+    if bias is not None:
+        y = y + ops.to_var(bias).reshape(1, shape[1], 1, 1)
+    return y[0] if unb else y
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Jittor's nn.conv2d: x [N, C, H, W], weight [O, C/groups, kh, kw]."""
     x, unb = _batched(_float(x), 4)
@@ -73,12 +85,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     OpG = O // G
     if x.dtype in (dt.float32, dt.float64):
         # One conv2d node: the daemon runs it (and its gradients) in oneDNN.
-        w = weight if weight.dtype == x.dtype else weight.astype(x.dtype)
-        y = ops.make("conv2d", x.dtype, (N, O, oh, ow), [x, w], stride=[sh, sw],
-                     padding=[ph, pw], dilation=[dh, dw], groups=G)
-        if bias is not None:
-            y = y + ops.to_var(bias).reshape(1, O, 1, 1)
-        return y[0] if unb else y
+        return _relay("conv2d", x, weight, bias, (N, O, oh, ow), (sh, sw), (ph, pw), (dh, dw),
+                      G, unb)
     shape = [N, G, OpG, CpG, oh, ow, kh, kw]
     xx = reindex(x, shape, ["i0", f"i1*{CpG}+i3" if G > 1 else "i3",
                             f"i4*{sh}-{ph}+i6*{dh}", f"i5*{sw}-{pw}+i7*{dw}"])
@@ -124,12 +132,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if x.dtype in (dt.float32, dt.float64) and oph < sh and opw < sw:
         # The input gradient of the conv2d that maps [N, O, oh, ow] to x:
         # one conv2d_bwd_data relay node (oneDNN).
-        w = weight if weight.dtype == x.dtype else weight.astype(x.dtype)
-        y = ops.make("conv2d_bwd_data", x.dtype, (N, O, oh, ow), [x, w], stride=[sh, sw],
-                     padding=[ph, pw], dilation=[dh, dw], groups=G)
-        if bias is not None:
-            y = y + ops.to_var(bias).reshape(1, O, 1, 1)
-        return y[0] if unb else y
+        return _relay("conv2d_bwd_data", x, weight, bias, (N, O, oh, ow), (sh, sw), (ph, pw),
+                      (dh, dw), G, unb)
     shape = [N, G, CpG, OpG, H, W, kh, kw]
     xx = ops.broadcast_to(x.reshape(N, G, CpG, H, W), shape, [3, 6, 7])
     ww = ops.broadcast_to(weight.reshape(G, CpG, OpG, kh, kw).astype(xx.dtype), shape, [0, 4, 5])
