@@ -224,9 +224,11 @@ static void on_wake(uv_async_t *h)
     srv->queue_head = srv->queue_tail = NULL;
     uint32_t gone[64];
     size_t ngone = srv->ngone < 64 ? srv->ngone : 64;
-    memcpy(gone, srv->gone, ngone * sizeof(gone[0]));
-    memmove(srv->gone, srv->gone + ngone, (srv->ngone - ngone) * sizeof(gone[0]));
-    srv->ngone -= ngone;
+    if (ngone > 0) { /* srv->gone is NULL until a connection has closed */
+        memcpy(gone, srv->gone, ngone * sizeof(gone[0]));
+        memmove(srv->gone, srv->gone + ngone, (srv->ngone - ngone) * sizeof(gone[0]));
+        srv->ngone -= ngone;
+    }
     bool more = srv->ngone > 0;
     uv_mutex_unlock(&srv->mu);
     if (more)

@@ -80,8 +80,6 @@ struct jit_relay {
     unsigned threads; /* a library call's thread team; 0: its default */
     struct jit_relay_stats st;
 #ifdef KILN_HAVE_DNNL
-    pthread_t warm;
-    bool warming;
     dnnl_engine_t engine;
     struct cprim *prims[RELAY_PRIMITIVES];
     uint64_t tick;
@@ -392,8 +390,8 @@ static bool run_sgemm(const struct ir_node *n, const struct ir_node *an, const f
 }
 
 /* oneDNN generates its gemm kernels and starts its threads on the first
- * call (about 100 ms here): done once in the background when the runtime
- * starts, so that a client's first step does not pay for it. */
+ * call (tens of milliseconds): done once when the runtime starts, so that
+ * a client's first step does not pay for it. */
 static void *warm_up(void *arg)
 {
     (void) arg;
@@ -429,7 +427,10 @@ int jit_relay_new(unsigned threads, struct jit_relay **out)
 #ifdef KILN_HAVE_DNNL
     /* Without an engine every relay runs the reference: slow, still right. */
     r->st.library = dnnl_engine_create(&r->engine, dnnl_cpu, 0) == dnnl_success;
-    r->warming = r->st.library && pthread_create(&r->warm, NULL, warm_up, NULL) == 0;
+    /* Synchronously: a daemon is ready when it listens, and its memory
+     * use settled (oneDNN's code and OpenMP threads included). */
+    if (r->st.library)
+        warm_up(NULL);
 #endif
     *out = r;
     return KILN_OK;
@@ -440,8 +441,6 @@ void jit_relay_free(struct jit_relay *r)
     if (r == NULL)
         return;
 #ifdef KILN_HAVE_DNNL
-    if (r->warming)
-        pthread_join(r->warm, NULL);
     for (int i = 0; i < RELAY_PRIMITIVES; i++)
         if (r->prims[i] != NULL && --r->prims[i]->refs == 0)
             cprim_free(r->prims[i]);
