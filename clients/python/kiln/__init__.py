@@ -74,9 +74,10 @@ def sync(vars=None, device_sync=False):
         return sync_all()
     if isinstance(vars, Var):
         vars = [vars]
-    vars = list(vars)
+    vars = [v for v in vars if v._node.value is None]
     if vars:
-        _graph.runtime().fetch([v._node for v in vars])
+        from .var import wait_computed
+        wait_computed(vars)
 
 
 def sync_all(device_sync=False):
