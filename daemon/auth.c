@@ -157,24 +157,11 @@ void auth_fini(struct auth *a)
     memset(a, 0, sizeof *a);
 }
 
-static void digest(const char *token, size_t len, uint8_t out[32])
-{
-    struct jit_sha256 s;
-    jit_sha256_init(&s);
-    jit_sha256_add(&s, token, len);
-    jit_sha256_final(&s, out);
-}
-
 void auth_hash_hex(const char *token, size_t len, char hex[65])
 {
-    static const char digits[] = "0123456789abcdef";
-    uint8_t d[32];
-    digest(token, len, d);
-    for (int k = 0; k < 32; k++) {
-        hex[2 * k] = digits[d[k] >> 4];
-        hex[2 * k + 1] = digits[d[k] & 15];
-    }
-    hex[64] = '\0';
+    uint8_t d[JIT_SHA256_BYTES];
+    jit_sha256(token, len, d);
+    jit_sha256_hex(d, hex);
 }
 
 const struct auth_user *auth_check(const struct auth *a, bool allow_anonymous_remote,
@@ -198,7 +185,7 @@ const struct auth_user *auth_check(const struct auth *a, bool allow_anonymous_re
         return NULL;
     }
     uint8_t d[32];
-    digest(token, token_len, d);
+    jit_sha256(token, token_len, d);
     const struct auth_user *found = NULL;
     for (uint32_t i = 0; i < a->nusers; i++) {
         uint8_t diff = 0;

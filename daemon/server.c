@@ -222,19 +222,14 @@ static void on_wake(uv_async_t *h)
     uv_mutex_lock(&srv->mu);
     struct srv_ctx *c = srv->queue_head;
     srv->queue_head = srv->queue_tail = NULL;
-    uint32_t gone[64];
-    size_t ngone = srv->ngone < 64 ? srv->ngone : 64;
-    if (ngone > 0) { /* srv->gone is NULL until a connection has closed */
-        memcpy(gone, srv->gone, ngone * sizeof(gone[0]));
-        memmove(srv->gone, srv->gone + ngone, (srv->ngone - ngone) * sizeof(gone[0]));
-        srv->ngone -= ngone;
-    }
-    bool more = srv->ngone > 0;
+    uint32_t *gone = srv->gone; /* the closed connections: taken whole */
+    size_t ngone = srv->ngone;
+    srv->gone = NULL;
+    srv->ngone = srv->capgone = 0;
     uv_mutex_unlock(&srv->mu);
-    if (more)
-        uv_async_send(&srv->wake); /* the rest on the next turn */
     for (size_t i = 0; i < ngone && srv->on_gone != NULL; i++)
         srv->on_gone(srv->gone_arg, gone[i]);
+    free(gone);
     while (c != NULL) {
         struct srv_ctx *next = c->next;
         c->next = NULL;

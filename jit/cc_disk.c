@@ -33,12 +33,8 @@
 
 void cc_key_hex(const struct jit_cc_key *key, char *hex)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < JIT_CC_KEY_BYTES; i++) {
-        hex[2 * i] = digits[key->b[i] >> 4];
-        hex[2 * i + 1] = digits[key->b[i] & 15];
-    }
-    hex[2 * JIT_CC_KEY_BYTES] = '\0';
+    _Static_assert(JIT_CC_KEY_BYTES == JIT_SHA256_BYTES, "a key is a SHA-256 digest");
+    jit_sha256_hex(key->b, hex);
 }
 
 bool jit_cc_entry_path(const struct jit_cc *cc, const struct jit_cc_key *key, char *buf, size_t n)

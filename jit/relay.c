@@ -350,12 +350,7 @@ static bool run_conv(struct jit_relay *r, const struct ir_node *n, const struct 
     k.c = n->attr.conv;
     const int64_t *xs, *ws, *ys;
     const void *user[3] = {a, b, y};
-    if (n->op == IR_OP_CONV2D)
-        xs = an->shape, ws = bn->shape, ys = n->shape;
-    else if (n->op == IR_OP_CONV2D_BWD_DATA)
-        xs = n->shape, ws = bn->shape, ys = an->shape;
-    else
-        xs = an->shape, ws = n->shape, ys = bn->shape;
+    ir_conv_shapes(n, an, bn, &xs, &ws, &ys);
     memcpy(k.x, xs, sizeof k.x);
     memcpy(k.w, ws, sizeof k.w);
     memcpy(k.y, ys, sizeof k.y);

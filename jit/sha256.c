@@ -108,3 +108,13 @@ void jit_sha256(const void *data, size_t n, uint8_t out[JIT_SHA256_BYTES])
     jit_sha256_add(&s, data, n);
     jit_sha256_final(&s, out);
 }
+
+void jit_sha256_hex(const uint8_t d[JIT_SHA256_BYTES], char hex[2 * JIT_SHA256_BYTES + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < JIT_SHA256_BYTES; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[2 * JIT_SHA256_BYTES] = '\0';
+}

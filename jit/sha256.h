@@ -31,4 +31,7 @@ void jit_sha256_final(struct jit_sha256 *s, uint8_t out[JIT_SHA256_BYTES]);
 /* One call: out = SHA-256(data[0..n)). */
 void jit_sha256(const void *data, size_t n, uint8_t out[JIT_SHA256_BYTES]);
 
+/* A digest as 64 lower-case hex digits and a NUL. */
+void jit_sha256_hex(const uint8_t d[JIT_SHA256_BYTES], char hex[2 * JIT_SHA256_BYTES + 1]);
+
 #endif

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "kiln_err.h"
+#include "relay_ref.h"
 
 #define TEXT 64 /* bytes of one expression this file writes; the longest is ~40 */
 
@@ -445,13 +446,7 @@ static int lower_conv(struct ir_graph *g, const struct ir_node n, struct ir_erro
 {
     const struct ir_conv *c = &n.attr.conv;
     const int64_t *xs, *ws, *ys;
-    const struct ir_node *i0 = &g->nodes[n.in[0]], *i1 = &g->nodes[n.in[1]];
-    if (n.op == IR_OP_CONV2D)
-        xs = i0->shape, ws = i1->shape, ys = n.shape;
-    else if (n.op == IR_OP_CONV2D_BWD_DATA)
-        xs = n.shape, ws = i1->shape, ys = i0->shape;
-    else
-        xs = i0->shape, ws = n.shape, ys = i1->shape;
+    ir_conv_shapes(&n, &g->nodes[n.in[0]], &g->nodes[n.in[1]], &xs, &ws, &ys);
     int64_t G = c->groups, Cg = ws[1], Og = ws[0] / G;
     int64_t win[8] = {xs[0], G, Og, Cg, ys[2], ys[3], ws[2], ws[3]};
     char ex[4][TEXT];

@@ -154,27 +154,31 @@ static void conv_bwd_weight(const struct cgeom *G, int dt, const void *x, const 
     }
 }
 
+void ir_conv_shapes(const struct ir_node *n, const struct ir_node *an, const struct ir_node *bn,
+                    const int64_t **x, const int64_t **w, const int64_t **y)
+{
+    if (n->op == IR_OP_CONV2D)
+        *x = an->shape, *w = bn->shape, *y = n->shape;
+    else if (n->op == IR_OP_CONV2D_BWD_DATA) /* dy, w -> dx */
+        *x = n->shape, *w = bn->shape, *y = an->shape;
+    else /* x, dy -> dw */
+        *x = an->shape, *w = n->shape, *y = bn->shape;
+}
+
 void ir_relay_ref(const struct ir_node *n, const struct ir_node *an, const struct ir_node *bn,
                   const void *a, const void *b, void *y, int64_t r0, int64_t r1)
 {
-    struct cgeom G;
-    switch (n->op) {
-    case IR_OP_MATMUL:
+    if (n->op == IR_OP_MATMUL) {
         matmul_ref(n, an, a, b, y, r0, r1);
-        break;
-    case IR_OP_CONV2D:
-        G = geom(an->shape, bn->shape, n->shape, &n->attr.conv);
-        conv_fwd(&G, n->dtype, a, b, y, r0, r1);
-        break;
-    case IR_OP_CONV2D_BWD_DATA:
-        G = geom(n->shape, bn->shape, an->shape, &n->attr.conv);
-        conv_bwd_data(&G, n->dtype, a, b, y, r0, r1);
-        break;
-    case IR_OP_CONV2D_BWD_WEIGHT:
-        G = geom(an->shape, n->shape, bn->shape, &n->attr.conv);
-        conv_bwd_weight(&G, n->dtype, a, b, y, r0, r1);
-        break;
-    default:
-        break;
+        return;
     }
+    const int64_t *xs, *ws, *ys;
+    ir_conv_shapes(n, an, bn, &xs, &ws, &ys);
+    struct cgeom G = geom(xs, ws, ys, &n->attr.conv);
+    if (n->op == IR_OP_CONV2D)
+        conv_fwd(&G, n->dtype, a, b, y, r0, r1);
+    else if (n->op == IR_OP_CONV2D_BWD_DATA)
+        conv_bwd_data(&G, n->dtype, a, b, y, r0, r1);
+    else if (n->op == IR_OP_CONV2D_BWD_WEIGHT)
+        conv_bwd_weight(&G, n->dtype, a, b, y, r0, r1);
 }

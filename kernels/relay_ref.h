@@ -27,6 +27,12 @@
 void ir_relay_ref(const struct ir_node *n, const struct ir_node *an, const struct ir_node *bn,
                   const void *a, const void *b, void *y, int64_t r0, int64_t r1);
 
+/* The three shapes of convolution node n (CONV2D or a gradient) whose
+ * inputs are an and bn: x [N, C, H, W], w [O, C/groups, kh, kw] and
+ * y [N, O, oh, ow], one of which is the node's own result. */
+void ir_conv_shapes(const struct ir_node *n, const struct ir_node *an, const struct ir_node *bn,
+                    const int64_t **x, const int64_t **w, const int64_t **y);
+
 /* True for MATMUL, CONV2D, CONV2D_BWD_DATA and CONV2D_BWD_WEIGHT. */
 static inline int ir_op_is_relay(int op)
 {
