@@ -2,6 +2,8 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -9,9 +11,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config.h"
 #include "sha256.h"
 
-const struct auth_user auth_anonymous_user = {.name = "anonymous", .weight = 1};
+void auth_init_open(struct auth *a)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->anonymous_user.name, sizeof a->anonymous_user.name, "anonymous");
+    a->anonymous_user.weight = 1;
+}
 
 __attribute__((format(printf, 3, 4))) static int fail(char *why, size_t n, const char *fmt, ...)
 {
@@ -33,6 +41,58 @@ static int hexval(int c)
     return -1;
 }
 
+/* One quota field: an integer, or for sizes a string with a K/M/G suffix;
+ * 0 means no limit. */
+static int quota_value(json_t *v, const char *at, const char *key, bool size, uint64_t max,
+                       uint64_t *out, char *why, size_t n)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+        (uint64_t) json_integer_value(v) <= max) {
+        *out = (uint64_t) json_integer_value(v);
+        return 0;
+    }
+    if (size && json_is_string(v) && cfg_parse_bytes(json_string_value(v), out) && *out <= max)
+        return 0;
+    return fail(why, n, "%s.%s must be %s in 0..%" PRIu64 " (0: no limit)", at, key,
+                size ? "a size (bytes, or a string like \"512M\")" : "an integer", max);
+}
+
+/* A `quota` object at `at`, over the defaults already in *q. */
+static int load_quota(json_t *o, const char *at, struct auth_quota *q, char *why, size_t n)
+{
+    if (!json_is_object(o))
+        return fail(why, n, "%s must be an object", at);
+    static const struct {
+        const char *key;
+        bool size;
+        uint64_t max;
+        size_t off;
+    } fields[] = {
+        {"host_memory", true, UINT64_C(1) << 50, offsetof(struct auth_quota, host_memory)},
+        {"device_memory", true, UINT64_C(1) << 50, offsetof(struct auth_quota, device_memory)},
+        {"queued_steps", false, AUTH_MAX_QUEUED_STEPS, offsetof(struct auth_quota, queued_steps)},
+        {"kernels", false, AUTH_MAX_KERNELS, offsetof(struct auth_quota, kernels)},
+        {"compile_ms_per_minute", false, AUTH_MAX_COMPILE_MS,
+         offsetof(struct auth_quota, compile_ms_per_minute)},
+    };
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        size_t k = 0;
+        while (k < sizeof fields / sizeof fields[0] && strcmp(fields[k].key, key) != 0)
+            k++;
+        if (k == sizeof fields / sizeof fields[0])
+            return fail(why, n,
+                        "%s: unknown field \"%s\" (known: host_memory, device_memory, "
+                        "queued_steps, kernels, compile_ms_per_minute)",
+                        at, key);
+        uint64_t *dst = (uint64_t *) ((char *) q + fields[k].off);
+        if (quota_value(v, at, key, fields[k].size, fields[k].max, dst, why, n) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int load_user(json_t *u, size_t i, struct auth_user *out, const struct auth *a, char *why,
                      size_t n)
 {
@@ -44,7 +104,7 @@ static int load_user(json_t *u, size_t i, struct auth_user *out, const struct au
     json_t *v;
     json_object_foreach(u, key, v) {
         if (strcmp(key, "name") != 0 && strcmp(key, "token_sha256") != 0 &&
-            strcmp(key, "weight") != 0)
+            strcmp(key, "weight") != 0 && strcmp(key, "quota") != 0)
             return fail(why, n, "%s: unknown field \"%s\"", at, key);
     }
     json_t *name = json_object_get(u, "name"), *tok = json_object_get(u, "token_sha256");
@@ -78,12 +138,20 @@ static int load_user(json_t *u, size_t i, struct auth_user *out, const struct au
             return fail(why, n, "%s.weight must be an integer in 1..1000", at);
         out->weight = (uint32_t) json_integer_value(w);
     }
+    out->quota = a->anonymous_user.quota; /* the file's default */
+    json_t *q = json_object_get(u, "quota");
+    if (q != NULL) {
+        char qat[48];
+        snprintf(qat, sizeof qat, "%s.quota", at);
+        if (load_quota(q, qat, &out->quota, why, n) < 0)
+            return -1;
+    }
     return 0;
 }
 
 int auth_load(const char *path, struct auth *a, char *why, size_t n)
 {
-    memset(a, 0, sizeof *a);
+    auth_init_open(a);
     struct stat st;
     if (stat(path, &st) != 0)
         return fail(why, n, "cannot read %s: %s", path, strerror(errno));
@@ -103,7 +171,8 @@ int auth_load(const char *path, struct auth *a, char *why, size_t n)
         goto out;
     }
     json_object_foreach(root, key, v) {
-        if (strcmp(key, "users") != 0 && strcmp(key, "anonymous") != 0) {
+        if (strcmp(key, "users") != 0 && strcmp(key, "anonymous") != 0 &&
+            strcmp(key, "quota") != 0) {
             fail(why, n, "unknown field \"%s\"", key);
             goto out;
         }
@@ -123,6 +192,9 @@ int auth_load(const char *path, struct auth *a, char *why, size_t n)
             goto out;
         }
     }
+    json_t *dq = json_object_get(root, "quota");
+    if (dq != NULL && load_quota(dq, "quota", &a->anonymous_user.quota, why, n) < 0)
+        goto out;
     json_t *users = json_object_get(root, "users");
     if (users != NULL && !json_is_array(users)) {
         fail(why, n, "users must be an array");
@@ -154,7 +226,7 @@ out:
 void auth_fini(struct auth *a)
 {
     free(a->users);
-    memset(a, 0, sizeof *a);
+    auth_init_open(a);
 }
 
 void auth_hash_hex(const char *token, size_t len, char hex[65])
@@ -173,14 +245,14 @@ const struct auth_user *auth_check(const struct auth *a, bool allow_anonymous_re
         /* No users: tokens mean nothing; anonymous clients are allowed
          * locally, remotely only when the operator said so at start. */
         if (local || allow_anonymous_remote)
-            return &auth_anonymous_user;
+            return &a->anonymous_user;
         *why = "this daemon has no users configured and does not allow anonymous remote clients";
         return NULL;
     }
     if (!has_token) {
         if (a->anonymous == AUTH_ANON_ALL || (a->anonymous == AUTH_ANON_LOCAL && local) ||
             (allow_anonymous_remote && a->anonymous != AUTH_ANON_NONE))
-            return &auth_anonymous_user;
+            return &a->anonymous_user;
         *why = "this daemon needs a token (HELLO's `token`)";
         return NULL;
     }

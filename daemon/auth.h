@@ -7,8 +7,10 @@
  *       "anonymous": "local",
  *       "users": [
  *         {"name": "alice", "token_sha256": "<64 hex digits>", "weight": 2},
- *         {"name": "bob",   "token_sha256": "<64 hex digits>"}
- *       ]
+ *         {"name": "bob",   "token_sha256": "<64 hex digits>",
+ *          "quota": {"host_memory": "8G", "queued_steps": 32}}
+ *       ],
+ *       "quota": {"host_memory": "4G", "kernels": 20000, "compile_ms_per_minute": 30000}
  *     }
  *
  * A user is identified by the SHA-256 of its token (`kilnd --hash-token`
@@ -16,6 +18,22 @@
  * 1, at most AUTH_MAX_WEIGHT) is the user's share of the machine.
  * `anonymous` says who may connect without a token: "none", "local"
  * (clients on an ipc:// socket, the default) or "all".
+ *
+ * Quotas bound what all sessions of one user hold or use together; the
+ * top-level `quota` applies to every user (the anonymous one too) and a
+ * user's own `quota` overrides it field by field. A missing field or 0
+ * means no limit. Fields (sizes are integers or strings with a K, M or G
+ * suffix, binary multiples):
+ *   host_memory            bytes of tensors and queued uploads in host
+ *                          memory (and in the spill file behind it)
+ *   device_memory          bytes on accelerators (enforced by the device
+ *                          tier; no effect on a CPU-only daemon)
+ *   queued_steps           steps submitted and not yet finished
+ *   kernels                kernel-cache misses its steps compiled since
+ *                          kilnd started (kernels another user compiled
+ *                          already cost nothing)
+ *   compile_ms_per_minute  compile time its steps used over the last minute
+ * Going over a quota is a QUOTA error to that user's request alone.
  *
  * Without a configuration file there are no users: every client is
  * anonymous, which is allowed on ipc:// (a private socket in a 0700
@@ -43,10 +61,24 @@ enum auth_anonymous {
     AUTH_ANON_ALL = 2,
 };
 
+/* A user's limits; 0: none. */
+struct auth_quota {
+    uint64_t host_memory;
+    uint64_t device_memory;
+    uint64_t queued_steps;
+    uint64_t kernels;
+    uint64_t compile_ms_per_minute;
+};
+
+#define AUTH_MAX_QUEUED_STEPS (UINT64_C(1) << 20)
+#define AUTH_MAX_KERNELS      (UINT64_C(1) << 32)
+#define AUTH_MAX_COMPILE_MS   (UINT64_C(60) * 1000) /* a minute of compiling per minute */
+
 struct auth_user {
     char name[KILN_LIMIT_NAME + 1];
     uint8_t token_sha256[32];
     uint32_t weight;
+    struct auth_quota quota;
 };
 
 struct auth {
@@ -54,11 +86,14 @@ struct auth {
     int anonymous;   /* enum auth_anonymous */
     uint32_t nusers;
     struct auth_user *users;
+    /* Tokenless clients: every client of a daemon without a
+     * configuration, and those the configuration lets in without one.
+     * Weight 1, the file's top-level quota. */
+    struct auth_user anonymous_user;
 };
 
-/* The anonymous user: every client of a daemon without a configuration,
- * and tokenless clients where the configuration allows them. */
-extern const struct auth_user auth_anonymous_user;
+/* No users, anonymous clients only, no quotas (kilnd without --config). */
+void auth_init_open(struct auth *a);
 
 /* Reads `path`. On failure returns -1 with `why` saying what is wrong
  * (and where: "users[2].token_sha256: ..."), and leaves *a empty. */

@@ -205,6 +205,7 @@ static const char *default_cache_dir(char *buf, size_t n)
 static bool start_auth(struct kilnd *kd)
 {
     const struct cfg *cfg = kd->cfg;
+    auth_init_open(&kd->auth);
     if (cfg->config_path != NULL) {
         char why[512];
         if (auth_load(cfg->config_path, &kd->auth, why, sizeof why) != 0) {

@@ -64,6 +64,91 @@ static int on_hello(struct disp *d, const struct proto_request *req, msgpack_sbu
     return KILN_OK;
 }
 
+/* STATUS's lists: the busiest users and sessions, for operators. */
+struct lists {
+    struct proto_status_user users[PROTO_STATUS_LIST_MAX];
+    struct proto_status_session sess[PROTO_STATUS_LIST_MAX];
+    uint32_t nusers, nsess;
+    uint64_t users_total;
+};
+
+static uint64_t user_rank(const struct proto_status_user *u)
+{
+    /* Busy users first, then by kernel time. */
+    return (u->queued > 0 ? UINT64_C(1) << 62 : 0) + (u->kernel_ms < (UINT64_C(1) << 61) ? u->kernel_ms : 0);
+}
+
+static void add_user(void *arg, struct sess_user *u)
+{
+    struct lists *L = arg;
+    L->users_total++;
+    struct proto_status_user e = {
+        .weight = u->user->weight,
+        .sessions = u->sessions,
+        .queued = u->queued,
+        .running = u->running,
+        .steps = u->steps_done,
+        .kernel_ms = u->kernel_ns / 1000000,
+        .mem = u->mem_in_use,
+        .kernels = u->kernels,
+        .compile_ms = u->compile_ns / 1000000,
+        .refused = u->refused,
+    };
+    snprintf(e.name, sizeof e.name, "%s", u->user->name);
+    /* Keep the top PROTO_STATUS_LIST_MAX by rank (insertion into a short
+     * sorted array). */
+    uint32_t at = L->nusers;
+    while (at > 0 && user_rank(&L->users[at - 1]) < user_rank(&e))
+        at--;
+    if (at >= PROTO_STATUS_LIST_MAX)
+        return;
+    uint32_t n = L->nusers < PROTO_STATUS_LIST_MAX ? L->nusers : PROTO_STATUS_LIST_MAX - 1;
+    memmove(&L->users[at + 1], &L->users[at], (n - at) * sizeof(e));
+    L->users[at] = e;
+    if (L->nusers < PROTO_STATUS_LIST_MAX)
+        L->nusers++;
+}
+
+static void add_session(struct disp *d, struct lists *L, struct sess *s, uint64_t now)
+{
+    struct exec_sess_info xi;
+    exec_session_info(s, &xi);
+    struct proto_status_session *e = &L->sess[L->nsess++];
+    e->number = s->number;
+    snprintf(e->user, sizeof e->user, "%s", s->user->name);
+    snprintf(e->client, sizeof e->client, "%s", s->client);
+    e->queued = xi.queued;
+    e->running = xi.running;
+    e->steps = s->steps;
+    e->kernel_ms = xi.kernel_ns / 1000000;
+    e->mem = s->mem_in_use;
+    e->vars = sess_var_count(s);
+    e->idle_ms = now - s->last_active_ms;
+    (void) d;
+}
+
+static void fill_lists(struct disp *d, struct lists *L, struct proto_status *st)
+{
+    sess_users_each(d->sessions, add_user, L);
+    /* Sessions with work first, then the most recently active. */
+    uint64_t now = uv_now(d->loop);
+    for (int pass = 0; pass < 2; pass++)
+        for (struct sess *s = d->sessions->newest; s != NULL && L->nsess < PROTO_STATUS_LIST_MAX;
+             s = s->prev) {
+            struct exec_sess_info xi;
+            exec_session_info(s, &xi);
+            bool busy = xi.running || xi.queued > 0;
+            if (busy == (pass == 0))
+                add_session(d, L, s, now);
+        }
+    st->has_lists = true;
+    st->users_total = L->users_total;
+    st->nusers = L->nusers;
+    st->users = L->users;
+    st->nsessions = L->nsess;
+    st->session_list = L->sess;
+}
+
 static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error *err)
 {
     const struct stats *st = d->stats;
@@ -114,7 +199,17 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
     _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");
     for (size_t i = 0; i < KILN_ERR_WIRE_COUNT; i++)
         s.errors[i] = st->errors[i];
-    return proto_encode_reply_status(reply, &s) == KILN_OK ? KILN_OK : encode_failed(err);
+    /* Who uses the daemon is for its operators: clients on the local
+     * socket (the machine's own users), not every remote peer. */
+    struct lists *L = NULL;
+    if (d->srv == NULL || srv_request_local(d->srv)) {
+        L = calloc(1, sizeof *L);
+        if (L != NULL)
+            fill_lists(d, L, &s);
+    }
+    int rc = proto_encode_reply_status(reply, &s);
+    free(L);
+    return rc == KILN_OK ? KILN_OK : encode_failed(err);
 }
 
 static int on_release(struct disp *d, struct sess *s, const struct proto_request *req,

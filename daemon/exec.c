@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "exec.h"
 #include "interp.h"
 
@@ -12,11 +13,19 @@
 
 /* Per-session queue, hung on struct sess's `exec`. */
 struct exec_sess {
+    struct sess *s; /* its session (this is freed before the session is) */
     struct step *head, *tail;
     struct step *running;
     uint32_t queued; /* steps in head..tail */
     uint32_t nwaits;
     struct jit_mem *mem; /* the session's buffer cache (NULL: plain malloc) */
+    /* The scheduler's. Ready: a step queued and none running. */
+    struct exec_sess *rprev, *rnext;
+    bool ready;
+    uint64_t vtime;     /* kernel time used (ns): its order among its user's sessions */
+    uint64_t last_ns;   /* run time of its latest step: the estimate for the next */
+    uint64_t inflight;  /* bytes charged by its queued and running steps */
+    uint64_t kernel_ns; /* kernel time its steps used */
 };
 
 struct exec_wait {
@@ -37,11 +46,75 @@ static struct exec_sess *sess_state(struct sess *s)
 {
     if (s->exec == NULL) {
         struct exec_sess *es = calloc(1, sizeof(struct exec_sess));
-        if (es != NULL)
+        if (es != NULL) {
+            es->s = s;
             es->mem = jit_mem_new(EXEC_CACHE_PER_SESSION);
+        }
         s->exec = es;
     }
     return s->exec;
+}
+
+/* ---- the fair scheduler ----------------------------------------------------
+ *
+ * Start-time fair queuing over users, then over each user's sessions.
+ * Every user has a virtual clock, the kernel time its steps used divided
+ * by its weight; every session has one too (kernel time, unweighted). A
+ * free worker takes the head step of the ready session whose user's clock
+ * is lowest, and among that user's sessions the one whose clock is
+ * lowest (ties: the one ready longest). A step is charged an estimate
+ * when it starts (its session's previous step's time), corrected by what
+ * it really took when it ends, so a user with one step running is not
+ * picked again for free. A user (or session) that had nothing to do
+ * starts again at the scheduler's clock (the clock of the latest user
+ * picked), so idle time is not saved up as credit. Weights only matter
+ * while more sessions are ready than there are workers: a session runs
+ * one step at a time, in the order it submitted them. */
+
+#define EST_DEFAULT_NS 1000000 /* a session's first step is guessed at 1 ms */
+
+static void ready_add(struct exec *x, struct exec_sess *es)
+{
+    if (es->ready)
+        return;
+    es->ready = true;
+    es->rprev = NULL;
+    es->rnext = x->ready;
+    if (x->ready != NULL)
+        x->ready->rprev = es;
+    x->ready = es;
+}
+
+static void ready_remove(struct exec *x, struct exec_sess *es)
+{
+    if (!es->ready)
+        return;
+    if (es->rprev != NULL)
+        es->rprev->rnext = es->rnext;
+    else
+        x->ready = es->rnext;
+    if (es->rnext != NULL)
+        es->rnext->rprev = es->rprev;
+    es->rprev = es->rnext = NULL;
+    es->ready = false;
+}
+
+/* The ready session to run next, or NULL. */
+static struct exec_sess *pick(const struct exec *x)
+{
+    struct exec_sess *best = NULL;
+    for (struct exec_sess *es = x->ready; es != NULL; es = es->rnext) {
+        /* The list is newest first: on a full tie the later (older) wins. */
+        uint64_t ua = es->s->acct->vtime, ub = best ? best->s->acct->vtime : 0;
+        if (best == NULL || ua < ub || (ua == ub && es->vtime <= best->vtime))
+            best = es;
+    }
+    return best;
+}
+
+static uint64_t weight_of(const struct sess_user *u)
+{
+    return u->user->weight > 0 ? u->user->weight : 1;
 }
 
 /* ---- running steps ------------------------------------------------------ */
@@ -55,7 +128,7 @@ static void step_fail(struct exec *x, struct step *st, const struct proto_error 
 }
 
 static void resolve_waits(struct exec *x, uint64_t session);
-static void start_next(struct exec *x, struct sess *s);
+static void schedule(struct exec *x);
 
 static void step_work(uv_work_t *w)
 {
@@ -73,8 +146,9 @@ static void step_work(uv_work_t *w)
         }
         for (uint32_t j = 0; j < st->nkeep; j++)
             mark[st->keep[j].node] = true;
-        st->rc = jit_run(x->jit, &st->graph, mark, st->inputs, st->mem, (size_t) st->quota, &st->outs,
-                         &st->jinfo, &st->ierr);
+        st->rc = jit_run_budgeted(x->jit, &st->graph, mark, st->inputs, st->mem,
+                                  (size_t) st->quota, &st->budget, &st->outs, &st->jinfo,
+                                  &st->ierr);
         free(mark);
         st->jitted = st->rc == KILN_OK;
         if (st->rc == KILN_ELIMIT || st->rc == KILN_EINTERNAL) {
@@ -172,6 +246,62 @@ static uint64_t step_quota(const struct exec *x)
     return left - (others < 4 ? left / 8 * others : left / 2);
 }
 
+/* The QUOTA error of a step whose run needed a compile its user's quota
+ * did not allow. */
+static void quota_error(struct proto_error *e, const struct step *st, int64_t at)
+{
+    const struct sess_user *u = st->acct;
+    const struct auth_quota *q = &u->user->quota;
+    bool kernels = st->budget.kernels == 0 || st->jinfo.kernels_compiled >= st->budget.kernels;
+    if (kernels)
+        proto_error_set(e, KILN_EQUOTA, "",
+                        "step %" PRIu64 " needs a new kernel, and user \"%s\" has compiled %" PRIu64
+                        " kernels: its kernels quota is %" PRIu64,
+                        st->number, u->user->name, u->kernels, q->kernels);
+    else
+        proto_error_set(e, KILN_EQUOTA, "",
+                        "step %" PRIu64 " needs a new kernel, and user \"%s\" has used its "
+                        "compile_ms_per_minute quota (%" PRIu64 " ms)",
+                        st->number, u->user->name, q->compile_ms_per_minute);
+    e->node = at;
+}
+
+/* Compile time of user `u` over the last minute at loop time now_ms (the
+ * current minute, plus the previous one weighted by how much of it is
+ * still inside the window), after adding add_ns. */
+static uint64_t compile_window(struct sess_user *u, uint64_t now_ms, uint64_t add_ns)
+{
+    uint64_t minute = now_ms / 60000;
+    if (minute != u->compile_minute) {
+        u->compile_prev_ns = minute == u->compile_minute + 1 ? u->compile_now_ns : 0;
+        u->compile_now_ns = 0;
+        u->compile_minute = minute;
+    }
+    u->compile_now_ns += add_ns;
+    uint64_t left = 60000 - now_ms % 60000;
+    return u->compile_now_ns + (uint64_t) ((double) u->compile_prev_ns * (double) left / 60000.0);
+}
+
+/* Charge a finished step's kernel time and compiles to its user. */
+static void account(struct exec *x, struct step *st)
+{
+    struct sess_user *u = st->acct;
+    uint64_t w = weight_of(u);
+    /* The estimate charged at the start is replaced by the real time. */
+    if (st->ran_ns >= st->est_ns)
+        u->vtime += (st->ran_ns - st->est_ns) / w;
+    else
+        u->vtime -= (st->est_ns - st->ran_ns) / w <= u->vtime ? (st->est_ns - st->ran_ns) / w
+                                                              : u->vtime;
+    u->kernel_ns += st->ran_ns;
+    u->running--;
+    u->queued--;
+    u->steps_done++;
+    u->kernels += st->jinfo.kernels_compiled;
+    u->compile_ns += st->jinfo.compile_ns;
+    compile_window(u, uv_now(x->loop), st->jinfo.compile_ns);
+}
+
 static void step_done(uv_work_t *w, int status)
 {
     struct step *st = w->data;
@@ -179,6 +309,7 @@ static void step_done(uv_work_t *w, int status)
     x->running--;
     x->reserved -= st->quota;
     x->run_ns += st->ran_ns;
+    account(x, st);
     if (st->fell_back) {
         x->fallbacks++;
         struct log_line l;
@@ -194,7 +325,9 @@ static void step_done(uv_work_t *w, int status)
         int64_t at = -1;
         if (status == 0 && st->ierr.node >= 0 && (uint64_t) st->ierr.node < st->graph.count)
             at = st->from[st->ierr.node];
-        if (at >= 0)
+        if (status == 0 && st->rc == KILN_EQUOTA)
+            quota_error(&e, st, at);
+        else if (at >= 0)
             proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " failed at node %" PRId64 ": %s",
                             st->number, at, st->ierr.message);
         else
@@ -217,14 +350,21 @@ static void step_done(uv_work_t *w, int status)
     bool orphan = st->orphan;
     jit_mem_unref(st->mem);
     st->mem = NULL;
-    step_free(t, st);
     if (!orphan) {
         struct sess *s = sess_find(t, session);
-        if (s != NULL) {
-            sess_state(s)->running = NULL;
-            start_next(x, s);
+        struct exec_sess *es = s != NULL ? s->exec : NULL;
+        if (es != NULL) {
+            es->running = NULL;
+            es->last_ns = st->ran_ns;
+            es->kernel_ns += st->ran_ns;
+            es->vtime += st->ran_ns >= st->est_ns ? st->ran_ns - st->est_ns : 0;
+            es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
+            if (es->head != NULL)
+                ready_add(x, es);
         }
     }
+    step_free(t, st);
+    schedule(x);
     resolve_waits(x, session);
 }
 
@@ -257,43 +397,89 @@ static bool gather(struct exec *x, struct step *st)
     return true;
 }
 
-static void start_next(struct exec *x, struct sess *s)
+/* What the step's user may still compile (its kernels and compile-time
+ * quotas). Steps of one user running at once each get what is left, so
+ * together they may overshoot by what they compile side by side. */
+static struct jit_run_budget compile_budget(struct exec *x, struct sess_user *u)
 {
-    struct exec_sess *es = s->exec;
-    while (!x->stopping && es != NULL && es->running == NULL && es->head != NULL) {
-        struct step *st = es->head;
-        es->head = st->next;
-        if (es->head == NULL)
-            es->tail = NULL;
-        st->next = NULL;
-        es->queued--;
-        x->queued--;
-        if (!gather(x, st)) {
-            uint64_t session = st->session;
-            step_free(x->sessions, st);
-            resolve_waits(x, session);
-            continue;
-        }
-        st->work.data = st;
-        st->quota = step_quota(x);
-        if (uv_queue_work(x->loop, &st->work, step_work, step_done) != 0) {
-            struct proto_error e;
-            proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
-            step_fail(x, st, &e);
-            step_free(x->sessions, st);
-            continue;
-        }
-        es->running = st;
-        st->mem = es->mem;
-        if (st->mem != NULL)
-            jit_mem_ref(st->mem);
-        x->running++;
-        x->reserved += st->quota;
+    const struct auth_quota *q = &u->user->quota;
+    struct jit_run_budget b = {UINT64_MAX, UINT64_MAX};
+    if (q->kernels != 0)
+        b.kernels = u->kernels < q->kernels ? q->kernels - u->kernels : 0;
+    if (q->compile_ms_per_minute != 0) {
+        uint64_t used = compile_window(u, uv_now(x->loop), 0);
+        uint64_t allow = q->compile_ms_per_minute * UINT64_C(1000000);
+        b.compile_ns = used < allow ? allow - used : 0;
+    }
+    return b;
+}
+
+/* Hand the head step of `es` to a worker. False when it could not start
+ * (it failed and was freed). */
+static bool start_head(struct exec *x, struct exec_sess *es)
+{
+    struct step *st = es->head;
+    es->head = st->next;
+    if (es->head == NULL)
+        es->tail = NULL;
+    st->next = NULL;
+    es->queued--;
+    x->queued--;
+    struct sess_user *u = st->acct;
+    if (!gather(x, st)) {
+        uint64_t session = st->session;
+        u->queued--;
+        es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
+        step_free(x->sessions, st);
+        resolve_waits(x, session);
+        return false;
+    }
+    st->work.data = st;
+    st->quota = step_quota(x);
+    st->budget = compile_budget(x, u);
+    if (uv_queue_work(x->loop, &st->work, step_work, step_done) != 0) {
+        struct proto_error e;
+        proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
+        step_fail(x, st, &e);
+        u->queued--;
+        es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
+        step_free(x->sessions, st);
+        return false;
+    }
+    /* Charged now by an estimate; step_done puts the real time in. */
+    st->est_ns = es->last_ns ? es->last_ns : EST_DEFAULT_NS;
+    u->vtime += st->est_ns / weight_of(u);
+    es->vtime += st->est_ns;
+    if (u->vtime > x->vclock)
+        x->vclock = u->vtime;
+    u->running++;
+    es->running = st;
+    st->mem = es->mem;
+    if (st->mem != NULL)
+        jit_mem_ref(st->mem);
+    x->running++;
+    x->reserved += st->quota;
+    return true;
+}
+
+/* Fill the free workers with the steps the fair order picks. */
+static void schedule(struct exec *x)
+{
+    uint32_t slots = x->workers > 0 ? x->workers : 1;
+    while (!x->stopping && x->running < slots) {
+        struct exec_sess *es = pick(x);
+        if (es == NULL)
+            return;
+        ready_remove(x, es);
+        bool started = start_head(x, es);
+        if (!started && es->head != NULL && es->running == NULL)
+            ready_add(x, es); /* its next step may run */
     }
 }
 
 int exec_can_queue(struct exec *x, struct sess *s, struct proto_error *err)
 {
+    (void) x;
     const struct exec_sess *es = s->exec;
     uint32_t queued = es != NULL ? es->queued : 0;
     if (queued >= EXEC_QUEUE_PER_SESSION)
@@ -301,6 +487,22 @@ int exec_can_queue(struct exec *x, struct sess *s, struct proto_error *err)
                                "%u steps of this session are waiting to run (at most %d): "
                                "FETCH a result before submitting more",
                                queued, EXEC_QUEUE_PER_SESSION);
+    uint64_t inflight = es != NULL ? es->inflight : 0;
+    if (inflight >= EXEC_INFLIGHT_PER_SESSION)
+        return proto_error_set(err, KILN_EBUSY, "",
+                               "the session's queued steps hold %" PRIu64 " bytes of graphs and "
+                               "uploads (at most %" PRIu64 "): FETCH a result before submitting "
+                               "more",
+                               inflight, (uint64_t) EXEC_INFLIGHT_PER_SESSION);
+    struct sess_user *u = s->acct;
+    uint64_t quota = u->user->quota.queued_steps;
+    if (quota != 0 && u->queued >= quota) {
+        u->refused++;
+        return proto_error_set(err, KILN_EQUOTA, "",
+                               "user \"%s\" has %" PRIu64 " steps queued or running in all its "
+                               "sessions: its queued_steps quota is %" PRIu64,
+                               u->user->name, u->queued, quota);
+    }
     return KILN_OK;
 }
 
@@ -316,6 +518,20 @@ void exec_submit(struct exec *x, struct sess *s, struct step *st)
         step_free(x->sessions, st);
         return;
     }
+    struct sess_user *u = s->acct;
+    /* Back from idle: start at the scheduler's clock, with no credit. */
+    if (u->queued == 0 && u->vtime < x->vclock)
+        u->vtime = x->vclock;
+    if (es->running == NULL && es->head == NULL) {
+        uint64_t floor = UINT64_MAX;
+        for (const struct exec_sess *o = x->ready; o != NULL; o = o->rnext)
+            if (o->s->acct == u && o->vtime < floor)
+                floor = o->vtime;
+        if (floor != UINT64_MAX && es->vtime < floor)
+            es->vtime = floor;
+    }
+    u->queued++;
+    es->inflight += st->charged;
     if (es->tail != NULL)
         es->tail->next = st;
     else
@@ -323,7 +539,9 @@ void exec_submit(struct exec *x, struct sess *s, struct step *st)
     es->tail = st;
     es->queued++;
     x->queued++;
-    start_next(x, s);
+    if (es->running == NULL)
+        ready_add(x, es);
+    schedule(x);
 }
 
 /* ---- FETCH ---------------------------------------------------------------- */
@@ -586,6 +804,8 @@ uint64_t exec_cancel(struct exec *x, struct sess *s)
             es->tail = NULL;
         es->queued--;
         x->queued--;
+        st->acct->queued--;
+        es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
         struct proto_error e;
         proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " was cancelled (CANCEL) before it ran",
                         st->number);
@@ -593,6 +813,8 @@ uint64_t exec_cancel(struct exec *x, struct sess *s)
         step_free(x->sessions, st);
         n++;
     }
+    if (es != NULL)
+        ready_remove(x, es);
     if (n > 0)
         resolve_waits(x, s->id);
     return n;
@@ -603,9 +825,11 @@ void exec_session_closed(void *arg, struct sess *s)
     struct exec *x = arg;
     struct exec_sess *es = s->exec;
     if (es != NULL) {
+        ready_remove(x, es);
         while (es->head != NULL) {
             struct step *st = es->head;
             es->head = st->next;
+            st->acct->queued--;
             step_free(x->sessions, st);
             x->queued--;
         }
@@ -621,6 +845,14 @@ void exec_session_closed(void *arg, struct sess *s)
         jit_mem_unref(es->mem);
     free(es);
     s->exec = NULL;
+}
+
+void exec_session_info(const struct sess *s, struct exec_sess_info *out)
+{
+    const struct exec_sess *es = s->exec;
+    out->queued = es != NULL ? es->queued : 0;
+    out->running = es != NULL && es->running != NULL;
+    out->kernel_ns = es != NULL ? es->kernel_ns : 0;
 }
 
 void exec_drain(struct exec *x)

@@ -2,7 +2,16 @@
  *
  * Each session has a queue of steps; its steps run one at a time, in the
  * order they were submitted, while steps of different sessions run at the
- * same time on libuv's worker threads. A step runs on a worker (so the
+ * same time on libuv's worker threads, at most `workers` at once. Which
+ * session's step takes a free worker is decided by one fair scheduler
+ * (exec.c): users share the workers in proportion to their weights
+ * (auth.h), measured in the kernel time their steps actually used, and
+ * each user's sessions share its part the same way.
+ *
+ * Admission: a session may have EXEC_QUEUE_PER_SESSION steps waiting and
+ * EXEC_INFLIGHT_PER_SESSION bytes in its queued steps (BUSY beyond); a
+ * user's sessions together at most its queued_steps quota, and its steps
+ * compile within its kernels and compile_ms_per_minute quotas (QUOTA). A step runs on a worker (so the
  * loop thread never blocks on compute) and its results come back to the
  * loop thread, which makes the kept vars READY (or FAILED) and answers the
  * FETCH requests that were waiting for them.
@@ -43,6 +52,7 @@
 #define EXEC_WAITS_MAX         (SRV_CONTEXTS / 2) /* and in all: half the contexts */
 #define EXEC_QUEUE_PER_SESSION 64                 /* steps of a session waiting to run */
 #define EXEC_CACHE_PER_SESSION ((size_t) 256 << 20) /* freed buffers a session keeps for reuse */
+#define EXEC_INFLIGHT_PER_SESSION ((uint64_t) 1 << 30) /* bytes its queued steps may hold */
 
 struct exec_wait;
 
@@ -55,6 +65,8 @@ struct exec {
     uint64_t max_reply; /* bytes one FETCH reply may hold */
     struct exec_wait *waits;
     uint32_t nwaits;
+    struct exec_sess *ready; /* sessions with a step to start and none running */
+    uint64_t vclock;         /* the fair scheduler's clock (exec.c) */
     uv_timer_t timer; /* checks wait deadlines while there are waits */
     bool timer_init;
     bool stopping; /* exec_stop: start nothing, answer nothing */
@@ -128,6 +140,14 @@ void exec_released(struct exec *x, struct sess *s);
  * runs out); their kept vars fail with EXEC ("cancelled"), which a waiting
  * FETCH reports at once. Returns how many were dropped. */
 uint64_t exec_cancel(struct exec *x, struct sess *s);
+
+/* What the executor holds for session `s`, for STATUS. */
+struct exec_sess_info {
+    uint64_t queued;    /* steps waiting */
+    bool running;       /* a step on a worker */
+    uint64_t kernel_ns; /* kernel time its steps used */
+};
+void exec_session_info(const struct sess *s, struct exec_sess_info *out);
 
 /* Draining: answer every waiting FETCH with KILN_ESHUTDOWN. */
 void exec_drain(struct exec *x);

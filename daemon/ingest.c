@@ -780,6 +780,7 @@ int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submi
         return proto_error_set(err, KILN_ENOMEM, "", "out of memory for a step");
     ir_graph_init(&st->graph);
     st->session = s->id;
+    st->acct = s->acct;
     struct ingest in = {.s = s, .sub = sub, .st = st, .err = err,
                         .lower_relays = t->lower_relays};
     idmap_init(&in.pos);
@@ -834,7 +835,7 @@ void step_free(struct sess_table *t, struct step *st)
         sess_var_unref(t, st->bind[k]);
     for (uint32_t j = 0; j < st->nkeep; j++)
         sess_var_unref(t, st->keep[j].var);
-    sess_mem_uncharge_id(t, st->session, st->charged);
+    sess_mem_uncharge_id(t, st->session, st->acct, st->charged);
     free(st->bind);
     free(st->keep);
     free(st->from);

@@ -20,6 +20,7 @@ void sess_table_init(struct sess_table *t, uint64_t mem_budget, const struct log
 {
     memset(t, 0, sizeof(*t));
     idmap_init(&t->by_id);
+    idmap_init(&t->users);
     t->mem_budget = mem_budget;
     t->log = log;
 }
@@ -29,7 +30,42 @@ void sess_table_fini(struct sess_table *t)
     while (t->oldest != NULL)
         sess_close(t, t->oldest, "shutdown");
     idmap_fini(&t->by_id);
+    size_t cursor = 0;
+    uint64_t key;
+    void *val;
+    while (idmap_next(&t->users, &cursor, &key, &val))
+        free(val);
+    idmap_fini(&t->users);
 }
+
+void sess_users_each(struct sess_table *t, void (*fn)(void *arg, struct sess_user *u), void *arg)
+{
+    size_t cursor = 0;
+    uint64_t key;
+    void *val;
+    while (idmap_next(&t->users, &cursor, &key, &val))
+        fn(arg, val);
+}
+
+/* The account of `user`, made on first use; NULL when out of memory. */
+static struct sess_user *user_acct(struct sess_table *t, const struct auth_user *user)
+{
+    uint64_t key = (uint64_t) (uintptr_t) user;
+    struct sess_user *u = idmap_get(&t->users, key);
+    if (u != NULL)
+        return u;
+    if ((u = calloc(1, sizeof *u)) == NULL)
+        return NULL;
+    u->user = user;
+    if (idmap_put(&t->users, key, u) != KILN_OK) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+/* sess_open without a user (tests, embedded use): a plain anonymous user. */
+static const struct auth_user default_user = {.name = "anonymous", .weight = 1};
 
 static bool random_u64(uint64_t *out)
 {
@@ -88,7 +124,12 @@ int sess_open(struct sess_table *t, const char *client, const struct auth_user *
         return proto_error_set(err, KILN_ENOMEM, "", "out of memory opening a session");
     s->id = id;
     snprintf(s->client, sizeof(s->client), "%s", client);
-    s->user = user ? user : &auth_anonymous_user;
+    s->user = user ? user : &default_user;
+    s->acct = user_acct(t, s->user);
+    if (s->acct == NULL) {
+        free(s);
+        return proto_error_set(err, KILN_ENOMEM, "", "out of memory opening a session");
+    }
     s->opened_ms = s->last_active_ms = now_ms;
     idmap_init(&s->vars);
     if (idmap_put(&t->by_id, id, s) != KILN_OK) {
@@ -97,6 +138,9 @@ int sess_open(struct sess_table *t, const char *client, const struct auth_user *
     }
     list_append(t, s);
     t->opened_total++;
+    s->number = t->opened_total;
+    s->acct->sessions++;
+    s->acct->sessions_total++;
 
     struct log_line l;
     log_begin(&l, t->log, LOG_INFO, "session opened");
@@ -134,6 +178,7 @@ void sess_close(struct sess_table *t, struct sess *s, const char *reason)
     assert(removed == s);
     (void) removed;
     list_unlink(t, s);
+    s->acct->sessions--;
 
     size_t cursor = 0;
     uint64_t key;
@@ -193,6 +238,15 @@ uint64_t sess_reap_orphans(struct sess_table *t, uint64_t now_ms, uint64_t grace
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err)
 {
     /* Written as subtractions so that nothing can wrap. */
+    struct sess_user *u = s->acct;
+    uint64_t quota = u->user->quota.host_memory;
+    if (quota != 0 && (u->mem_in_use > quota || bytes > quota - u->mem_in_use)) {
+        u->refused++;
+        return proto_error_set(err, KILN_EQUOTA, "",
+                               "%" PRIu64 " bytes would exceed user \"%s\"'s host_memory quota (%" PRIu64
+                               " of %" PRIu64 " in use by its sessions)",
+                               bytes, u->user->name, u->mem_in_use, quota);
+    }
     if (bytes > UINT64_MAX - t->mem_in_use ||
         (t->mem_budget != 0 &&
          (t->mem_in_use > t->mem_budget || bytes > t->mem_budget - t->mem_in_use)))
@@ -202,6 +256,7 @@ int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct
                                bytes, t->mem_in_use, t->mem_budget);
     t->mem_in_use += bytes;
     s->mem_in_use += bytes;
+    u->mem_in_use += bytes;
     return KILN_OK;
 }
 
@@ -212,6 +267,7 @@ void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes)
     if (bytes > s->mem_in_use)
         bytes = s->mem_in_use;
     s->mem_in_use -= bytes;
+    s->acct->mem_in_use -= bytes <= s->acct->mem_in_use ? bytes : s->acct->mem_in_use;
     t->mem_in_use -= bytes <= t->mem_in_use ? bytes : t->mem_in_use;
 }
 
@@ -243,6 +299,7 @@ int sess_var_add(struct sess_table *t, struct sess *s, uint64_t id, uint8_t dtyp
     v->bytes = SESS_VAR_OVERHEAD;
     v->id = id;
     v->session = s->id;
+    v->acct = s->acct;
     v->refs = 1;
     v->state = SESS_VAR_PENDING;
     v->dtype = dtype;
@@ -263,13 +320,17 @@ struct sess_var *sess_var_get(const struct sess *s, uint64_t id)
     return idmap_get(&s->vars, id);
 }
 
-void sess_mem_uncharge_id(struct sess_table *t, uint64_t id, uint64_t bytes)
+void sess_mem_uncharge_id(struct sess_table *t, uint64_t id, struct sess_user *acct,
+                          uint64_t bytes)
 {
     struct sess *owner = sess_find(t, id);
-    if (owner != NULL)
+    if (owner != NULL) {
         sess_mem_uncharge(t, owner, bytes);
-    else
-        t->mem_in_use -= bytes <= t->mem_in_use ? bytes : t->mem_in_use;
+        return;
+    }
+    if (acct != NULL)
+        acct->mem_in_use -= bytes <= acct->mem_in_use ? bytes : acct->mem_in_use;
+    t->mem_in_use -= bytes <= t->mem_in_use ? bytes : t->mem_in_use;
 }
 
 void sess_var_unref(struct sess_table *t, struct sess_var *v)
@@ -277,7 +338,7 @@ void sess_var_unref(struct sess_table *t, struct sess_var *v)
     assert(v->refs > 0);
     if (--v->refs > 0)
         return;
-    sess_mem_uncharge_id(t, v->session, v->bytes);
+    sess_mem_uncharge_id(t, v->session, v->acct, v->bytes);
     jit_mem_free(v->mem, v->data, v->data_len);
     jit_mem_unref(v->mem);
     free(v);

@@ -51,6 +51,7 @@ enum sess_var_state {
 struct sess_var {
     uint64_t id;
     uint64_t session; /* the owner's id; the session may be gone while steps hold this */
+    struct sess_user *acct; /* the owner's user, which outlives the session */
     uint32_t refs;
     uint8_t state; /* enum sess_var_state */
     uint8_t dtype;
@@ -65,6 +66,30 @@ struct sess_var {
     char err_msg[PROTO_MESSAGE_MAX];
 };
 
+/* What all sessions of one user hold and use together (auth.h quotas),
+ * and the scheduler's account of its share. Made when the user's first
+ * session opens and kept until the table ends (at most one per configured
+ * user, plus the anonymous one), so vars and steps that outlive their
+ * session can still return their charges to it. */
+struct sess_user {
+    const struct auth_user *user;
+    uint32_t sessions;       /* open now */
+    uint64_t sessions_total; /* opened since start */
+    uint64_t mem_in_use;     /* bytes charged by its sessions (quota host_memory) */
+    /* The executor's (exec.c). */
+    uint64_t queued;         /* steps submitted and not finished (quota queued_steps) */
+    uint64_t running;        /* of which on a worker now */
+    uint64_t vtime;          /* kernel time used / weight (ns): the fair scheduler's clock */
+    uint64_t kernel_ns;      /* kernel time its steps used since start */
+    uint64_t steps_done;     /* its steps finished (failed or not) */
+    uint64_t kernels;        /* kernel-cache misses its steps compiled (quota kernels) */
+    uint64_t compile_ns;     /* compile time of those */
+    uint64_t compile_minute;      /* the minute (loop ms / 60000) compile_now counts */
+    uint64_t compile_now_ns;      /* compile time in that minute */
+    uint64_t compile_prev_ns;     /* and in the minute before */
+    uint64_t refused;        /* requests refused over one of its quotas */
+};
+
 struct sess {
     uint64_t id;
     char client[KILN_LIMIT_NAME + 1];
@@ -76,6 +101,8 @@ struct sess {
     void *exec;               /* the executor's per-session state, or NULL */
     uint64_t steps;           /* steps submitted so far */
     const struct auth_user *user; /* who opened it (auth.h); never NULL once open */
+    struct sess_user *acct;       /* that user's account; never NULL once open */
+    uint64_t number;              /* 1, 2, ... in order of opening (STATUS shows this, not the id) */
     uint32_t pipe;            /* the connection of its latest request (0: none known) */
     uint64_t orphaned_ms;     /* loop time its connection closed; 0 while connected */
 };
@@ -92,6 +119,7 @@ typedef bool (*sess_busy_hook)(void *arg, const struct sess *s);
 
 struct sess_table {
     struct idmap by_id; /* session id -> struct sess * */
+    struct idmap users; /* (uintptr_t) auth_user -> struct sess_user * */
     struct sess *oldest, *newest;
     uint64_t opened_total;
     uint64_t mem_in_use; /* bytes charged by all sessions */
@@ -131,8 +159,6 @@ void sess_close(struct sess_table *t, struct sess *s, const char *reason);
  * ones (which count as active); returns how many were ended. */
 uint64_t sess_expire(struct sess_table *t, uint64_t now_ms, uint64_t idle_ms);
 
-/* Charge `bytes` to `s` within the budget: KILN_OK, or KILN_ENOMEM with
- * `err` filled and nothing charged. */
 /* Connection `pipe` closed: its sessions become orphans at now_ms. */
 void sess_orphan(struct sess_table *t, uint32_t pipe, uint64_t now_ms);
 
@@ -142,13 +168,20 @@ void sess_orphan(struct sess_table *t, uint32_t pipe, uint64_t now_ms);
  * keeps its session. Returns how many ended. */
 uint64_t sess_reap_orphans(struct sess_table *t, uint64_t now_ms, uint64_t grace_ms);
 
+/* Charge `bytes` to `s` within its user's host_memory quota
+ * (KILN_EQUOTA) and the daemon's budget (KILN_ENOMEM): KILN_OK, or the
+ * error with `err` filled and nothing charged. */
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err);
 /* Return bytes charged earlier. */
 void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes);
-/* Return bytes charged to session `id`: to it while it is open, to the
- * daemon's total alone once it has ended (its charges outlive it while a
- * step still holds them). */
-void sess_mem_uncharge_id(struct sess_table *t, uint64_t id, uint64_t bytes);
+/* Return bytes charged to session `id` of user `acct`: to the session
+ * while it is open, else to the user and the daemon's total alone (its
+ * charges outlive it while a step still holds them). */
+void sess_mem_uncharge_id(struct sess_table *t, uint64_t id, struct sess_user *acct,
+                          uint64_t bytes);
+
+/* Calls fn for each user account (those that ever had a session). */
+void sess_users_each(struct sess_table *t, void (*fn)(void *arg, struct sess_user *u), void *arg);
 
 static inline size_t sess_var_count(const struct sess *s)
 {

@@ -32,6 +32,7 @@ struct step_keep {
 
 struct step {
     uint64_t session; /* the owner's id */
+    struct sess_user *acct; /* the owner's user (outlives the session) */
     uint64_t number;  /* 1, 2, ... within the session */
     struct ir_graph graph;
     uint32_t nbind;
@@ -59,6 +60,8 @@ struct step {
     struct jit_mem *mem;       /* the session's buffer cache, referenced while running */
     char fallback[160];        /* why */
     uint64_t started_ns, ran_ns;
+    uint64_t est_ns;               /* kernel time charged when it started (the scheduler's guess) */
+    struct jit_run_budget budget;  /* what it may compile (its user's quotas) */
 };
 
 /* Build a step from `sub` for session `s`. On success *out is a new step

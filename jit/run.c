@@ -438,8 +438,8 @@ static int kernel_make(struct jit_runtime *rt, const char *src, struct kimpl *im
  * cache (free it after use). */
 static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *g,
                                  const struct jit_plan *p, uint32_t gi, bool *owned,
-                                 struct kimpl **impl, struct jit_run_info *info,
-                                 struct ir_error *err)
+                                 struct kimpl **impl, const struct jit_run_budget *budget,
+                                 struct jit_run_info *info, struct ir_error *err)
 {
     uint64_t key = jit_kernel_key(g, p, gi);
     uint32_t ncheck;
@@ -462,6 +462,17 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
         return found;
     }
     pthread_mutex_unlock(&rt->lock);
+
+    /* A miss costs a compile: only within the caller's budget. */
+    if (budget != NULL && info != NULL &&
+        (info->kernels_compiled >= budget->kernels || info->compile_ns >= budget->compile_ns)) {
+        free(check);
+        group_error(err, g, p, gi, KILN_EQUOTA,
+                    info->kernels_compiled >= budget->kernels ? "no kernel budget left to compile"
+                                                               : "no compile time left to compile",
+                    "");
+        return NULL;
+    }
 
     uint64_t t0 = now_ns();
     struct jit_buf src;
@@ -621,6 +632,7 @@ struct run {
     uint32_t *last; /* per node: last group reading it */
     size_t held, max;
     struct jit_mem *mem;
+    const struct jit_run_budget *budget;
     struct ir_error *err;
 };
 
@@ -731,7 +743,7 @@ static int run_group(struct run *R, uint32_t gi, struct jit_run_info *info)
         return KILN_OK;
     bool owned;
     struct kimpl *k;
-    struct kentry *ke = kernel_get(R->rt, g, p, gi, &owned, &k, info, R->err);
+    struct kentry *ke = kernel_get(R->rt, g, p, gi, &owned, &k, R->budget, info, R->err);
     if (ke == NULL)
         return R->err->code;
     uint64_t t0 = 0, ran = 0;
@@ -812,13 +824,24 @@ int jit_run(struct jit_runtime *rt, const struct ir_graph *g, const bool *is_out
             const void *const *externs, struct jit_mem *mem, size_t max_bytes, void ***out,
             struct jit_run_info *info, struct ir_error *err)
 {
+    return jit_run_budgeted(rt, g, is_output, externs, mem, max_bytes, NULL, out, info, err);
+}
+
+int jit_run_budgeted(struct jit_runtime *rt, const struct ir_graph *g, const bool *is_output,
+                     const void *const *externs, struct jit_mem *mem, size_t max_bytes,
+                     const struct jit_run_budget *budget, void ***out, struct jit_run_info *info,
+                     struct ir_error *err)
+{
+    struct jit_run_info own_info;
+    if (budget != NULL && info == NULL)
+        info = &own_info; /* the budget is counted in it */
     *out = NULL;
     memset(err, 0, sizeof *err);
     err->node = -1;
     if (info)
         memset(info, 0, sizeof *info);
     struct run R = {.rt = rt, .g = g, .is_output = is_output, .max = max_bytes, .mem = mem,
-                    .err = err};
+                    .budget = budget, .err = err};
     R.buf = calloc(g->count ? g->count : 1, sizeof(void *));
     R.own = calloc(g->count ? g->count : 1, 1);
     R.last = calloc(g->count ? g->count : 1, sizeof(uint32_t));

@@ -127,6 +127,22 @@ int jit_run(struct jit_runtime *rt, const struct ir_graph *g, const bool *is_out
             const void *const *externs, struct jit_mem *mem, size_t max_bytes, void ***out,
             struct jit_run_info *info, struct ir_error *err);
 
+/* What one run may spend compiling (a user's quotas, daemon/auth.h): a
+ * kernel-cache miss once `kernels` kernels were compiled by this run, or
+ * once its compile time reached `compile_ns`, fails the run with
+ * KILN_EQUOTA (err names the group) instead of compiling. Cache hits
+ * cost nothing. A compile may overshoot compile_ns by its own length. */
+struct jit_run_budget {
+    uint64_t kernels;
+    uint64_t compile_ns;
+};
+
+/* jit_run within `budget` (NULL: none). */
+int jit_run_budgeted(struct jit_runtime *rt, const struct ir_graph *g, const bool *is_output,
+                     const void *const *externs, struct jit_mem *mem, size_t max_bytes,
+                     const struct jit_run_budget *budget, void ***out, struct jit_run_info *info,
+                     struct ir_error *err);
+
 void jit_run_free(const struct ir_graph *g, void **out);
 
 #endif

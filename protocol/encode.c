@@ -373,6 +373,47 @@ int proto_encode_reply_hello(msgpack_sbuffer *sb, const struct proto_hello_reply
     return done(rc);
 }
 
+/* STATUS's users_total, users and sessions. */
+static int pack_status_lists(msgpack_packer *pk, const struct proto_status *s)
+{
+    uint32_t nu = s->nusers < PROTO_STATUS_LIST_MAX ? s->nusers : PROTO_STATUS_LIST_MAX;
+    uint32_t ns = s->nsessions < PROTO_STATUS_LIST_MAX ? s->nsessions : PROTO_STATUS_LIST_MAX;
+    int rc = pack_kv_u64(pk, "users_total", s->users_total);
+    rc |= proto_pack_key(pk, "users") | msgpack_pack_array(pk, nu);
+    for (uint32_t i = 0; i < nu; i++) {
+        const struct proto_status_user *u = &s->users[i];
+        rc |= msgpack_pack_map(pk, 11);
+        rc |= proto_pack_key(pk, "name") | pack_str(pk, u->name);
+        rc |= pack_kv_u64(pk, "weight", u->weight);
+        rc |= pack_kv_u64(pk, "sessions", u->sessions);
+        rc |= pack_kv_u64(pk, "queued", u->queued);
+        rc |= pack_kv_u64(pk, "running", u->running);
+        rc |= pack_kv_u64(pk, "steps", u->steps);
+        rc |= pack_kv_u64(pk, "kernel_ms", u->kernel_ms);
+        rc |= pack_kv_u64(pk, "memory", u->mem);
+        rc |= pack_kv_u64(pk, "kernels", u->kernels);
+        rc |= pack_kv_u64(pk, "compile_ms", u->compile_ms);
+        rc |= pack_kv_u64(pk, "refused", u->refused);
+    }
+    rc |= proto_pack_key(pk, "session_list") | msgpack_pack_array(pk, ns);
+    for (uint32_t i = 0; i < ns; i++) {
+        const struct proto_status_session *x = &s->session_list[i];
+        rc |= msgpack_pack_map(pk, 10);
+        rc |= pack_kv_u64(pk, "number", x->number);
+        rc |= proto_pack_key(pk, "user") | pack_str(pk, x->user);
+        rc |= proto_pack_key(pk, "client") | pack_str(pk, x->client);
+        rc |= pack_kv_u64(pk, "queued", x->queued);
+        rc |= proto_pack_key(pk, "running") |
+              (x->running ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+        rc |= pack_kv_u64(pk, "steps", x->steps);
+        rc |= pack_kv_u64(pk, "kernel_ms", x->kernel_ms);
+        rc |= pack_kv_u64(pk, "memory", x->mem);
+        rc |= pack_kv_u64(pk, "vars", x->vars);
+        rc |= pack_kv_u64(pk, "idle_ms", x->idle_ms);
+    }
+    return rc;
+}
+
 int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
 {
     uint32_t nerr = 0;
@@ -380,7 +421,7 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
         nerr += s->errors[c] != 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int rc = pack_reply_head(&pk, KILN_OK, 14);
+    int rc = pack_reply_head(&pk, KILN_OK, 14 + (s->has_lists ? 3 : 0));
     rc |= proto_pack_key(&pk, "server") | pack_str(&pk, s->server);
     rc |= pack_kv_u64(&pk, "proto_min", s->proto_min);
     rc |= pack_kv_u64(&pk, "proto_max", s->proto_max);
@@ -431,6 +472,8 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
           (s->relay_library ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
     rc |= pack_kv_u64(&pk, "runs", s->relay_runs);
     rc |= pack_kv_u64(&pk, "library_runs", s->relay_library_runs);
+    if (s->has_lists)
+        rc |= pack_status_lists(&pk, s);
     return done(rc);
 }
 

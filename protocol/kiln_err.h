@@ -30,6 +30,7 @@ typedef enum kiln_err {
     KILN_EINTERNAL = 16,     /* a bug in kilnd: please report it */
     KILN_EEXEC = 17,         /* a step failed while running (names the node and op) */
     KILN_ENOTREADY = 18,     /* a fetched value was not ready within the timeout */
+    KILN_EQUOTA = 19,        /* the user's quota (auth.h) does not allow it */
     KILN_ERR_WIRE_COUNT,     /* first unused wire code; not itself an error */
 
     /* Client-side codes: never sent by a daemon. */

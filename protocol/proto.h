@@ -260,6 +260,40 @@ struct proto_hello_reply {
     struct proto_limits limits;
 };
 
+/* STATUS's `users` and `sessions` lists hold at most this many entries
+ * each (the busiest); `users_total` and `sessions` give the full counts. */
+#define PROTO_STATUS_LIST_MAX 32
+
+/* One user in STATUS (the fair scheduler's and the quotas' view). */
+struct proto_status_user {
+    char name[KILN_LIMIT_NAME + 1];
+    uint64_t weight;
+    uint64_t sessions;   /* open now */
+    uint64_t queued;     /* steps submitted and not finished (running included) */
+    uint64_t running;    /* steps on a worker now */
+    uint64_t steps;      /* steps finished since start */
+    uint64_t kernel_ms;  /* kernel time its steps used since start */
+    uint64_t mem;        /* bytes its sessions hold */
+    uint64_t kernels;    /* kernels its steps compiled */
+    uint64_t compile_ms; /* their compile time */
+    uint64_t refused;    /* requests refused over its quotas */
+};
+
+/* One session in STATUS. Sessions are shown by number (the order they
+ * opened), never by id: an id is what lets a client act on a session. */
+struct proto_status_session {
+    uint64_t number;
+    char user[KILN_LIMIT_NAME + 1];
+    char client[KILN_LIMIT_NAME + 1];
+    uint64_t queued;    /* steps waiting (not running) */
+    bool running;       /* a step on a worker now */
+    uint64_t steps;     /* steps submitted */
+    uint64_t kernel_ms; /* kernel time its steps used */
+    uint64_t mem;       /* bytes it holds */
+    uint64_t vars;      /* vars it keeps */
+    uint64_t idle_ms;   /* since its latest request */
+};
+
 struct proto_status {
     char server[KILN_LIMIT_NAME + 1]; /* "kilnd 0.1.0" */
     uint32_t proto_min, proto_max;
@@ -303,6 +337,13 @@ struct proto_status {
     bool relay_library;         /* oneDNN serves them */
     uint64_t relay_runs;        /* relay nodes run */
     uint64_t relay_library_runs; /* of which by the library */
+    /* Users and sessions (optional: a daemon sends them to clients on a
+     * local socket only). Decoded lists are owned by the reply. */
+    uint64_t users_total;            /* users with an account (ever had a session) */
+    uint32_t nusers, nsessions;      /* <= PROTO_STATUS_LIST_MAX each */
+    struct proto_status_user *users;
+    struct proto_status_session *session_list;
+    bool has_lists;                  /* the reply carried them */
 };
 
 struct proto_cancel_reply {

@@ -106,6 +106,76 @@ static int decode_hello(struct proto_hello_reply *r, const msgpack_object *b,
     return KILN_OK;
 }
 
+/* STATUS's optional users and sessions lists. */
+static int decode_status_lists(struct proto_status *s, const msgpack_object *b,
+                               struct proto_error *err)
+{
+    const msgpack_object *us = proto_map_get(b, "users"), *ss = proto_map_get(b, "session_list");
+    if (us == NULL && ss == NULL)
+        return KILN_OK;
+    if (us == NULL || ss == NULL || us->type != MSGPACK_OBJECT_ARRAY ||
+        ss->type != MSGPACK_OBJECT_ARRAY || us->via.array.size > PROTO_STATUS_LIST_MAX ||
+        ss->via.array.size > PROTO_STATUS_LIST_MAX)
+        return proto_error_set(err, P, "body.users",
+                               "body.users and body.session_list must be arrays of at most %d "
+                               "entries, given together",
+                               PROTO_STATUS_LIST_MAX);
+    int rc = get_u64(b, "users_total", "body.users_total", &s->users_total, err);
+    if (rc != KILN_OK)
+        return rc;
+    uint32_t nu = us->via.array.size, ns = ss->via.array.size;
+    s->users = calloc(nu ? nu : 1, sizeof(*s->users));
+    s->session_list = calloc(ns ? ns : 1, sizeof(*s->session_list));
+    s->has_lists = true;
+    if (s->users == NULL || s->session_list == NULL)
+        return proto_error_set(err, KILN_ENOMEM, "body.users", "out of memory for the lists");
+    char f[PROTO_FIELD_MAX];
+    for (uint32_t i = 0; i < nu; i++) {
+        const msgpack_object *m = &us->via.array.ptr[i];
+        struct proto_status_user *u = &s->users[i];
+        snprintf(f, sizeof f, "body.users[%u]", i);
+        if (m->type != MSGPACK_OBJECT_MAP)
+            return proto_error_set(err, P, f, "%s must be a map", f);
+        if ((rc = proto_get_str_trunc(proto_map_get(m, "name"), f, u->name, sizeof u->name, P,
+                                      err)) != KILN_OK ||
+            (rc = get_u64(m, "weight", f, &u->weight, err)) != KILN_OK ||
+            (rc = get_u64(m, "sessions", f, &u->sessions, err)) != KILN_OK ||
+            (rc = get_u64(m, "queued", f, &u->queued, err)) != KILN_OK ||
+            (rc = get_u64(m, "running", f, &u->running, err)) != KILN_OK ||
+            (rc = get_u64(m, "steps", f, &u->steps, err)) != KILN_OK ||
+            (rc = get_u64(m, "kernel_ms", f, &u->kernel_ms, err)) != KILN_OK ||
+            (rc = get_u64(m, "memory", f, &u->mem, err)) != KILN_OK ||
+            (rc = get_u64(m, "kernels", f, &u->kernels, err)) != KILN_OK ||
+            (rc = get_u64(m, "compile_ms", f, &u->compile_ms, err)) != KILN_OK ||
+            (rc = get_u64(m, "refused", f, &u->refused, err)) != KILN_OK)
+            return rc;
+        s->nusers = i + 1;
+    }
+    for (uint32_t i = 0; i < ns; i++) {
+        const msgpack_object *m = &ss->via.array.ptr[i];
+        struct proto_status_session *x = &s->session_list[i];
+        snprintf(f, sizeof f, "body.session_list[%u]", i);
+        if (m->type != MSGPACK_OBJECT_MAP)
+            return proto_error_set(err, P, f, "%s must be a map", f);
+        if ((rc = get_u64(m, "number", f, &x->number, err)) != KILN_OK ||
+            (rc = proto_get_str_trunc(proto_map_get(m, "user"), f, x->user, sizeof x->user, P,
+                                      err)) != KILN_OK ||
+            (rc = proto_get_str_trunc(proto_map_get(m, "client"), f, x->client, sizeof x->client,
+                                      P, err)) != KILN_OK ||
+            (rc = get_u64(m, "queued", f, &x->queued, err)) != KILN_OK ||
+            (rc = proto_get_bool(proto_map_get(m, "running"), f, &x->running, P, err)) !=
+                KILN_OK ||
+            (rc = get_u64(m, "steps", f, &x->steps, err)) != KILN_OK ||
+            (rc = get_u64(m, "kernel_ms", f, &x->kernel_ms, err)) != KILN_OK ||
+            (rc = get_u64(m, "memory", f, &x->mem, err)) != KILN_OK ||
+            (rc = get_u64(m, "vars", f, &x->vars, err)) != KILN_OK ||
+            (rc = get_u64(m, "idle_ms", f, &x->idle_ms, err)) != KILN_OK)
+            return rc;
+        s->nsessions = i + 1;
+    }
+    return KILN_OK;
+}
+
 static int decode_status(struct proto_status *s, const msgpack_object *b, struct proto_error *err)
 {
     uint64_t vmin = 0, vmax = 0;
@@ -195,7 +265,7 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
                 s->errors[c] = v->via.u64;
         }
     }
-    return KILN_OK;
+    return decode_status_lists(s, b, err);
 }
 
 static int decode_submit(struct proto_submit_reply *r, const msgpack_object *b,
@@ -385,6 +455,10 @@ void proto_reply_fini(struct proto_reply *rep)
         free(rep->u.fetch.vars);
     if (rep->kind == PROTO_SUBMIT && rep->code == KILN_OK)
         free(rep->u.submit.warnings);
+    if (rep->kind == PROTO_STATUS && rep->code == KILN_OK) {
+        free(rep->u.status.users);
+        free(rep->u.status.session_list);
+    }
     if (rep->has_unpacked)
         msgpack_unpacked_destroy(&rep->unpacked);
     memset(rep, 0, sizeof(*rep));

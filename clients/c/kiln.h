@@ -132,6 +132,39 @@ struct kiln_session {
     struct kiln_limits limits;
 };
 
+/* STATUS's lists of users and sessions hold at most this many each. */
+#define KILN_STATUS_LIST_MAX 32
+
+/* One user, as STATUS reports it (the busiest first). */
+struct kiln_status_user {
+    char name[KILN_NAME_MAX + 1];
+    uint64_t weight;     /* its share of the workers when they are contended */
+    uint64_t sessions;   /* open now */
+    uint64_t queued;     /* steps submitted and not finished */
+    uint64_t running;    /* of which on a worker now */
+    uint64_t steps;      /* steps finished since the daemon started */
+    uint64_t kernel_ms;  /* kernel time its steps used */
+    uint64_t memory;     /* bytes its sessions hold */
+    uint64_t kernels;    /* kernels its steps compiled */
+    uint64_t compile_ms; /* their compile time */
+    uint64_t refused;    /* requests refused over its quotas */
+};
+
+/* One session, as STATUS reports it: by number (order of opening), never
+ * by id. */
+struct kiln_status_session {
+    uint64_t number;
+    char user[KILN_NAME_MAX + 1];
+    char client[KILN_NAME_MAX + 1];
+    uint64_t queued;    /* steps waiting */
+    bool running;       /* a step on a worker now */
+    uint64_t steps;     /* steps submitted */
+    uint64_t kernel_ms; /* kernel time its steps used */
+    uint64_t memory;    /* bytes it holds */
+    uint64_t vars;      /* vars it keeps */
+    uint64_t idle_ms;   /* since its latest request */
+};
+
 /* Daemon-wide counters, as STATUS reports them. */
 struct kiln_status {
     char server[KILN_NAME_MAX + 1];
@@ -172,6 +205,13 @@ struct kiln_status {
     bool relay_library;            /* matmul and conv2d run in oneDNN */
     uint64_t relay_runs;           /* relay nodes (matmul, conv2d...) run */
     uint64_t relay_library_runs;   /* of which by the library */
+    /* Users and sessions: a daemon lists them for clients on its local
+     * socket only (has_lists false otherwise, and from older daemons). */
+    bool has_lists;
+    uint64_t users_total; /* users the daemon has seen */
+    uint32_t nusers, nsessions;
+    struct kiln_status_user users[KILN_STATUS_LIST_MAX];
+    struct kiln_status_session session_list[KILN_STATUS_LIST_MAX];
 };
 
 typedef struct kiln_conn kiln_conn;

@@ -76,6 +76,40 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
     st->relay_library = s->relay_library;
     st->relay_runs = s->relay_runs;
     st->relay_library_runs = s->relay_library_runs;
+    st->has_lists = s->has_lists;
+    st->users_total = s->users_total;
+    _Static_assert(KILN_STATUS_LIST_MAX == PROTO_STATUS_LIST_MAX, "one list size");
+    st->nusers = s->nusers;
+    for (uint32_t i = 0; i < s->nusers; i++) {
+        const struct proto_status_user *u = &s->users[i];
+        struct kiln_status_user *d = &st->users[i];
+        memcpy(d->name, u->name, sizeof(d->name));
+        d->weight = u->weight;
+        d->sessions = u->sessions;
+        d->queued = u->queued;
+        d->running = u->running;
+        d->steps = u->steps;
+        d->kernel_ms = u->kernel_ms;
+        d->memory = u->mem;
+        d->kernels = u->kernels;
+        d->compile_ms = u->compile_ms;
+        d->refused = u->refused;
+    }
+    st->nsessions = s->nsessions;
+    for (uint32_t i = 0; i < s->nsessions; i++) {
+        const struct proto_status_session *x = &s->session_list[i];
+        struct kiln_status_session *d = &st->session_list[i];
+        d->number = x->number;
+        memcpy(d->user, x->user, sizeof(d->user));
+        memcpy(d->client, x->client, sizeof(d->client));
+        d->queued = x->queued;
+        d->running = x->running;
+        d->steps = x->steps;
+        d->kernel_ms = x->kernel_ms;
+        d->memory = x->mem;
+        d->vars = x->vars;
+        d->idle_ms = x->idle_ms;
+    }
     client_reply_fini(&r);
     return KILN_OK;
 }

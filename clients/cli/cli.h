@@ -46,6 +46,7 @@ void cli_report(const char *what, const struct kiln_error *e);
 int cli_cmd_ping(const struct cli_opts *o, int argc, char **argv);
 int cli_cmd_status(const struct cli_opts *o, int argc, char **argv);
 int cli_cmd_submit(const struct cli_opts *o, int argc, char **argv);
+int cli_cmd_top(const struct cli_opts *o, int argc, char **argv);
 
 /* ---- names (names.c) ---- */
 

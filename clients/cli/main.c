@@ -24,6 +24,9 @@ static void usage(FILE *f)
           "commands:\n"
           "  ping [-c COUNT] [-i MS]  round trips to the daemon, with their times\n"
           "  status [--json]          the daemon's counters, as a table or as JSON\n"
+          "  top [--interval SECS] [--count N]\n"
+          "                           live view: users, sessions, step rates, kernel time\n"
+          "                           shares, memory, compile activity (every 2 s)\n"
           "  submit FILE.json [--fetch ID,...] [--wait MS]\n"
           "                           run the graph in FILE (\"-\": stdin) as one step, then\n"
           "                           fetch the vars that --fetch or the file's \"fetch\" names,\n"
@@ -173,6 +176,8 @@ int main(int argc, char **argv)
         return cli_cmd_ping(&o, cargc, cargv);
     if (strcmp(cmd, "status") == 0)
         return cli_cmd_status(&o, cargc, cargv);
+    if (strcmp(cmd, "top") == 0)
+        return cli_cmd_top(&o, cargc, cargv);
     if (strcmp(cmd, "submit") == 0)
         return cli_cmd_submit(&o, cargc, cargv);
     if (strcmp(cmd, "version") == 0)

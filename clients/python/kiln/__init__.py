@@ -20,7 +20,7 @@ from .dtypes import dtype, bool_, int8, uint8, int32, int64, float32, float64
 from .errors import (KilnError, ProtocolError, DaemonTypeError, LimitError,
                      InvalidValueError, VersionError, SessionError, AuthError, NotFoundError,
                      OutOfMemoryError, BusyError, UnsupportedError, ShutdownError, InternalError,
-                     ExecError, NotReadyError, ConnectError, TimedOutError, ClosedError,
+                     ExecError, NotReadyError, QuotaError, ConnectError, TimedOutError, ClosedError,
                      TransportError, ArgumentError)
 from .embedded import DaemonNotFoundError
 from .connection import Connection

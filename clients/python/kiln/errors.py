@@ -34,6 +34,7 @@ SHUTDOWN = 15
 INTERNAL = 16
 EXEC = 17
 NOTREADY = 18
+QUOTA = 19
 CONNECT = 100
 TIMEDOUT = 101
 CLOSED = 102
@@ -46,7 +47,7 @@ NAMES = {
     LIMIT: "LIMIT", VALUE: "VALUE", KIND: "KIND", VERSION: "VERSION", SESSION: "SESSION",
     AUTH: "AUTH", NOTFOUND: "NOTFOUND", NOMEM: "NOMEM", BUSY: "BUSY",
     UNSUPPORTED: "UNSUPPORTED", SHUTDOWN: "SHUTDOWN", INTERNAL: "INTERNAL", EXEC: "EXEC",
-    NOTREADY: "NOTREADY", CONNECT: "CONNECT", TIMEDOUT: "TIMEDOUT", CLOSED: "CLOSED",
+    NOTREADY: "NOTREADY", QUOTA: "QUOTA", CONNECT: "CONNECT", TIMEDOUT: "TIMEDOUT", CLOSED: "CLOSED",
     IO: "IO", PROTO: "PROTO", ARG: "ARG",
 }
 
@@ -143,6 +144,12 @@ class NotReadyError(KilnError, TimeoutError):
     code = NOTREADY
 
 
+class QuotaError(KilnError):
+    """QUOTA: the user's quota (set by the daemon's operator) does not allow
+    the request; the message names the quota."""
+    code = QUOTA
+
+
 class ConnectError(KilnError, ConnectionError):
     """CONNECT: no daemon answers at the address, or none could be started."""
     code = CONNECT
@@ -172,7 +179,7 @@ _BY_CODE = {
     VERSION: VersionError, SESSION: SessionError, AUTH: AuthError, NOTFOUND: NotFoundError,
     NOMEM: OutOfMemoryError, BUSY: BusyError, UNSUPPORTED: UnsupportedError,
     SHUTDOWN: ShutdownError, INTERNAL: InternalError, EXEC: ExecError,
-    NOTREADY: NotReadyError, CONNECT: ConnectError, TIMEDOUT: TimedOutError,
+    NOTREADY: NotReadyError, QUOTA: QuotaError, CONNECT: ConnectError, TIMEDOUT: TimedOutError,
     CLOSED: ClosedError, IO: TransportError, PROTO: ProtocolError, ARG: ArgumentError,
 }
 

@@ -110,6 +110,9 @@ def _decode_hello(b):
     return out
 
 
+STATUS_LIST_MAX = 32  # entries in STATUS's users and session_list (PROTO_STATUS_LIST_MAX)
+
+
 def _decode_status(b):
     out = {"server": _str(b, "server", "body.server")}
     for k in ("proto_min", "proto_max", "uptime_ms", "sessions", "sessions_total",
@@ -153,6 +156,43 @@ def _decode_status(b):
                              for k in ("runs", "library_runs") if k in r}
             jit["relays"]["library"] = bool(r.get("library", False))
     out["jit"] = jit
+    # Users and sessions: sent to clients on the daemon's local socket only.
+    if "users" in b or "session_list" in b:
+        out["users_total"] = _uint(b, "users_total", "body.users_total")
+        out["users"] = [_status_entry(b, "users", i, m, _USER_FIELDS)
+                        for i, m in enumerate(_list(b, "users"))]
+        out["session_list"] = [_status_entry(b, "session_list", i, m, _SESSION_FIELDS)
+                               for i, m in enumerate(_list(b, "session_list"))]
+    return out
+
+
+_USER_FIELDS = {"name": str, "weight": int, "sessions": int, "queued": int, "running": int,
+                "steps": int, "kernel_ms": int, "memory": int, "kernels": int,
+                "compile_ms": int, "refused": int}
+_SESSION_FIELDS = {"number": int, "user": str, "client": str, "queued": int, "running": bool,
+                   "steps": int, "kernel_ms": int, "memory": int, "vars": int, "idle_ms": int}
+
+
+def _list(b, key):
+    v = b.get(key)
+    if not isinstance(v, list) or len(v) > STATUS_LIST_MAX:
+        raise _bad("body." + key, f"body.{key} must be an array of at most {STATUS_LIST_MAX}")
+    return v
+
+
+def _status_entry(b, key, i, m, fields):
+    path = f"body.{key}[{i}]"
+    if not isinstance(m, dict):
+        raise _bad(path, f"{path} must be a map")
+    out = {}
+    for k, t in fields.items():
+        v = m.get(k)
+        if t is int:
+            out[k] = _uint(m, k, f"{path}.{k}")
+        elif not isinstance(v, t):
+            raise _bad(f"{path}.{k}", f"{path}.{k} must be a {t.__name__}")
+        else:
+            out[k] = v
     return out
 
 
