@@ -2,8 +2,10 @@
  *
  * Everything else lives in the kiln_daemon library so that tests can link
  * it; this file only parses the command line and runs the daemon. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "config.h"
 #include "auth.h"
@@ -13,6 +15,20 @@ int main(int argc, char **argv)
 {
     /* A client that hangs up mid-reply must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
+    /* A long-running server gives memory back: buffers of 256 KiB and up
+     * (tensors, messages) are mapped on their own and unmapped when freed.
+     * Setting the threshold turns off glibc's habit of raising it after
+     * each big free, which would keep the next big buffers in the heap,
+     * out of reach of the OS, after the client that needed them is gone. */
+    /* Few arenas: with one per thread (NNG's, the workers', the kernel
+     * pool's) freed memory scatters over many heaps that each keep some.
+     * An operator's MALLOC_* environment variables win. */
+    if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL)
+        mallopt(M_MMAP_THRESHOLD, 256 << 10);
+    if (getenv("MALLOC_TRIM_THRESHOLD_") == NULL)
+        mallopt(M_TRIM_THRESHOLD, 1 << 20);
+    if (getenv("MALLOC_ARENA_MAX") == NULL)
+        mallopt(M_ARENA_MAX, 4);
 
     struct cfg cfg;
     switch (cfg_parse(&cfg, argc, argv, stdout, stderr)) {
