@@ -59,6 +59,7 @@ struct step {
     struct jit_mem *mem;       /* the session's buffer cache, referenced while running */
     char fallback[160];        /* why */
     uint64_t started_ns, ran_ns;
+    struct spill_step *spill;  /* its pinned inputs and those read back from disk (spill.h) */
 };
 
 /* Build a step from `sub` for session `s`. On success *out is a new step
