@@ -132,6 +132,21 @@ struct kiln_session {
     struct kiln_limits limits;
 };
 
+#define KILN_TIERS_MAX 4 /* memory tiers STATUS may report */
+
+/* One memory tier (host, then disk; a device tier will come first). The
+ * counters count tensors and bytes moved out of it to the tier below
+ * (spills) and back in (restores). */
+struct kiln_tier {
+    char name[16];           /* "host", "disk" */
+    uint64_t in_use;         /* bytes held in the tier */
+    uint64_t limit;          /* bytes allowed; 0: no limit */
+    uint64_t moving;         /* bytes being written out of it now */
+    uint64_t spills, spilled_bytes, spill_ms;
+    uint64_t restores, restored_bytes, restore_ms;
+    uint64_t refused;        /* requests refused with KILN_ENOMEM after spilling */
+};
+
 /* Daemon-wide counters, as STATUS reports them. */
 struct kiln_status {
     char server[KILN_NAME_MAX + 1];
@@ -172,6 +187,9 @@ struct kiln_status {
     bool relay_library;            /* matmul and conv2d run in oneDNN */
     uint64_t relay_runs;           /* relay nodes (matmul, conv2d...) run */
     uint64_t relay_library_runs;   /* of which by the library */
+    /* Memory tiers (none from a daemon that does not report them). */
+    uint32_t ntiers;
+    struct kiln_tier tiers[KILN_TIERS_MAX];
 };
 
 typedef struct kiln_conn kiln_conn;
