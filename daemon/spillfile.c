@@ -134,6 +134,8 @@ static int grow_file(struct spill_file *f, uint64_t grow)
 
 int spill_file_alloc(struct spill_file *f, uint64_t len, uint64_t *off)
 {
+    if (len == 0)
+        return EINVAL;
     len = spill_file_extent_len(len);
     if (len == 0)
         return EFBIG;
@@ -171,6 +173,8 @@ done:
 void spill_file_release(struct spill_file *f, uint64_t off, uint64_t len)
 {
     len = spill_file_extent_len(len);
+    if (len == 0)
+        return; /* nothing was allocated (alloc refuses 0 bytes) */
     f->used -= len <= f->used ? len : f->used;
     if (free_insert(f, off, len) != 0)
         return; /* out of memory for the list: the extent is lost until the file empties */

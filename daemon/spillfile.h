@@ -48,7 +48,7 @@ int spill_file_open(struct spill_file *f, const char *dir, uint64_t cap, char *w
 /* Close it (its blocks go back to the file system). Safe on a zeroed struct. */
 void spill_file_close(struct spill_file *f);
 
-/* An extent of at least `len` bytes (len > 0) at *off. Returns 0, EFBIG
+/* An extent of at least `len` bytes at *off. Returns 0, EINVAL for 0, EFBIG
  * when the file would pass its cap, ENOSPC when the disk is full, ENOMEM,
  * or another errno from fallocate/ftruncate. */
 int spill_file_alloc(struct spill_file *f, uint64_t len, uint64_t *off);
