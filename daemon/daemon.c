@@ -353,7 +353,8 @@ static void exit_at_once(int signum)
 static void stop(struct kilnd *kd)
 {
     wd_stop(&kd->watchdog);
-    exec_stop(&kd->exec);
+    if (kd->exec.sessions != NULL) /* a start that failed before exec_init left it zeroed */
+        exec_stop(&kd->exec);
     srv_fini(&kd->srv);
     uv_walk(&kd->loop, close_handle, NULL);
     signal(SIGTERM, exit_at_once);
