@@ -241,6 +241,8 @@ uint64_t spill_make_room(struct spill *sp, uint64_t need)
 struct spill_load {
     uint32_t k; /* its EXTERN slot */
     struct sess_var *v;
+    uint64_t id, off, len; /* copied: the worker reads nothing of the var */
+    int64_t dup;           /* >= 0: the same var as l[dup] (bound twice): no read */
     void *buf;
     int err; /* errno of a failed read; ENOMEM: no buffer */
 };
@@ -292,7 +294,7 @@ int spill_step_start(struct spill *sp, struct step *st, uint64_t reserved, struc
     uint32_t nload = 0;
     for (uint32_t k = 0; k < st->nbind; k++) {
         st->bind[k]->spill.pins++; /* first, so that charges below spill none of them */
-        nload += st->bind[k]->spill.where == SPILL_DISK;
+        nload += st->bind[k]->spill.where == SPILL_DISK; /* bound twice: counted twice */
     }
     struct spill_step *ss = calloc(1, sizeof(*ss) + nload * sizeof(ss->l[0]));
     uint8_t *was = calloc(st->nbind ? st->nbind : 1, 1);
@@ -310,7 +312,18 @@ int spill_step_start(struct spill *sp, struct step *st, uint64_t reserved, struc
         was[k] = v->spill.where;
         if (was[k] == SPILL_RAM)
             continue;
-        if (was[k] == SPILL_LOADING) { /* one running step per session: never */
+        if (was[k] == SPILL_LOADING) {
+            /* Bound twice by this step: read once. (Another running step
+             * reading it back cannot be: one step per session runs.) */
+            int64_t first = -1;
+            for (uint32_t i = 0; i < ss->n && first < 0; i++)
+                if (ss->l[i].v == v && ss->l[i].dup < 0)
+                    first = i;
+            if (first >= 0) {
+                was[k] = SPILL_RAM; /* nothing of its own to undo */
+                ss->l[ss->n++] = (struct spill_load){.k = k, .v = v, .dup = first};
+                continue;
+            }
             step_unwind(sp, st, k, was);
             free(ss);
             free(was);
@@ -341,7 +354,8 @@ int spill_step_start(struct spill *sp, struct step *st, uint64_t reserved, struc
             st->inputs[k] = v->data;
         } else {
             v->spill.where = SPILL_LOADING;
-            ss->l[ss->n++] = (struct spill_load){.k = k, .v = v};
+            ss->l[ss->n++] = (struct spill_load){
+                .k = k, .v = v, .id = v->id, .off = v->spill.off, .len = v->data_len, .dup = -1};
         }
     }
     free(was);
@@ -366,16 +380,19 @@ int spill_step_load(struct step *st)
     uint64_t t0 = uv_hrtime();
     for (uint32_t i = 0; i < ss->n; i++) {
         struct spill_load *l = &ss->l[i];
-        l->buf = jit_mem_alloc(st->mem, l->v->data_len);
-        l->err = l->buf == NULL ? ENOMEM
-                                : spill_file_read(ss->fd, l->v->spill.off, l->buf, l->v->data_len);
+        if (l->dup >= 0) {
+            st->inputs[l->k] = ss->l[l->dup].buf;
+            continue;
+        }
+        l->buf = jit_mem_alloc(st->mem, l->len);
+        l->err = l->buf == NULL ? ENOMEM : spill_file_read(ss->fd, l->off, l->buf, l->len);
         if (l->err != 0) {
-            jit_mem_free(st->mem, l->buf, l->v->data_len);
+            jit_mem_free(st->mem, l->buf, l->len);
             l->buf = NULL;
             st->rc = l->err == ENOMEM ? KILN_ENOMEM : KILN_EINTERNAL;
             st->ierr.node = -1;
             snprintf(st->ierr.message, sizeof st->ierr.message,
-                     "cannot read input var %" PRIu64 " back from the spill file: %s", l->v->id,
+                     "cannot read input var %" PRIu64 " back from the spill file: %s", l->id,
                      strerror(l->err));
             break;
         }
@@ -393,6 +410,8 @@ void spill_step_done(struct spill *sp, struct step *st)
     for (uint32_t i = 0; i < ss->n; i++) {
         struct spill_load *l = &ss->l[i];
         struct sess_var *v = l->v;
+        if (l->dup >= 0)
+            continue;
         if (l->buf != NULL) {
             spill_file_release(&sp->file, v->spill.off, v->data_len);
             v->data = l->buf;

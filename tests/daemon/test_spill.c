@@ -238,16 +238,16 @@ START_TEST(step_reads_back_pinned_inputs)
     struct step st;
     memset(&st, 0, sizeof(st));
     ir_graph_init(&st.graph);
-    struct sess_var *bind[2] = {v[0], v[1]};
-    const void *inputs[2] = {v[0]->data, v[1]->data};
+    struct sess_var *bind[3] = {v[0], v[1], v[0]}; /* v[0] bound twice: read once */
+    const void *inputs[3] = {v[0]->data, v[1]->data, v[0]->data};
     st.bind = bind;
-    st.nbind = 2;
+    st.nbind = 3;
     st.inputs = inputs;
     st.session = fx.s->id;
     st.number = 1;
     struct proto_error err;
     ck_assert_int_eq(spill_step_start(&fx.sp, &st, 0, &err), KILN_OK);
-    ck_assert_int_eq(v[0]->spill.pins, 1);
+    ck_assert_int_eq(v[0]->spill.pins, 2);
     ck_assert_int_eq(v[0]->spill.where, SPILL_LOADING);
     /* A FETCH of a var being read back for a step waits for it. */
     uint64_t ids[1] = {20};
@@ -258,7 +258,10 @@ START_TEST(step_reads_back_pinned_inputs)
     ck_assert_int_ne(v[1]->spill.where, SPILL_WRITING);
     ck_assert_int_eq(spill_step_load(&st), KILN_OK);
     ck_assert_ptr_nonnull(st.inputs[0]);
+    ck_assert_ptr_eq(st.inputs[2], st.inputs[0]);
+    ck_assert_uint_eq(fx.sp.host.restores, 0); /* counted when the step is back */
     spill_step_done(&fx.sp, &st);
+    ck_assert_uint_eq(fx.sp.host.restores, 2);
     ck_assert_ptr_null(st.spill);
     ck_assert_int_eq(v[0]->spill.pins, 0);
     ck_assert_int_eq(v[0]->spill.where, SPILL_RAM);
