@@ -9,6 +9,7 @@
  * finish closing them, free the sessions, and finally nng_fini() so that
  * NNG's threads are gone before exit (leak checkers see nothing). A second
  * signal skips all that and exits at once. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -262,6 +263,10 @@ static bool start(struct kilnd *kd)
     };
     if (spill_init(&kd->spill, &kd->sessions, &kd->loop, &kd->log, &so) != 0)
         return false;
+    /* Spilled tensors must leave the process, not glibc's heap (spill.h
+     * rule 3); an operator's own MALLOC_MMAP_THRESHOLD_ wins. */
+    if (kd->spill.on && getenv("MALLOC_MMAP_THRESHOLD_") == NULL)
+        mallopt(M_MMAP_THRESHOLD, SPILL_MMAP_THRESHOLD);
     if (srv_init(&kd->srv, &kd->loop, &kd->log, cfg->max_message, disp_request, &kd->disp) != 0)
         return false;
     srv_on_gone(&kd->srv, on_gone, kd);
