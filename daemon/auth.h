@@ -24,8 +24,10 @@
  * user's own `quota` overrides it field by field. A missing field or 0
  * means no limit. Fields (sizes are integers or strings with a K, M or G
  * suffix, binary multiples):
- *   host_memory            bytes of tensors and queued uploads in host
- *                          memory (and in the spill file behind it)
+ *   host_memory            bytes of tensors and queued uploads its
+ *                          sessions hold in host memory (tensors spilled
+ *                          to disk under the daemon's budget do not count
+ *                          until they come back)
  *   device_memory          bytes on accelerators (enforced by the device
  *                          tier; no effect on a CPU-only daemon)
  *   queued_steps           steps submitted and not yet finished

@@ -30,6 +30,13 @@ static const char usage[] =
     "  --idle-timeout SECS   end sessions idle this long (default: 600)\n"
     "  --memory-budget BYTES bytes all sessions may hold; K, M, G suffixes;\n"
     "                        0 = no budget (default: 0)\n"
+    "  --spill-dir DIR       with a memory budget, tensors used longest ago move to\n"
+    "                        an unnamed file in DIR when the budget is full, and\n"
+    "                        come back when used. Default: $TMPDIR/kiln-spill-UID,\n"
+    "                        else /var/tmp/kiln-spill-UID (made 0700)\n"
+    "  --spill-max BYTES     bytes the spill file may hold; 0 = no spilling (an\n"
+    "                        over-budget request fails with ENOMEM). Default: 4\n"
+    "                        times the budget, at most 64G and half the free disk\n"
     "  --max-message BYTES   largest message accepted; a peer sending more is\n"
     "                        disconnected (default and maximum: 256M)\n"
     "  --executor KIND       jit (fused kernels compiled with libtcc; default) or\n"
@@ -65,7 +72,7 @@ static const char usage[] =
     "address is in use), 2 on bad flags.\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_SPILL_DIR, OPT_SPILL_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -80,6 +87,8 @@ static const struct option options[] = {
     {"cc-threshold", required_argument, NULL, OPT_CC_THRESHOLD},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"cache-max", required_argument, NULL, OPT_CACHE_MAX},
+    {"spill-dir", required_argument, NULL, OPT_SPILL_DIR},
+    {"spill-max", required_argument, NULL, OPT_SPILL_MAX},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"allow-anonymous", no_argument, NULL, OPT_ALLOW_ANON},
     {"hash-token", no_argument, NULL, OPT_HASH_TOKEN},
@@ -155,6 +164,7 @@ static void set_defaults(struct cfg *cfg)
         .mem_budget = 0,
         .max_message = KILN_LIMIT_MESSAGE_BYTES,
         .cc_threshold_ms = CFG_CC_THRESHOLD_DEFAULT_MS,
+        .spill_max = CFG_SPILL_MAX_AUTO,
     };
 }
 
@@ -239,6 +249,18 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
         if (!cfg_parse_bytes(arg, &v) || v < (1u << 20))
             return bad_value(err, "--cache-max", arg, "bytes, at least 1M (K, M, G suffixes)");
         cfg->cache_max = v;
+        return true;
+    case OPT_SPILL_MAX:
+        /* 0 turns spilling off; otherwise at least one block. */
+        if (!cfg_parse_bytes(arg, &v) || (v != 0 && v < 4096) || v == CFG_SPILL_MAX_AUTO)
+            return bad_value(err, "--spill-max", arg, "0 (off) or bytes, at least 4K (K, M, G "
+                                                      "suffixes)");
+        cfg->spill_max = v;
+        return true;
+    case OPT_SPILL_DIR:
+        if (arg[0] == '\0')
+            return bad_value(err, "--spill-dir", "\"\"", "a directory");
+        cfg->spill_dir = arg;
         return true;
     case OPT_CACHE_DIR:
         if (arg[0] == '\0')

@@ -22,6 +22,7 @@
 #define CFG_MAX_MESSAGE_MIN        1024 /* enough for any request of this issue */
 #define CFG_CC_THRESHOLD_DEFAULT_MS 50
 #define CFG_CC_THRESHOLD_MAX_MS     (24 * 3600 * 1000) /* a day of one kernel's run time */
+#define CFG_SPILL_MAX_AUTO          UINT64_MAX /* --spill-max not given: spill.h's default */
 
 struct cfg {
     const char **listen; /* addresses; none given: the default ipc:// socket */
@@ -40,6 +41,8 @@ struct cfg {
     const char *cache_dir;    /* --cache-dir: compiled kernels on disk; NULL: the default */
     uint64_t cache_max;       /* --cache-max: bytes the disk cache may take; 0: 1 GiB */
     uint64_t cc_threshold_ms; /* --cc-threshold: kernel run time before a cc recompile */
+    const char *spill_dir;    /* --spill-dir: where tensors spill; NULL: the default */
+    uint64_t spill_max;       /* --spill-max: bytes spilled at most; 0: off; CFG_SPILL_MAX_AUTO */
 };
 
 enum cfg_result {

@@ -24,6 +24,7 @@
 #include "watchdog.h"
 #include "auth.h"
 #include "relay.h"
+#include "spill.h"
 
 #define DRAIN_GRACE_MS 2000
 #define DRAIN_POLL_MS  10
@@ -44,6 +45,7 @@ struct kilnd {
     struct stats stats;
     struct disp disp;
     struct exec exec;
+    struct spill spill; /* the disk tier under the memory budget */
     uv_signal_t sig_term, sig_int;
     uv_timer_t sweep; /* ends idle sessions */
     uv_timer_t drain; /* polls for the end of draining */
@@ -200,6 +202,17 @@ static const char *default_cache_dir(char *buf, size_t n)
     return len > 0 && (size_t) len < n ? buf : NULL;
 }
 
+/* Where tensors spill unless --spill-dir says: a private directory under
+ * $TMPDIR, else /var/tmp (a disk on most systems, where /tmp and the
+ * runtime directory are often tmpfs, which is memory). */
+static const char *default_spill_dir(char *buf, size_t n)
+{
+    const char *tmp = getenv("TMPDIR");
+    int len = snprintf(buf, n, "%s/kiln-spill-%u", tmp != NULL && tmp[0] == '/' ? tmp : "/var/tmp",
+                       (unsigned) geteuid());
+    return len > 0 && (size_t) len < n ? buf : NULL;
+}
+
 /* Users from --config, and the rule that a tcp:// listener without them
  * needs --allow-anonymous. */
 static bool start_auth(struct kilnd *kd)
@@ -241,6 +254,14 @@ static bool start(struct kilnd *kd)
 {
     const struct cfg *cfg = kd->cfg;
     if (!start_auth(kd))
+        return false;
+    char spill_dir[512];
+    struct spill_opts so = {
+        .dir = cfg->spill_dir ? cfg->spill_dir : default_spill_dir(spill_dir, sizeof spill_dir),
+        .private_dir = cfg->spill_dir == NULL,
+        .max = cfg->spill_max == CFG_SPILL_MAX_AUTO ? SPILL_MAX_AUTO : cfg->spill_max,
+    };
+    if (spill_init(&kd->spill, &kd->sessions, &kd->loop, &kd->log, &so) != 0)
         return false;
     if (srv_init(&kd->srv, &kd->loop, &kd->log, cfg->max_message, disp_request, &kd->disp) != 0)
         return false;
@@ -333,7 +354,8 @@ static void exit_at_once(int signum)
 static void stop(struct kilnd *kd)
 {
     wd_stop(&kd->watchdog);
-    exec_stop(&kd->exec);
+    if (kd->exec.sessions != NULL) /* a start that failed before exec_init left it zeroed */
+        exec_stop(&kd->exec);
     srv_fini(&kd->srv);
     uv_walk(&kd->loop, close_handle, NULL);
     signal(SIGTERM, exit_at_once);
@@ -347,6 +369,7 @@ static void stop(struct kilnd *kd)
     uv_run(&kd->loop, UV_RUN_DEFAULT); /* close callbacks, and steps on workers */
     exec_jit_stop(&kd->exec);
     sess_table_fini(&kd->sessions);
+    spill_fini(&kd->spill); /* after the vars: they give their extents back */
     auth_fini(&kd->auth);
     if (uv_loop_close(&kd->loop) != 0)
         log_msg(&kd->log, LOG_ERROR, "libuv handles left open at exit");

@@ -195,6 +195,10 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
         s.relay_runs = js.relay_runs;
         s.relay_library_runs = js.relay_library_runs;
     }
+    /* Memory tiers (spill.h); the table's spill is NULL while spilling is off. */
+    static const struct spill off = {.host = {.name = "host"}};
+    s.ntiers = spill_tiers(d->sessions->spill ? d->sessions->spill : &off, d->sessions, s.tiers,
+                           PROTO_TIERS_MAX);
     snprintf(s.server, sizeof(s.server), "%s", SERVER_NAME);
     _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");
     for (size_t i = 0; i < KILN_ERR_WIRE_COUNT; i++)

@@ -135,6 +135,10 @@ static void step_work(uv_work_t *w)
     struct step *st = w->data;
     const struct exec *x = st->exec;
     uint64_t t0 = now_ns();
+    if (st->spill != NULL && spill_step_load(st) != KILN_OK) { /* inputs back from disk */
+        st->ran_ns = now_ns() - t0;
+        return;
+    }
     if (x->jit != NULL) {
         bool *mark = calloc((size_t) st->graph.count + 1, sizeof(bool));
         if (mark == NULL) {
@@ -306,6 +310,8 @@ static void step_done(uv_work_t *w, int status)
 {
     struct step *st = w->data;
     struct exec *x = st->exec;
+    if (x->sessions->spill != NULL)
+        spill_step_done(x->sessions->spill, st);
     x->running--;
     x->reserved -= st->quota;
     x->run_ns += st->ran_ns;
@@ -394,6 +400,13 @@ static bool gather(struct exec *x, struct step *st)
         }
         st->inputs[k] = v->data;
     }
+    /* Inputs on disk come back in the step's worker (spill.h rule 4). */
+    struct proto_error e;
+    if (x->sessions->spill != NULL &&
+        spill_step_start(x->sessions->spill, st, x->reserved, &e) != KILN_OK) {
+        step_fail(x, st, &e);
+        return false;
+    }
     return true;
 }
 
@@ -441,6 +454,8 @@ static bool start_head(struct exec *x, struct exec_sess *es)
         struct proto_error e;
         proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
         step_fail(x, st, &e);
+        if (x->sessions->spill != NULL)
+            spill_step_done(x->sessions->spill, st);
         u->queued--;
         es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
         step_free(x->sessions, st);
@@ -578,6 +593,11 @@ static int try_reply(struct exec *x, struct sess *s, const uint64_t *ids, uint32
                                "the values hold %" PRIu64 " bytes, more than one reply of %" PRIu64
                                " bytes carries: fetch fewer vars at once",
                                total, x->max_reply);
+    /* Values spilled to disk come back first (spill.h rule 5). */
+    int back = x->sessions->spill != NULL ? spill_fetch(x->sessions->spill, s, ids, count, err)
+                                          : KILN_OK;
+    if (back != KILN_OK)
+        return back;
     struct proto_tensor *ts = calloc(count ? count : 1, sizeof(*ts));
     if (ts == NULL)
         return proto_error_set(err, KILN_ENOMEM, "", "out of memory for the reply");

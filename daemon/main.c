@@ -10,21 +10,23 @@
 #include "config.h"
 #include "auth.h"
 #include "daemon.h"
+#include "spill.h"
 
 int main(int argc, char **argv)
 {
     /* A client that hangs up mid-reply must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
-    /* A long-running server gives memory back: buffers of 256 KiB and up
+    /* A long-running server gives memory back: buffers of 128 KiB and up
      * (tensors, messages) are mapped on their own and unmapped when freed.
      * Setting the threshold turns off glibc's habit of raising it after
      * each big free, which would keep the next big buffers in the heap,
-     * out of reach of the OS, after the client that needed them is gone. */
+     * out of reach of the OS, after the client that needed them is gone,
+     * and tensors spilled to disk leave the process (spill.h, rule 3). */
     /* Few arenas: with one per thread (NNG's, the workers', the kernel
      * pool's) freed memory scatters over many heaps that each keep some.
      * An operator's MALLOC_* environment variables win. */
     if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL)
-        mallopt(M_MMAP_THRESHOLD, 256 << 10);
+        mallopt(M_MMAP_THRESHOLD, SPILL_MMAP_THRESHOLD);
     if (getenv("MALLOC_TRIM_THRESHOLD_") == NULL)
         mallopt(M_TRIM_THRESHOLD, 1 << 20);
     if (getenv("MALLOC_ARENA_MAX") == NULL)

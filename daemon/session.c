@@ -237,6 +237,10 @@ uint64_t sess_reap_orphans(struct sess_table *t, uint64_t now_ms, uint64_t grace
 
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err)
 {
+    /* Over the budget, cold vars spill to disk first (spill.h rule 2). */
+    if (t->spill != NULL && t->mem_budget != 0 && bytes <= UINT64_MAX - t->mem_in_use &&
+        t->mem_in_use + bytes > t->mem_budget)
+        spill_make_room(t->spill, t->mem_in_use + bytes - t->mem_budget);
     /* Written as subtractions so that nothing can wrap. */
     struct sess_user *u = s->acct;
     uint64_t quota = u->user->quota.host_memory;
@@ -249,15 +253,29 @@ int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct
     }
     if (bytes > UINT64_MAX - t->mem_in_use ||
         (t->mem_budget != 0 &&
-         (t->mem_in_use > t->mem_budget || bytes > t->mem_budget - t->mem_in_use)))
+         (t->mem_in_use > t->mem_budget || bytes > t->mem_budget - t->mem_in_use))) {
+        if (t->spill != NULL)
+            spill_count_refused(t->spill);
         return proto_error_set(err, KILN_ENOMEM, "",
                                "%" PRIu64 " bytes would exceed the memory budget (%" PRIu64
                                " of %" PRIu64 " in use)",
                                bytes, t->mem_in_use, t->mem_budget);
+    }
     t->mem_in_use += bytes;
     s->mem_in_use += bytes;
     u->mem_in_use += bytes;
     return KILN_OK;
+}
+
+void sess_mem_charge_over(struct sess_table *t, uint64_t id, struct sess_user *acct,
+                          uint64_t bytes)
+{
+    struct sess *owner = sess_find(t, id);
+    if (owner != NULL)
+        owner->mem_in_use += bytes;
+    if (acct != NULL)
+        acct->mem_in_use += bytes;
+    t->mem_in_use += bytes;
 }
 
 void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes)
@@ -338,6 +356,8 @@ void sess_var_unref(struct sess_table *t, struct sess_var *v)
     assert(v->refs > 0);
     if (--v->refs > 0)
         return;
+    if (t->spill != NULL)
+        spill_var_forget(t->spill, v);
     sess_mem_uncharge_id(t, v->session, v->acct, v->bytes);
     jit_mem_free(v->mem, v->data, v->data_len);
     jit_mem_unref(v->mem);
@@ -364,6 +384,8 @@ int sess_var_set_ready(struct sess_table *t, struct sess_var *v, void *data, uin
         jit_mem_ref(mem);
     v->bytes += bytes; /* on top of the record's overhead */
     v->state = SESS_VAR_READY;
+    if (t->spill != NULL)
+        spill_var_ready(t->spill, v);
     return KILN_OK;
 }
 

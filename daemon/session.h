@@ -25,6 +25,7 @@
 #include "log.h"
 #include "mem.h"
 #include "proto.h"
+#include "spill.h"
 
 /* HELLO beyond this many open sessions gets KILN_EBUSY: each session costs
  * memory, and a client must not be able to exhaust it by saying hello. */
@@ -61,6 +62,7 @@ struct sess_var {
     void *data;
     uint64_t data_len; /* bytes of `data` */
     struct jit_mem *mem; /* where `data` goes back (referenced), or NULL: free() */
+    struct spill_entry spill; /* where the data is when not in memory (spill.h) */
     int err_code; /* FAILED: the error FETCH reports */
     int64_t err_node;
     char err_msg[PROTO_MESSAGE_MAX];
@@ -129,6 +131,7 @@ struct sess_table {
     sess_busy_hook is_busy;   /* may be NULL */
     void *hook_arg;           /* for both hooks */
     bool lower_relays;        /* ingest: relay ops become meta-ops (--relays off) */
+    struct spill *spill;      /* spills cold vars when over budget (spill.h), or NULL */
 };
 
 void sess_table_init(struct sess_table *t, uint64_t mem_budget, const struct log *log);
@@ -172,6 +175,10 @@ uint64_t sess_reap_orphans(struct sess_table *t, uint64_t now_ms, uint64_t grace
  * (KILN_EQUOTA) and the daemon's budget (KILN_ENOMEM): KILN_OK, or the
  * error with `err` filled and nothing charged. */
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err);
+/* Charge bytes that are in memory already and must stay, even past the
+ * budget (a spill whose write failed). */
+void sess_mem_charge_over(struct sess_table *t, uint64_t id, struct sess_user *acct,
+                          uint64_t bytes);
 /* Return bytes charged earlier. */
 void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes);
 /* Return bytes charged to session `id` of user `acct`: to the session

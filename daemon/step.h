@@ -62,6 +62,7 @@ struct step {
     uint64_t started_ns, ran_ns;
     uint64_t est_ns;               /* kernel time charged when it started (the scheduler's guess) */
     struct jit_run_budget budget;  /* what it may compile (its user's quotas) */
+    struct spill_step *spill;  /* its pinned inputs and those read back from disk (spill.h) */
 };
 
 /* Build a step from `sub` for session `s`. On success *out is a new step

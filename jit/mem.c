@@ -104,6 +104,22 @@ void jit_mem_free(struct jit_mem *m, void *p, size_t bytes)
         free(drop[k]);
 }
 
+void jit_mem_trim(struct jit_mem *m)
+{
+    if (m == NULL)
+        return;
+    void *drop[MAX_BLOCKS];
+    pthread_mutex_lock(&m->lock);
+    unsigned ndrop = m->n;
+    for (unsigned k = 0; k < m->n; k++)
+        drop[k] = m->b[k].p;
+    m->n = 0;
+    m->cached = 0;
+    pthread_mutex_unlock(&m->lock);
+    for (unsigned k = 0; k < ndrop; k++)
+        free(drop[k]);
+}
+
 size_t jit_mem_cached(struct jit_mem *m)
 {
     pthread_mutex_lock(&m->lock);

@@ -40,6 +40,10 @@ void *jit_mem_alloc(struct jit_mem *m, size_t bytes);
  * NULL. */
 void jit_mem_free(struct jit_mem *m, void *p, size_t bytes);
 
+/* Free every cached block now (memory pressure: the daemon is spilling
+ * tensors to disk, so idle blocks are better given back). m may be NULL. */
+void jit_mem_trim(struct jit_mem *m);
+
 /* Bytes of free blocks held now. */
 size_t jit_mem_cached(struct jit_mem *m);
 

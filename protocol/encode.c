@@ -414,6 +414,29 @@ static int pack_status_lists(msgpack_packer *pk, const struct proto_status *s)
     return rc;
 }
 
+/* memory.tiers: one map per tier, top first. */
+static int pack_tiers(msgpack_packer *pk, const struct proto_status *s)
+{
+    uint32_t n = s->ntiers < PROTO_TIERS_MAX ? s->ntiers : PROTO_TIERS_MAX;
+    int rc = proto_pack_key(pk, "tiers") | msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct proto_tier *t = &s->tiers[i];
+        rc |= msgpack_pack_map(pk, 11);
+        rc |= proto_pack_key(pk, "name") | pack_str(pk, t->name);
+        rc |= pack_kv_u64(pk, "in_use", t->in_use);
+        rc |= pack_kv_u64(pk, "limit", t->limit);
+        rc |= pack_kv_u64(pk, "moving", t->moving);
+        rc |= pack_kv_u64(pk, "spills", t->spills);
+        rc |= pack_kv_u64(pk, "spilled_bytes", t->spilled_bytes);
+        rc |= pack_kv_u64(pk, "spill_ms", t->spill_ms);
+        rc |= pack_kv_u64(pk, "restores", t->restores);
+        rc |= pack_kv_u64(pk, "restored_bytes", t->restored_bytes);
+        rc |= pack_kv_u64(pk, "restore_ms", t->restore_ms);
+        rc |= pack_kv_u64(pk, "refused", t->refused);
+    }
+    return rc;
+}
+
 int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
 {
     uint32_t nerr = 0;
@@ -435,10 +458,11 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     for (int c = 1; c < KILN_ERR_WIRE_COUNT; c++)
         if (s->errors[c] != 0)
             rc |= pack_kv_u64(&pk, kiln_err_name(c), s->errors[c]);
-    rc |= proto_pack_key(&pk, "memory") | msgpack_pack_map(&pk, 3);
+    rc |= proto_pack_key(&pk, "memory") | msgpack_pack_map(&pk, 4);
     rc |= pack_kv_u64(&pk, "in_use", s->mem_in_use);
     rc |= pack_kv_u64(&pk, "budget", s->mem_budget);
     rc |= pack_kv_u64(&pk, "rss", s->mem_rss);
+    rc |= pack_tiers(&pk, s);
     rc |= proto_pack_key(&pk, "draining") |
           (s->draining ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
     rc |= proto_pack_key(&pk, "steps") | msgpack_pack_map(&pk, 5);

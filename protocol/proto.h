@@ -294,6 +294,25 @@ struct proto_status_session {
     uint64_t idle_ms;   /* since its latest request */
 };
 
+/* One memory tier in STATUS ("memory.tiers", top tier first: host, disk;
+ * a device tier will come first). Counters count tensors and bytes moved
+ * out of the tier to the one below it, and back. */
+#define PROTO_TIERS_MAX     4  /* tiers a STATUS reply may list */
+#define PROTO_TIER_NAME_MAX 15 /* bytes of a tier's name */
+struct proto_tier {
+    char name[PROTO_TIER_NAME_MAX + 1]; /* "host", "disk" */
+    uint64_t in_use;         /* bytes held in this tier */
+    uint64_t limit;          /* bytes allowed; 0: no limit */
+    uint64_t moving;         /* bytes being written out of it now */
+    uint64_t spills;         /* tensors moved out, to the tier below */
+    uint64_t spilled_bytes;
+    uint64_t spill_ms;       /* time spent writing them (on workers) */
+    uint64_t restores;       /* tensors moved back in */
+    uint64_t restored_bytes;
+    uint64_t restore_ms;     /* time spent reading them */
+    uint64_t refused;        /* charges refused (KILN_ENOMEM) after spilling */
+};
+
 struct proto_status {
     char server[KILN_LIMIT_NAME + 1]; /* "kilnd 0.1.0" */
     uint32_t proto_min, proto_max;
@@ -344,6 +363,10 @@ struct proto_status {
     struct proto_status_user *users;
     struct proto_status_session *session_list;
     bool has_lists;                  /* the reply carried them */
+    /* Memory tiers ("memory.tiers"; optional on decode: absent from
+     * daemons that predate it, which leaves ntiers 0). */
+    uint32_t ntiers;
+    struct proto_tier tiers[PROTO_TIERS_MAX];
 };
 
 struct proto_cancel_reply {

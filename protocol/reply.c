@@ -176,6 +176,46 @@ static int decode_status_lists(struct proto_status *s, const msgpack_object *b,
     return KILN_OK;
 }
 
+/* memory.tiers (optional: daemons before spilling do not send it). */
+static int decode_tiers(struct proto_status *s, const msgpack_object *mem, struct proto_error *err)
+{
+    const msgpack_object *a = proto_map_get(mem, "tiers");
+    if (a == NULL)
+        return KILN_OK;
+    if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size > PROTO_TIERS_MAX)
+        return proto_error_set(err, P, "body.memory.tiers",
+                               "body.memory.tiers must be an array of at most %d tiers",
+                               PROTO_TIERS_MAX);
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        const msgpack_object *m = &a->via.array.ptr[i];
+        struct proto_tier *t = &s->tiers[i];
+        char f[PROTO_FIELD_MAX];
+        if (m->type != MSGPACK_OBJECT_MAP) {
+            snprintf(f, sizeof(f), "body.memory.tiers[%u]", i);
+            return proto_error_set(err, P, f, "%s must be a map", f);
+        }
+        snprintf(f, sizeof(f), "body.memory.tiers[%u].name", i);
+        int rc = proto_get_str_trunc(proto_map_get(m, "name"), f, t->name, sizeof(t->name), P, err);
+        if (rc != KILN_OK)
+            return rc;
+        static const char *const keys[] = {"in_use", "limit", "moving", "spills",
+                                           "spilled_bytes", "spill_ms", "restores",
+                                           "restored_bytes", "restore_ms", "refused"};
+        uint64_t *dst[] = {&t->in_use, &t->limit, &t->moving, &t->spills, &t->spilled_bytes,
+                           &t->spill_ms, &t->restores, &t->restored_bytes, &t->restore_ms,
+                           &t->refused};
+        _Static_assert(sizeof(keys) / sizeof(keys[0]) == sizeof(dst) / sizeof(dst[0]),
+                       "one destination per key");
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            snprintf(f, sizeof(f), "body.memory.tiers[%u].%s", i, keys[k]);
+            if ((rc = get_u64(m, keys[k], f, dst[k], err)) != KILN_OK)
+                return rc;
+        }
+    }
+    s->ntiers = a->via.array.size;
+    return KILN_OK;
+}
+
 static int decode_status(struct proto_status *s, const msgpack_object *b, struct proto_error *err)
 {
     uint64_t vmin = 0, vmax = 0;
@@ -197,6 +237,7 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
         (rc = get_u64(mem, "in_use", "body.memory.in_use", &s->mem_in_use, err)) != KILN_OK ||
         (rc = get_u64(mem, "budget", "body.memory.budget", &s->mem_budget, err)) != KILN_OK ||
         (rc = get_u64(mem, "rss", "body.memory.rss", &s->mem_rss, err)) != KILN_OK ||
+        (rc = decode_tiers(s, mem, err)) != KILN_OK ||
         (rc = proto_get_bool(proto_map_get(b, "draining"), "body.draining", &s->draining, P, err)) !=
             KILN_OK)
         return rc;

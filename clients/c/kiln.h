@@ -165,6 +165,21 @@ struct kiln_status_session {
     uint64_t idle_ms;   /* since its latest request */
 };
 
+#define KILN_TIERS_MAX 4 /* memory tiers STATUS may report */
+
+/* One memory tier (host, then disk; a device tier will come first). The
+ * counters count tensors and bytes moved out of it to the tier below
+ * (spills) and back in (restores). */
+struct kiln_tier {
+    char name[16];           /* "host", "disk" */
+    uint64_t in_use;         /* bytes held in the tier */
+    uint64_t limit;          /* bytes allowed; 0: no limit */
+    uint64_t moving;         /* bytes being written out of it now */
+    uint64_t spills, spilled_bytes, spill_ms;
+    uint64_t restores, restored_bytes, restore_ms;
+    uint64_t refused;        /* requests refused with KILN_ENOMEM after spilling */
+};
+
 /* Daemon-wide counters, as STATUS reports them. */
 struct kiln_status {
     char server[KILN_NAME_MAX + 1];
@@ -212,6 +227,9 @@ struct kiln_status {
     uint32_t nusers, nsessions;
     struct kiln_status_user users[KILN_STATUS_LIST_MAX];
     struct kiln_status_session session_list[KILN_STATUS_LIST_MAX];
+    /* Memory tiers (none from a daemon that does not report them). */
+    uint32_t ntiers;
+    struct kiln_tier tiers[KILN_TIERS_MAX];
 };
 
 typedef struct kiln_conn kiln_conn;

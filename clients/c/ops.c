@@ -110,6 +110,25 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
         d->vars = x->vars;
         d->idle_ms = x->idle_ms;
     }
+    _Static_assert(KILN_TIERS_MAX == PROTO_TIERS_MAX &&
+                       sizeof(st->tiers[0].name) == sizeof(s->tiers[0].name),
+                   "libkiln reports every tier the codec decodes");
+    st->ntiers = s->ntiers;
+    for (uint32_t i = 0; i < s->ntiers; i++) {
+        const struct proto_tier *t = &s->tiers[i];
+        struct kiln_tier *o = &st->tiers[i];
+        memcpy(o->name, t->name, sizeof(o->name));
+        o->in_use = t->in_use;
+        o->limit = t->limit;
+        o->moving = t->moving;
+        o->spills = t->spills;
+        o->spilled_bytes = t->spilled_bytes;
+        o->spill_ms = t->spill_ms;
+        o->restores = t->restores;
+        o->restored_bytes = t->restored_bytes;
+        o->restore_ms = t->restore_ms;
+        o->refused = t->refused;
+    }
     client_reply_fini(&r);
     return KILN_OK;
 }

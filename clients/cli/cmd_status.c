@@ -23,6 +23,38 @@ static void row_u64(const char *label, uint64_t v)
     printf("%-*s%llu\n", LABEL_WIDTH, label, (unsigned long long) v);
 }
 
+/* One row per memory tier: use, limit, and what moved out of it and back. */
+static void tier_rows(const struct kiln_status *s)
+{
+    for (uint32_t i = 0; i < s->ntiers && i < KILN_TIERS_MAX; i++) {
+        const struct kiln_tier *t = &s->tiers[i];
+        char label[64], name[CLI_TEXT_SIZE(16)], use[32], lim[32], out[32], in[32];
+        cli_format_bytes(use, sizeof(use), t->in_use);
+        if (t->limit == 0)
+            snprintf(lim, sizeof(lim), "no limit");
+        else
+            cli_format_bytes(lim, sizeof(lim), t->limit);
+        char name_raw[sizeof(t->name) + 1];
+        memcpy(name_raw, t->name, sizeof(t->name));
+        name_raw[sizeof(t->name)] = '\0';
+        snprintf(label, sizeof(label), "tier %s", cli_text(name, sizeof(name), name_raw));
+        char buf[256];
+        if (t->spills == 0 && t->restores == 0 && t->refused == 0) {
+            snprintf(buf, sizeof(buf), "%s of %s", use, lim);
+        } else {
+            cli_format_bytes(out, sizeof(out), t->spilled_bytes);
+            cli_format_bytes(in, sizeof(in), t->restored_bytes);
+            snprintf(buf, sizeof(buf),
+                     "%s of %s; spilled %llu (%s, %llu ms), restored %llu (%s, %llu ms), "
+                     "refused %llu",
+                     use, lim, (unsigned long long) t->spills, out,
+                     (unsigned long long) t->spill_ms, (unsigned long long) t->restores, in,
+                     (unsigned long long) t->restore_ms, (unsigned long long) t->refused);
+        }
+        row(label, buf);
+    }
+}
+
 static void status_table(const kiln_conn *c, const struct kiln_status *s)
 {
     char buf[128], text[CLI_TEXT_SIZE(512)];
@@ -49,6 +81,7 @@ static void status_table(const kiln_conn *c, const struct kiln_status *s)
     row("memory budget", buf);
     cli_format_bytes(buf, sizeof(buf), s->mem_rss);
     row("memory RSS", buf);
+    tier_rows(s);
     const char *label = "errors";
     for (int code = 1; code < KILN_ERR_WIRE_COUNT; code++) {
         if (s->errors[code] == 0)
@@ -122,9 +155,26 @@ static void status_json(const kiln_conn *c, const struct kiln_status *s)
         printf("%s\"%s\": %llu", code > 1 ? ", " : "", kiln_err_name(code),
                (unsigned long long) s->errors[code]);
     printf("},\n");
-    printf("  \"memory\": {\"in_use\": %llu, \"budget\": %llu, \"rss\": %llu},\n",
+    printf("  \"memory\": {\"in_use\": %llu, \"budget\": %llu, \"rss\": %llu, \"tiers\": [",
            (unsigned long long) s->mem_in_use, (unsigned long long) s->mem_budget,
            (unsigned long long) s->mem_rss);
+    for (uint32_t i = 0; i < s->ntiers && i < KILN_TIERS_MAX; i++) {
+        const struct kiln_tier *t = &s->tiers[i];
+        char name_raw[sizeof(t->name) + 1];
+        memcpy(name_raw, t->name, sizeof(t->name));
+        name_raw[sizeof(t->name)] = '\0';
+        printf("%s{\"name\": ", i > 0 ? ", " : "");
+        cli_json_string(stdout, name_raw);
+        printf(", \"in_use\": %llu, \"limit\": %llu, \"moving\": %llu, \"spills\": %llu, "
+               "\"spilled_bytes\": %llu, \"spill_ms\": %llu, \"restores\": %llu, "
+               "\"restored_bytes\": %llu, \"restore_ms\": %llu, \"refused\": %llu}",
+               (unsigned long long) t->in_use, (unsigned long long) t->limit,
+               (unsigned long long) t->moving, (unsigned long long) t->spills,
+               (unsigned long long) t->spilled_bytes, (unsigned long long) t->spill_ms,
+               (unsigned long long) t->restores, (unsigned long long) t->restored_bytes,
+               (unsigned long long) t->restore_ms, (unsigned long long) t->refused);
+    }
+    printf("]},\n");
     printf("  \"steps\": {\"done\": %llu, \"failed\": %llu, \"running\": %llu, \"queued\": %llu, "
            "\"run_ms\": %llu},\n",
            (unsigned long long) s->steps_done, (unsigned long long) s->steps_failed,

@@ -228,6 +228,12 @@ START_TEST(roundtrip_replies)
     strcpy(s.server, "kilnd 9");
     s.errors[KILN_EMALFORMED] = 7;
     s.errors[KILN_ESESSION] = 1;
+    s.ntiers = 2;
+    s.tiers[0] = (struct proto_tier){.name = "host", .in_use = 10, .limit = 1 << 30,
+                                     .moving = 3, .spills = 4, .spilled_bytes = 5,
+                                     .spill_ms = 6, .restores = 7, .restored_bytes = 8,
+                                     .restore_ms = 9, .refused = 11};
+    s.tiers[1] = (struct proto_tier){.name = "disk", .in_use = 12, .limit = 13};
     msgpack_sbuffer_init(&sb);
     ck_assert_int_eq(proto_encode_reply_status(&sb, &s), KILN_OK);
     ck_assert_int_eq(proto_reply_decode(&rep, PROTO_STATUS, sb.data, sb.size, &err), KILN_OK);

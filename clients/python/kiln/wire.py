@@ -111,6 +111,29 @@ def _decode_hello(b):
 
 
 STATUS_LIST_MAX = 32  # entries in STATUS's users and session_list (PROTO_STATUS_LIST_MAX)
+TIER_KEYS = ("in_use", "limit", "moving", "spills", "spilled_bytes", "spill_ms", "restores",
+             "restored_bytes", "restore_ms", "refused")
+TIERS_MAX = 4
+
+
+def _decode_tiers(mem):
+    """memory.tiers, top tier first; [] from daemons that predate it."""
+    if "tiers" not in mem:
+        return []
+    tiers = mem["tiers"]
+    if not isinstance(tiers, list) or len(tiers) > TIERS_MAX:
+        raise _bad("body.memory.tiers",
+                   f"body.memory.tiers must be an array of at most {TIERS_MAX} tiers")
+    out = []
+    for i, t in enumerate(tiers):
+        path = f"body.memory.tiers[{i}]"
+        if not isinstance(t, dict):
+            raise _bad(path, f"{path} must be a map")
+        d = {"name": _str(t, "name", path + ".name")}
+        for k in TIER_KEYS:
+            d[k] = _uint(t, k, f"{path}.{k}")
+        out.append(d)
+    return out
 
 
 def _decode_status(b):
@@ -129,6 +152,7 @@ def _decode_status(b):
     out["errors"] = dict(errs)
     mem = _map(b, "memory", "body.memory")
     out["memory"] = {k: _uint(mem, k, "body.memory." + k) for k in ("in_use", "budget", "rss")}
+    out["memory"]["tiers"] = _decode_tiers(mem)
     draining = b.get("draining")
     if not isinstance(draining, bool):
         raise _bad("body.draining", "body.draining must be a bool")
