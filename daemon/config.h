@@ -40,6 +40,7 @@ struct cfg {
     const char *cache_dir;    /* --cache-dir: compiled kernels on disk; NULL: the default */
     uint64_t cache_max;       /* --cache-max: bytes the disk cache may take; 0: 1 GiB */
     uint64_t cc_threshold_ms; /* --cc-threshold: kernel run time before a cc recompile */
+    uint32_t look_ahead;      /* --look-ahead: queued steps merged into one (merge.h); 1: off */
 };
 
 enum cfg_result {

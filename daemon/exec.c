@@ -7,6 +7,7 @@
 
 #include "exec.h"
 #include "interp.h"
+#include "merge.h"
 
 #define WAIT_TICK_MS 20
 
@@ -77,7 +78,8 @@ static void step_work(uv_work_t *w)
                          &st->jinfo, &st->ierr);
         free(mark);
         st->jitted = st->rc == KILN_OK;
-        if (st->rc == KILN_ELIMIT || st->rc == KILN_EINTERNAL) {
+        /* merge.h: a merged graph the JIT refuses runs again step by step. */
+        if ((st->rc == KILN_ELIMIT || st->rc == KILN_EINTERNAL) && st->nparts == 0) {
             st->fell_back = true;
             snprintf(st->fallback, sizeof st->fallback, "%.150s", st->ierr.message);
         }
@@ -172,6 +174,33 @@ static uint64_t step_quota(const struct exec *x)
     return left - (others < 4 ? left / 8 * others : left / 2);
 }
 
+/* merge.h rule 5: the steps of a merged run that failed go back to the
+ * front of their session's queue and run again one by one. */
+static void merged_failed(struct exec *x, struct step *st)
+{
+    struct log_line l;
+    log_begin(&l, x->log, LOG_DEBUG, "merged steps failed together: they run again one by one");
+    log_u64(&l, "session", st->session);
+    log_u64(&l, "step", st->number);
+    log_u64(&l, "steps", st->nparts);
+    log_str(&l, "error", st->ierr.message);
+    log_end(&l);
+    uint64_t session = st->session;
+    bool orphan = st->orphan;
+    jit_mem_unref(st->mem);
+    st->mem = NULL;
+    struct sess *s = orphan ? NULL : sess_find(x->sessions, session);
+    struct exec_sess *es = s != NULL ? s->exec : NULL;
+    uint32_t n = merge_undo(x->sessions, st, es != NULL ? &es->head : NULL,
+                            es != NULL ? &es->tail : NULL);
+    if (es != NULL) {
+        es->queued += n;
+        x->queued += n;
+        es->running = NULL;
+        start_next(x, s);
+    }
+}
+
 static void step_done(uv_work_t *w, int status)
 {
     struct step *st = w->data;
@@ -189,6 +218,10 @@ static void step_done(uv_work_t *w, int status)
         log_end(&l);
     }
     struct sess_table *t = x->sessions;
+    if (st->nparts > 0 && (status != 0 || st->rc != KILN_OK)) {
+        merged_failed(x, st);
+        return;
+    }
     if (status != 0 || st->rc != KILN_OK) {
         struct proto_error e;
         int64_t at = -1;
@@ -211,7 +244,8 @@ static void step_done(uv_work_t *w, int status)
             /* JIT buffers go back to the session's cache when freed. */
             sess_var_set_ready(t, st->keep[j].var, data, bytes, st->jitted ? st->mem : NULL);
         }
-        x->steps_done++;
+        x->steps_done += st->nparts > 0 ? st->nparts : 1;
+        x->steps_merged += st->nparts;
     }
     uint64_t session = st->session;
     bool orphan = st->orphan;
@@ -232,7 +266,8 @@ static void step_done(uv_work_t *w, int status)
  * failed earlier. */
 static bool gather(struct exec *x, struct step *st)
 {
-    if (st->nbind > 0 && (st->inputs = calloc(st->nbind, sizeof(*st->inputs))) == NULL) {
+    if (st->nbind > 0 && st->inputs == NULL && /* a merged step has its inputs already */
+        (st->inputs = calloc(st->nbind, sizeof(*st->inputs))) == NULL) {
         struct proto_error e;
         proto_error_set(&e, KILN_ENOMEM, "", "out of memory starting step %" PRIu64,
                         st->number);
@@ -261,13 +296,13 @@ static void start_next(struct exec *x, struct sess *s)
 {
     struct exec_sess *es = s->exec;
     while (!x->stopping && es != NULL && es->running == NULL && es->head != NULL) {
-        struct step *st = es->head;
-        es->head = st->next;
+        uint32_t took;
+        struct step *st = merge_take(x->sessions, s, &es->head,
+                                     x->jit != NULL ? x->look_ahead : 1, &took);
         if (es->head == NULL)
             es->tail = NULL;
-        st->next = NULL;
-        es->queued--;
-        x->queued--;
+        es->queued -= took;
+        x->queued -= took;
         if (!gather(x, st)) {
             uint64_t session = st->session;
             step_free(x->sessions, st);

@@ -172,6 +172,8 @@ struct kiln_status {
     bool relay_library;            /* matmul and conv2d run in oneDNN */
     uint64_t relay_runs;           /* relay nodes (matmul, conv2d...) run */
     uint64_t relay_library_runs;   /* of which by the library */
+    uint64_t steps_merged;         /* of steps_done: ran merged with other queued steps of
+                                      their session (0 from daemons that do not report it) */
 };
 
 typedef struct kiln_conn kiln_conn;
