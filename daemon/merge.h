@@ -45,6 +45,11 @@
  *     front of the queue, marked no_merge, and they run again one by one:
  *     which vars fail and what the errors say are exactly what they would
  *     have been without merging. Nothing of the failed run is kept.
+ *     Nor can a merged run succeed where a part alone would have run out
+ *     of its memory quota: the merged run gets the quota the head alone
+ *     would get, and fitting it means holding each part's peak together
+ *     with the earlier parts' results, more than that part alone needs
+ *     within its own quota (reduced by those results, charged by then).
  *  6. A merged step is one running step: the JIT quota, CANCEL (which only
  *     drops steps that have not started: the parts of a running merged
  *     step have started) and the end of the session (the merged step runs
