@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "kiln_limits.h"
+#include "merge.h"
 
 static const char usage[] =
     "usage: kilnd [options]\n"
@@ -55,6 +56,9 @@ static const char usage[] =
     "                        $HOME/.cache/kiln, else <runtime directory>/cache\n"
     "  --cache-max BYTES     size the cache directory may reach; the entries used\n"
     "                        longest ago are deleted past it (default: 1G)\n"
+    "  --look-ahead N        run up to N queued steps of a session as one merged\n"
+    "                        step, so kernels fuse across steps (1..8; 1 = off;\n"
+    "                        default: 2)\n"
     "  --config FILE         users, their token hashes and weights (JSON; see\n"
     "                        deploy/kilnd.conf.example). Without it every client is\n"
     "                        anonymous, which tcp:// listeners refuse\n"
@@ -72,7 +76,7 @@ static const char usage[] =
     "address is in use), 2 on bad flags.\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_SPILL_DIR, OPT_SPILL_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_SPILL_DIR, OPT_SPILL_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_LOOK_AHEAD, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -92,6 +96,7 @@ static const struct option options[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
     {"allow-anonymous", no_argument, NULL, OPT_ALLOW_ANON},
     {"hash-token", no_argument, NULL, OPT_HASH_TOKEN},
+    {"look-ahead", required_argument, NULL, OPT_LOOK_AHEAD},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -165,6 +170,7 @@ static void set_defaults(struct cfg *cfg)
         .max_message = KILN_LIMIT_MESSAGE_BYTES,
         .cc_threshold_ms = CFG_CC_THRESHOLD_DEFAULT_MS,
         .spill_max = CFG_SPILL_MAX_AUTO,
+        .look_ahead = MERGE_LOOK_AHEAD_DEFAULT,
     };
 }
 
@@ -183,7 +189,8 @@ static bool parse_range(const char *arg, uint64_t min, uint64_t max, uint64_t *o
 
 _Static_assert(CFG_WORKERS_MAX == 1024 && CFG_IDLE_TIMEOUT_MAX_S == 604800 &&
                    CFG_MAX_MESSAGE_MIN == 1024 && KILN_LIMIT_MESSAGE_BYTES == (256u << 20) &&
-                   CFG_CC_THRESHOLD_MAX_MS == 86400000,
+                   CFG_CC_THRESHOLD_MAX_MS == 86400000 && MERGE_LOOK_AHEAD_MAX == 8 &&
+                   MERGE_LOOK_AHEAD_DEFAULT == 2,
                "update the ranges in the messages below");
 
 /* One option; returns false after reporting a bad value. */
@@ -244,6 +251,11 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
         return true;
     case OPT_HASH_TOKEN:
         cfg->hash_token = true;
+        return true;
+    case OPT_LOOK_AHEAD:
+        if (!parse_range(arg, 1, MERGE_LOOK_AHEAD_MAX, &v))
+            return bad_value(err, "--look-ahead", arg, "an integer in 1..8");
+        cfg->look_ahead = (uint32_t) v;
         return true;
     case OPT_CACHE_MAX:
         if (!cfg_parse_bytes(arg, &v) || v < (1u << 20))

@@ -43,6 +43,7 @@ struct cfg {
     uint64_t cc_threshold_ms; /* --cc-threshold: kernel run time before a cc recompile */
     const char *spill_dir;    /* --spill-dir: where tensors spill; NULL: the default */
     uint64_t spill_max;       /* --spill-max: bytes spilled at most; 0: off; CFG_SPILL_MAX_AUTO */
+    uint32_t look_ahead;      /* --look-ahead: queued steps merged into one (merge.h); 1: off */
 };
 
 enum cfg_result {

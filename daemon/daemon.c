@@ -272,6 +272,7 @@ static bool start(struct kilnd *kd)
         return false;
     }
     kd->exec.workers = cfg->workers;
+    kd->exec.look_ahead = cfg->look_ahead;
     if (!cfg->interpret) {
         /* The caller of each kernel works too: workers - 1 helpers fill
          * the machine. */
@@ -327,6 +328,7 @@ static bool start(struct kilnd *kd)
     log_u64(&l, "idle_timeout_ms", cfg->idle_timeout_ms);
     log_u64(&l, "memory_budget", cfg->mem_budget);
     log_u64(&l, "max_message", cfg->max_message);
+    log_u64(&l, "look_ahead", cfg->look_ahead);
     log_end(&l);
     for (size_t i = 0; i < naddrs; i++) {
         log_begin(&l, &kd->log, LOG_INFO, "listening");

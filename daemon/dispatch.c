@@ -170,6 +170,7 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
         .steps_failed = d->exec->steps_failed,
         .steps_running = d->exec->running,
         .steps_queued = d->exec->queued,
+        .steps_merged = d->exec->steps_merged,
         .step_run_ms = d->exec->run_ns / 1000000,
         .jit_enabled = d->exec->jit != NULL,
         .jit_fallbacks = d->exec->fallbacks,

@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "exec.h"
 #include "interp.h"
+#include "merge.h"
 
 #define WAIT_TICK_MS 20
 
@@ -155,7 +156,8 @@ static void step_work(uv_work_t *w)
                                   &st->ierr);
         free(mark);
         st->jitted = st->rc == KILN_OK;
-        if (st->rc == KILN_ELIMIT || st->rc == KILN_EINTERNAL) {
+        /* merge.h: a merged graph the JIT refuses runs again step by step. */
+        if ((st->rc == KILN_ELIMIT || st->rc == KILN_EINTERNAL) && st->nparts == 0) {
             st->fell_back = true;
             snprintf(st->fallback, sizeof st->fallback, "%.150s", st->ierr.message);
         }
@@ -286,8 +288,32 @@ static uint64_t compile_window(struct sess_user *u, uint64_t now_ms, uint64_t ad
     return u->compile_now_ns + (uint64_t) ((double) u->compile_prev_ns * (double) left / 60000.0);
 }
 
-/* Charge a finished step's kernel time and compiles to its user. */
-static void account(struct exec *x, struct step *st)
+/* Steps of the session a (possibly merged) step stands for, and the bytes
+ * they were admitted with. */
+static uint32_t step_parts(const struct step *st)
+{
+    return st->nparts > 0 ? st->nparts : 1;
+}
+
+static uint64_t step_inflight(const struct step *st)
+{
+    if (st->nparts == 0)
+        return st->charged;
+    uint64_t b = 0;
+    for (const struct step *p = st->parts; p != NULL; p = p->next)
+        b += p->charged;
+    return b;
+}
+
+static void inflight_done(struct exec_sess *es, const struct step *st)
+{
+    uint64_t b = step_inflight(st);
+    es->inflight -= b <= es->inflight ? b : es->inflight;
+}
+
+/* Charge a finished step's kernel time and compiles to its user (and,
+ * when it is over, its steps: a merged run that failed puts them back). */
+static void account(struct exec *x, struct step *st, bool over)
 {
     struct sess_user *u = st->acct;
     uint64_t w = weight_of(u);
@@ -299,11 +325,43 @@ static void account(struct exec *x, struct step *st)
                                                               : u->vtime;
     u->kernel_ns += st->ran_ns;
     u->running--;
-    u->queued--;
-    u->steps_done++;
     u->kernels += st->jinfo.kernels_compiled;
     u->compile_ns += st->jinfo.compile_ns;
     compile_window(u, uv_now(x->loop), st->jinfo.compile_ns);
+    if (over) {
+        u->queued -= step_parts(st) <= u->queued ? step_parts(st) : u->queued;
+        u->steps_done += step_parts(st);
+    }
+}
+
+/* merge.h rule 5: the steps of a merged run that failed go back to the
+ * front of their session's queue and run again one by one. */
+static void merged_failed(struct exec *x, struct step *st)
+{
+    struct log_line l;
+    log_begin(&l, x->log, LOG_DEBUG, "merged steps failed together: they run again one by one");
+    log_u64(&l, "session", st->session);
+    log_u64(&l, "step", st->number);
+    log_u64(&l, "steps", st->nparts);
+    log_str(&l, "error", st->ierr.message);
+    log_end(&l);
+    uint64_t session = st->session;
+    bool orphan = st->orphan;
+    jit_mem_unref(st->mem);
+    st->mem = NULL;
+    struct sess *s = orphan ? NULL : sess_find(x->sessions, session);
+    struct exec_sess *es = s != NULL ? s->exec : NULL;
+    if (es == NULL) /* the session ended: its steps end with the merged one */
+        st->acct->queued -= st->nparts <= st->acct->queued ? st->nparts : st->acct->queued;
+    uint32_t n = merge_undo(x->sessions, st, es != NULL ? &es->head : NULL,
+                            es != NULL ? &es->tail : NULL);
+    if (es != NULL) {
+        es->queued += n;
+        x->queued += n;
+        es->running = NULL;
+        ready_add(x, es);
+    }
+    schedule(x);
 }
 
 static void step_done(uv_work_t *w, int status)
@@ -315,7 +373,12 @@ static void step_done(uv_work_t *w, int status)
     x->running--;
     x->reserved -= st->quota;
     x->run_ns += st->ran_ns;
-    account(x, st);
+    if (st->nparts > 0 && (status != 0 || st->rc != KILN_OK)) {
+        account(x, st, false);
+        merged_failed(x, st);
+        return;
+    }
+    account(x, st, true);
     if (st->fell_back) {
         x->fallbacks++;
         struct log_line l;
@@ -350,7 +413,8 @@ static void step_done(uv_work_t *w, int status)
             /* JIT buffers go back to the session's cache when freed. */
             sess_var_set_ready(t, st->keep[j].var, data, bytes, st->jitted ? st->mem : NULL);
         }
-        x->steps_done++;
+        x->steps_done += st->nparts > 0 ? st->nparts : 1;
+        x->steps_merged += st->nparts;
     }
     uint64_t session = st->session;
     bool orphan = st->orphan;
@@ -364,7 +428,7 @@ static void step_done(uv_work_t *w, int status)
             es->last_ns = st->ran_ns;
             es->kernel_ns += st->ran_ns;
             es->vtime += st->ran_ns >= st->est_ns ? st->ran_ns - st->est_ns : 0;
-            es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
+            inflight_done(es, st);
             if (es->head != NULL)
                 ready_add(x, es);
         }
@@ -378,7 +442,8 @@ static void step_done(uv_work_t *w, int status)
  * failed earlier. */
 static bool gather(struct exec *x, struct step *st)
 {
-    if (st->nbind > 0 && (st->inputs = calloc(st->nbind, sizeof(*st->inputs))) == NULL) {
+    if (st->nbind > 0 && st->inputs == NULL && /* a merged step has its inputs already */
+        (st->inputs = calloc(st->nbind, sizeof(*st->inputs))) == NULL) {
         struct proto_error e;
         proto_error_set(&e, KILN_ENOMEM, "", "out of memory starting step %" PRIu64,
                         st->number);
@@ -431,18 +496,20 @@ static struct jit_run_budget compile_budget(struct exec *x, struct sess_user *u)
  * (it failed and was freed). */
 static bool start_head(struct exec *x, struct exec_sess *es)
 {
-    struct step *st = es->head;
-    es->head = st->next;
+    uint32_t took;
+    struct step *st = merge_take(x->sessions, es->s, &es->head,
+                                 x->jit != NULL ? x->look_ahead : 1, &took);
     if (es->head == NULL)
         es->tail = NULL;
-    st->next = NULL;
-    es->queued--;
-    x->queued--;
+    es->queued -= took;
+    x->queued -= took;
+    if (st->nparts > 0)
+        st->acct = st->parts->acct;
     struct sess_user *u = st->acct;
     if (!gather(x, st)) {
         uint64_t session = st->session;
-        u->queued--;
-        es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
+        u->queued -= took;
+        inflight_done(es, st);
         step_free(x->sessions, st);
         resolve_waits(x, session);
         return false;
@@ -456,8 +523,8 @@ static bool start_head(struct exec *x, struct exec_sess *es)
         step_fail(x, st, &e);
         if (x->sessions->spill != NULL)
             spill_step_done(x->sessions->spill, st);
-        u->queued--;
-        es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
+        u->queued -= took;
+        inflight_done(es, st);
         step_free(x->sessions, st);
         return false;
     }

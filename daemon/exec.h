@@ -75,6 +75,8 @@ struct exec {
     uint64_t queued;  /* steps waiting behind an earlier one of their session */
     uint64_t reserved; /* memory quotas of the running steps */
     uint64_t steps_done, steps_failed;
+    uint64_t steps_merged; /* of steps_done: ran as part of a merged step (merge.h) */
+    unsigned look_ahead;   /* steps merged into one at most (merge.h); <= 1: no merging */
     uint64_t run_ns; /* worker time of all steps */
     /* The JIT (NULL: every step runs on the reference interpreter). */
     struct jit_compiler compiler;

@@ -844,5 +844,10 @@ void step_free(struct sess_table *t, struct step *st)
     if (st->outs != NULL)
         ir_interp_free(&st->graph, st->outs);
     ir_graph_fini(&st->graph);
+    /* A merged step's graph borrows from its parts' graphs: they go last. */
+    for (struct step *p = st->parts, *next; p != NULL; p = next) {
+        next = p->next;
+        step_free(t, p);
+    }
     free(st);
 }

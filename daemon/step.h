@@ -44,6 +44,13 @@ struct step {
     uint32_t nwarnings; /* for the SUBMIT reply: targets given zero gradients */
     struct proto_warning *warnings; /* PROTO_WARNINGS_MAX entries once the first is made */
 
+    /* Cross-iteration fusion (merge.h). A merged step owns the steps it
+     * was made of, in order, linked by `next`; step_free frees them. */
+    struct step *parts;
+    uint32_t nparts;   /* 0: an ordinary step */
+    uint32_t merged_at; /* a part: its first node in the merged graph */
+    bool no_merge;     /* runs alone (a merged run of it failed) */
+
     /* The executor's. */
     void *exec;        /* the struct exec running it */
     struct step *next; /* queue link */

@@ -465,12 +465,13 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
     rc |= pack_tiers(&pk, s);
     rc |= proto_pack_key(&pk, "draining") |
           (s->draining ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
-    rc |= proto_pack_key(&pk, "steps") | msgpack_pack_map(&pk, 5);
+    rc |= proto_pack_key(&pk, "steps") | msgpack_pack_map(&pk, 6);
     rc |= pack_kv_u64(&pk, "done", s->steps_done);
     rc |= pack_kv_u64(&pk, "failed", s->steps_failed);
     rc |= pack_kv_u64(&pk, "running", s->steps_running);
     rc |= pack_kv_u64(&pk, "queued", s->steps_queued);
     rc |= pack_kv_u64(&pk, "run_ms", s->step_run_ms);
+    rc |= pack_kv_u64(&pk, "merged", s->steps_merged);
     rc |= proto_pack_key(&pk, "jit") | msgpack_pack_map(&pk, 11);
     rc |= proto_pack_key(&pk, "enabled") |
           (s->jit_enabled ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));

@@ -334,6 +334,7 @@ struct proto_status {
     uint64_t steps_running;  /* on a worker now */
     uint64_t steps_queued;   /* waiting for an earlier step of their session */
     uint64_t step_run_ms;    /* worker time of all finished steps */
+    uint64_t steps_merged;   /* of steps_done: ran as part of a merged step (optional on decode) */
     /* The JIT ("jit" map; optional on decode like "steps"). */
     bool jit_enabled;           /* false: steps run on the interpreter */
     uint64_t jit_kernels_compiled; /* kernel-cache misses compiled */

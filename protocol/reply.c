@@ -251,6 +251,10 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
          (rc = get_u64(steps, "queued", "body.steps.queued", &s->steps_queued, err)) != KILN_OK ||
          (rc = get_u64(steps, "run_ms", "body.steps.run_ms", &s->step_run_ms, err)) != KILN_OK))
         return rc;
+    /* Newer than the map itself: absent from older daemons. */
+    if (steps != NULL && proto_map_get(steps, "merged") != NULL &&
+        (rc = get_u64(steps, "merged", "body.steps.merged", &s->steps_merged, err)) != KILN_OK)
+        return rc;
     const msgpack_object *jit = proto_map_get(b, "jit");
     if (jit != NULL &&
         ((rc = get_map(b, "jit", "body.jit", &jit, err)) != KILN_OK ||

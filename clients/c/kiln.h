@@ -230,6 +230,8 @@ struct kiln_status {
     /* Memory tiers (none from a daemon that does not report them). */
     uint32_t ntiers;
     struct kiln_tier tiers[KILN_TIERS_MAX];
+    uint64_t steps_merged;         /* of steps_done: ran merged with other queued steps of
+                                      their session (0 from daemons that do not report it) */
 };
 
 typedef struct kiln_conn kiln_conn;

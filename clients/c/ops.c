@@ -57,6 +57,7 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
     st->steps_running = s->steps_running;
     st->steps_queued = s->steps_queued;
     st->step_run_ms = s->step_run_ms;
+    st->steps_merged = s->steps_merged;
     st->jit_enabled = s->jit_enabled;
     st->jit_kernels_compiled = s->jit_kernels_compiled;
     st->jit_kernel_hits = s->jit_kernel_hits;

@@ -93,9 +93,10 @@ static void status_table(const kiln_conn *c, const struct kiln_status *s)
     }
     if (label[0] != '\0')
         row(label, "none");
-    snprintf(buf, sizeof(buf), "%llu done, %llu failed, %llu running, %llu queued",
+    snprintf(buf, sizeof(buf), "%llu done, %llu failed, %llu running, %llu queued, %llu merged",
              (unsigned long long) s->steps_done, (unsigned long long) s->steps_failed,
-             (unsigned long long) s->steps_running, (unsigned long long) s->steps_queued);
+             (unsigned long long) s->steps_running, (unsigned long long) s->steps_queued,
+             (unsigned long long) s->steps_merged);
     row("steps", buf);
     snprintf(buf, sizeof(buf), "%llu ms", (unsigned long long) s->step_run_ms);
     row("step time", buf);
@@ -176,10 +177,10 @@ static void status_json(const kiln_conn *c, const struct kiln_status *s)
     }
     printf("]},\n");
     printf("  \"steps\": {\"done\": %llu, \"failed\": %llu, \"running\": %llu, \"queued\": %llu, "
-           "\"run_ms\": %llu},\n",
+           "\"run_ms\": %llu, \"merged\": %llu},\n",
            (unsigned long long) s->steps_done, (unsigned long long) s->steps_failed,
            (unsigned long long) s->steps_running, (unsigned long long) s->steps_queued,
-           (unsigned long long) s->step_run_ms);
+           (unsigned long long) s->step_run_ms, (unsigned long long) s->steps_merged);
     printf("  \"jit\": {\"enabled\": %s, \"kernels_compiled\": %llu, \"kernel_hits\": %llu, "
            "\"compile_us\": %llu, \"plans\": %llu, \"plan_hits\": %llu, \"kernels_run\": %llu, "
            "\"kernels_cached\": %llu, \"fallbacks\": %llu, \"cc\": {\"enabled\": %s, "

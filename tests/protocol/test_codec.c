@@ -224,7 +224,8 @@ START_TEST(roundtrip_replies)
     struct proto_status s = {.proto_min = 1, .proto_max = 1, .pid = 1234, .uptime_ms = 99,
                              .sessions = 2, .sessions_total = 5, .requests = 1000,
                              .workers = 2, .mem_in_use = 10, .mem_budget = 1 << 30,
-                             .mem_rss = 4 << 20, .draining = true};
+                             .mem_rss = 4 << 20, .draining = true, .steps_done = 9,
+                             .steps_merged = 4};
     strcpy(s.server, "kilnd 9");
     s.errors[KILN_EMALFORMED] = 7;
     s.errors[KILN_ESESSION] = 1;

@@ -161,6 +161,10 @@ def _decode_status(b):
     if "steps" in b:
         s = _map(b, "steps", "body.steps")
         steps = {k: _uint(s, k, "body.steps." + k) for k in steps}
+        # Newer than the map: absent from older daemons.
+        steps["merged"] = _uint(s, "merged", "body.steps.merged") if "merged" in s else 0
+    else:
+        steps["merged"] = 0
     out["steps"] = steps
     jit = {"enabled": False, "kernels_compiled": 0, "kernel_hits": 0, "compile_us": 0,
            "plans": 0, "plan_hits": 0, "kernels_run": 0, "kernels_cached": 0, "fallbacks": 0}
