@@ -1,8 +1,9 @@
 /* cmd_top.c: `kiln top [--interval SECS] [--count N]`: a live view of a
  * daemon for its operators.
  *
- * Every interval it asks STATUS and prints the daemon line (steps per
- * second, memory, compile activity), the users (weight, sessions, queued
+ * Every interval it asks STATUS and prints the daemon lines (steps per
+ * second, memory and each memory tier's use and spills, compile
+ * activity), the users (weight, sessions, queued
  * and running steps, their share of the kernel time over the last
  * interval, memory, kernels compiled, refusals) and the sessions (by
  * number, never by id). Shares are computed here from the change of each
@@ -66,10 +67,10 @@ static void draw(const struct kiln_status *s, const struct top_prev *p)
     printf("%s  pid %lld  up %s  workers %llu  sessions %llu\n",
            cli_text(text, sizeof text, s->server), (long long) s->pid, b1,
            (unsigned long long) s->workers, (unsigned long long) s->sessions);
-    printf("steps    %llu running, %llu queued, %.1f/s done, %llu failed in all\n",
+    printf("steps    %llu running, %llu queued, %.1f/s done, %llu failed and %llu merged in all\n",
            (unsigned long long) s->steps_running, (unsigned long long) s->steps_queued,
            (double) delta(s->steps_done, p->have ? p->steps_done : 0) / span_s,
-           (unsigned long long) s->steps_failed);
+           (unsigned long long) s->steps_failed, (unsigned long long) s->steps_merged);
     cli_format_bytes(b1, sizeof b1, s->mem_in_use);
     if (s->mem_budget > 0)
         cli_format_bytes(b2, sizeof b2, s->mem_budget);
@@ -77,6 +78,18 @@ static void draw(const struct kiln_status *s, const struct top_prev *p)
         snprintf(b2, sizeof b2, "none");
     cli_format_bytes(b3, sizeof b3, s->mem_rss);
     printf("memory   %s held for clients, budget %s, RSS %s\n", b1, b2, b3);
+    for (uint32_t i = 0; i < s->ntiers; i++) {
+        const struct kiln_tier *t = &s->tiers[i];
+        char name[CLI_TEXT_SIZE(sizeof t->name)];
+        cli_format_bytes(b1, sizeof b1, t->in_use);
+        if (t->limit > 0)
+            cli_format_bytes(b2, sizeof b2, t->limit);
+        else
+            snprintf(b2, sizeof b2, "no limit");
+        printf("  %-6s %s of %s; %llu spilled, %llu restored, %llu refused\n",
+               cli_text(name, sizeof name, t->name), b1, b2, (unsigned long long) t->spills,
+               (unsigned long long) t->restores, (unsigned long long) t->refused);
+    }
     printf("compile  %llu kernels (%.1f ms) in the last %.1f s; %llu cached; cc tier %s, %llu "
            "promoted, %llu built\n",
            (unsigned long long) delta(s->jit_kernels_compiled, p->have ? p->compiled : 0),
