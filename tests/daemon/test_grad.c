@@ -31,12 +31,17 @@ struct conn {
     uint64_t sid;
 };
 
-static void open_conn(struct conn *c)
+static void open_conn_with(struct conn *c, const char *const *flags)
 {
     th_prepare(&c->d);
-    th_start(&c->d, NULL);
+    th_start(&c->d, flags);
     c->s = th_connect(c->d.addr, TIMEOUT_MS);
     c->sid = th_hello(c->s, "grad");
+}
+
+static void open_conn(struct conn *c)
+{
+    open_conn_with(c, NULL);
 }
 
 static void close_conn(struct conn *c)
@@ -250,8 +255,11 @@ static void batch(uint64_t *rng, float *x, float *t)
 
 START_TEST(two_layer_network_trains)
 {
+    /* One plan per step, every step: steps that queue are not merged
+     * (merged pairs have plans of their own; test_merge covers them). */
+    static const char *const no_merge[] = {"--look-ahead", "1", NULL};
     struct conn c;
-    open_conn(&c);
+    open_conn_with(&c, no_merge);
     uint64_t rng = 12345;
     float w1[HIDDEN], b1[HIDDEN], w2[HIDDEN], b2 = 0;
     for (int k = 0; k < HIDDEN; k++) {
