@@ -298,10 +298,10 @@ static uint32_t step_parts(const struct step *st)
 static uint64_t step_inflight(const struct step *st)
 {
     if (st->nparts == 0)
-        return st->charged;
+        return st->admitted;
     uint64_t b = 0;
     for (const struct step *p = st->parts; p != NULL; p = p->next)
-        b += p->charged;
+        b += p->admitted;
     return b;
 }
 
@@ -334,6 +334,18 @@ static void account(struct exec *x, struct step *st, bool over)
     }
 }
 
+/* A finished (or failed merged) step of `es`: its real time replaces the
+ * estimate in the session's clock, and per step of it estimates the next. */
+static void session_ran(struct exec_sess *es, const struct step *st)
+{
+    if (st->ran_ns >= st->est_ns)
+        es->vtime += st->ran_ns - st->est_ns;
+    else
+        es->vtime -= st->est_ns - st->ran_ns <= es->vtime ? st->est_ns - st->ran_ns : es->vtime;
+    es->kernel_ns += st->ran_ns;
+    es->last_ns = st->ran_ns / step_parts(st);
+}
+
 /* merge.h rule 5: the steps of a merged run that failed go back to the
  * front of their session's queue and run again one by one. */
 static void merged_failed(struct exec *x, struct step *st)
@@ -353,6 +365,8 @@ static void merged_failed(struct exec *x, struct step *st)
     struct exec_sess *es = s != NULL ? s->exec : NULL;
     if (es == NULL) /* the session ended: its steps end with the merged one */
         st->acct->queued -= st->nparts <= st->acct->queued ? st->nparts : st->acct->queued;
+    else
+        session_ran(es, st);
     uint32_t n = merge_undo(x->sessions, st, es != NULL ? &es->head : NULL,
                             es != NULL ? &es->tail : NULL);
     if (es != NULL) {
@@ -405,6 +419,17 @@ static void step_done(uv_work_t *w, int status)
         e.node = at;
         step_fail(x, st, &e);
     } else {
+        if (st->nparts > 0) {
+            /* The merged copy and the parts' graphs and uploads are done
+             * with: their charges go before the results are charged, so
+             * the results fit where they would have one step at a time. */
+            sess_mem_uncharge_id(t, st->session, st->acct, st->charged);
+            st->charged = 0;
+            for (struct step *p = st->parts; p != NULL; p = p->next) {
+                sess_mem_uncharge_id(t, p->session, p->acct, p->charged);
+                p->charged = 0;
+            }
+        }
         for (uint32_t j = 0; j < st->nkeep; j++) {
             const struct ir_node *n = &st->graph.nodes[st->keep[j].node];
             void *data = st->outs[st->keep[j].node];
@@ -425,9 +450,7 @@ static void step_done(uv_work_t *w, int status)
         struct exec_sess *es = s != NULL ? s->exec : NULL;
         if (es != NULL) {
             es->running = NULL;
-            es->last_ns = st->ran_ns;
-            es->kernel_ns += st->ran_ns;
-            es->vtime += st->ran_ns >= st->est_ns ? st->ran_ns - st->est_ns : 0;
+            session_ran(es, st);
             inflight_done(es, st);
             if (es->head != NULL)
                 ready_add(x, es);
@@ -438,41 +461,29 @@ static void step_done(uv_work_t *w, int status)
     resolve_waits(x, session);
 }
 
-/* Gather the inputs of `st`; false (and the step failed) when one of them
- * failed earlier. */
-static bool gather(struct exec *x, struct step *st)
+/* Gather the inputs of `st`: KILN_OK, or an error in *e (an input that
+ * failed earlier, memory) for the caller to fail the step with. */
+static int gather(struct exec *x, struct step *st, struct proto_error *e)
 {
     if (st->nbind > 0 && st->inputs == NULL && /* a merged step has its inputs already */
-        (st->inputs = calloc(st->nbind, sizeof(*st->inputs))) == NULL) {
-        struct proto_error e;
-        proto_error_set(&e, KILN_ENOMEM, "", "out of memory starting step %" PRIu64,
-                        st->number);
-        step_fail(x, st, &e);
-        return false;
-    }
+        (st->inputs = calloc(st->nbind, sizeof(*st->inputs))) == NULL)
+        return proto_error_set(e, KILN_ENOMEM, "", "out of memory starting step %" PRIu64,
+                               st->number);
     for (uint32_t k = 0; k < st->nbind; k++) {
         const struct sess_var *v = st->bind[k];
-        if (v->state != SESS_VAR_READY) {
+        if (v->state != SESS_VAR_READY)
             /* Steps run in order, so an input is never still pending. */
-            struct proto_error e;
-            proto_error_set(&e, KILN_EEXEC, "",
-                            "step %" PRIu64 " cannot run: its input var %" PRIu64 " %s%s",
-                            st->number, v->id,
-                            v->state == SESS_VAR_FAILED ? "failed: " : "is not ready",
-                            v->state == SESS_VAR_FAILED ? v->err_msg : "");
-            step_fail(x, st, &e);
-            return false;
-        }
+            return proto_error_set(e, KILN_EEXEC, "",
+                                   "step %" PRIu64 " cannot run: its input var %" PRIu64 " %s%s",
+                                   st->number, v->id,
+                                   v->state == SESS_VAR_FAILED ? "failed: " : "is not ready",
+                                   v->state == SESS_VAR_FAILED ? v->err_msg : "");
         st->inputs[k] = v->data;
     }
     /* Inputs on disk come back in the step's worker (spill.h rule 4). */
-    struct proto_error e;
-    if (x->sessions->spill != NULL &&
-        spill_step_start(x->sessions->spill, st, x->reserved, &e) != KILN_OK) {
-        step_fail(x, st, &e);
-        return false;
-    }
-    return true;
+    if (x->sessions->spill != NULL)
+        return spill_step_start(x->sessions->spill, st, x->reserved, e);
+    return KILN_OK;
 }
 
 /* What the step's user may still compile (its kernels and compile-time
@@ -503,37 +514,48 @@ static bool start_head(struct exec *x, struct exec_sess *es)
         es->tail = NULL;
     es->queued -= took;
     x->queued -= took;
-    if (st->nparts > 0)
-        st->acct = st->parts->acct;
     struct sess_user *u = st->acct;
-    if (!gather(x, st)) {
+    struct proto_error e;
+    bool queued = false;
+    if (gather(x, st, &e) == KILN_OK) {
+        st->work.data = st;
+        st->quota = step_quota(x);
+        st->budget = compile_budget(x, u);
+        queued = uv_queue_work(x->loop, &st->work, step_work, step_done) == 0;
+        if (!queued) {
+            proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
+            if (x->sessions->spill != NULL)
+                spill_step_done(x->sessions->spill, st);
+        }
+    }
+    if (!queued && st->nparts > 0) {
+        /* merge.h rule 5: what stops a merged step stops nothing of its
+         * parts: they go back and start one by one. */
+        uint32_t n = merge_undo(x->sessions, st, &es->head, &es->tail);
+        es->queued += n;
+        x->queued += n;
+        return false;
+    }
+    if (!queued) {
         uint64_t session = st->session;
+        step_fail(x, st, &e);
         u->queued -= took;
         inflight_done(es, st);
         step_free(x->sessions, st);
         resolve_waits(x, session);
         return false;
     }
-    st->work.data = st;
-    st->quota = step_quota(x);
-    st->budget = compile_budget(x, u);
-    if (uv_queue_work(x->loop, &st->work, step_work, step_done) != 0) {
-        struct proto_error e;
-        proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
-        step_fail(x, st, &e);
-        if (x->sessions->spill != NULL)
-            spill_step_done(x->sessions->spill, st);
-        u->queued -= took;
-        inflight_done(es, st);
-        step_free(x->sessions, st);
-        return false;
-    }
+    /* The scheduler's clocks move to where the picked user and session
+     * stand (the lowest of those ready), before the estimate of this step
+     * is charged: a user or session that comes back from idle starts there. */
+    if (u->vtime > x->vclock)
+        x->vclock = u->vtime;
+    if (es->vtime > u->sclock)
+        u->sclock = es->vtime;
     /* Charged now by an estimate; step_done puts the real time in. */
     st->est_ns = es->last_ns ? es->last_ns : EST_DEFAULT_NS;
     u->vtime += st->est_ns / weight_of(u);
     es->vtime += st->est_ns;
-    if (u->vtime > x->vclock)
-        x->vclock = u->vtime;
     u->running++;
     es->running = st;
     st->mem = es->mem;
@@ -604,16 +626,11 @@ void exec_submit(struct exec *x, struct sess *s, struct step *st)
     /* Back from idle: start at the scheduler's clock, with no credit. */
     if (u->queued == 0 && u->vtime < x->vclock)
         u->vtime = x->vclock;
-    if (es->running == NULL && es->head == NULL) {
-        uint64_t floor = UINT64_MAX;
-        for (const struct exec_sess *o = x->ready; o != NULL; o = o->rnext)
-            if (o->s->acct == u && o->vtime < floor)
-                floor = o->vtime;
-        if (floor != UINT64_MAX && es->vtime < floor)
-            es->vtime = floor;
-    }
+    if (es->running == NULL && es->head == NULL && es->vtime < u->sclock)
+        es->vtime = u->sclock;
     u->queued++;
-    es->inflight += st->charged;
+    st->admitted = st->charged;
+    es->inflight += st->admitted;
     if (es->tail != NULL)
         es->tail->next = st;
     else
@@ -892,7 +909,7 @@ uint64_t exec_cancel(struct exec *x, struct sess *s)
         es->queued--;
         x->queued--;
         st->acct->queued--;
-        es->inflight -= st->charged <= es->inflight ? st->charged : es->inflight;
+        es->inflight -= st->admitted <= es->inflight ? st->admitted : es->inflight;
         struct proto_error e;
         proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " was cancelled (CANCEL) before it ran",
                         st->number);

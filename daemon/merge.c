@@ -156,6 +156,7 @@ static struct step *build(struct sess_table *t, struct sess *s, struct step *hea
     struct step *m = g.m;
     ir_graph_init(&m->graph);
     m->session = head->session;
+    m->acct = head->acct;
     m->number = head->number;
     m->exec = head->exec;
     uint32_t n = 0;

@@ -82,6 +82,7 @@ struct sess_user {
     uint64_t queued;         /* steps submitted and not finished (quota queued_steps) */
     uint64_t running;        /* of which on a worker now */
     uint64_t vtime;          /* kernel time used / weight (ns): the fair scheduler's clock */
+    uint64_t sclock;         /* the clock of its session picked last: where an idle one restarts */
     uint64_t kernel_ns;      /* kernel time its steps used since start */
     uint64_t steps_done;     /* its steps finished (failed or not) */
     uint64_t kernels;        /* kernel-cache misses its steps compiled (quota kernels) */

@@ -41,6 +41,7 @@ struct step {
     struct step_keep *keep;
     uint32_t *from;    /* graph node -> position of the SUBMIT node it came from */
     uint64_t charged;  /* bytes charged to the session while the step exists */
+    uint64_t admitted; /* of which counted in the session's bytes in flight (exec.c) */
     uint32_t nwarnings; /* for the SUBMIT reply: targets given zero gradients */
     struct proto_warning *warnings; /* PROTO_WARNINGS_MAX entries once the first is made */
 
