@@ -338,6 +338,8 @@ int spill_step_start(struct spill *sp, struct step *st, uint64_t reserved, struc
             step_unwind(sp, st, k, was);
             free(ss);
             free(was);
+            if (rc == KILN_EQUOTA) /* the user's limit, not the daemon's: say so */
+                return rc;
             return proto_error_set(err, KILN_ENOMEM, "",
                                    "step %" PRIu64 " needs its input var %" PRIu64
                                    " (%" PRIu64 " bytes) in memory, but the memory budget of %"
