@@ -9,6 +9,7 @@
  * finish closing them, free the sessions, and finally nng_fini() so that
  * NNG's threads are gone before exit (leak checkers see nothing). A second
  * signal skips all that and exits at once. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ struct kilnd {
     struct wd watchdog; /* reopens ipc:// listeners NNG 1.5.2 wedges */
     struct auth auth;   /* users and tokens (--config) */
     uint64_t drain_started_ms;
+    uint64_t trim_closed, trim_in_use; /* sessions ended and bytes held at the last trim */
 };
 
 static const char *signal_name(int signum)
@@ -98,11 +100,30 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_timer_start(&kd->drain, on_drain_tick, 0, DRAIN_POLL_MS);
 }
 
+/* Memory freed since the last trim (sessions that ended, tensors
+ * released) goes back to the OS: glibc keeps freed small blocks in its
+ * arenas, and a long-running daemon's size should follow its clients. */
+#define TRIM_FREED_BYTES (UINT64_C(1) << 20)
+
+static void trim_if_freed(struct kilnd *kd)
+{
+    uint64_t closed = kd->sessions.opened_total - sess_count(&kd->sessions);
+    uint64_t in_use = kd->sessions.mem_in_use;
+    if (closed != kd->trim_closed || in_use + TRIM_FREED_BYTES < kd->trim_in_use) {
+        malloc_trim(0);
+        kd->trim_closed = closed;
+        kd->trim_in_use = in_use;
+    } else if (in_use > kd->trim_in_use) {
+        kd->trim_in_use = in_use; /* the high-water mark since the last trim */
+    }
+}
+
 static void on_sweep(uv_timer_t *h)
 {
     struct kilnd *kd = h->data;
     sess_expire(&kd->sessions, uv_now(&kd->loop), kd->cfg->idle_timeout_ms);
     sess_reap_orphans(&kd->sessions, uv_now(&kd->loop), ORPHAN_GRACE_MS);
+    trim_if_freed(kd);
 }
 
 /* A connection closed: its sessions end ORPHAN_GRACE_MS later unless the
