@@ -143,7 +143,6 @@ _Static_assert(sizeof nv_syms / sizeof nv_syms[0] == sizeof(struct nv_fns) / siz
 
 struct jit_cuda {
     void *cu_lib, *nv_lib;
-    bool cu_initialised; /* cuInit ran: libcuda stays loaded */
     struct cu_fns cu;
     struct nv_fns nv;
     struct jit_cuda_info info;
@@ -194,7 +193,6 @@ static void open_driver(struct jit_cuda *c)
         return;
     }
     char eb[128];
-    c->cu_initialised = true;
     cu_result r = c->cu.init(0);
     if (r != CU_SUCCESS) {
         snprintf(in->why, sizeof in->why, "cuInit: %s", cu_err(c, r, eb, sizeof eb));
@@ -245,7 +243,7 @@ static void open_nvrtc(struct jit_cuda *c)
         "/usr/local/cuda/lib64/libnvrtc.so",
     };
     struct jit_cuda_info *in = &c->info;
-    char first[JIT_CUDA_WHY_MAX + 1] = "";
+    char first[128] = ""; /* why the first name failed: the loader's own words */
     for (size_t k = 0; k < sizeof names / sizeof names[0] && c->nv_lib == NULL; k++) {
         dlerror();
         c->nv_lib = dlopen(names[k], RTLD_NOW | RTLD_LOCAL);
@@ -254,7 +252,7 @@ static void open_nvrtc(struct jit_cuda *c)
             snprintf(first, sizeof first, "%s", e);
     }
     if (c->nv_lib == NULL) {
-        snprintf(in->nvrtc_why, sizeof in->nvrtc_why, "no NVRTC (%s; nor in %s/lib64)",
+        snprintf(in->nvrtc_why, sizeof in->nvrtc_why, "no NVRTC (%s; nor in %.40s/lib64)",
                  first[0] ? first : "libnvrtc.so.13 not found", JIT_CUDA_HOME);
         return;
     }
@@ -292,14 +290,12 @@ int jit_cuda_open(unsigned what, struct jit_cuda **out)
     return KILN_OK;
 }
 
+/* Neither library is dlclosed: after cuInit the driver keeps threads of
+ * its own, and both keep global state whose memory a leak checker would
+ * report once the library holding the pointers is gone. A process opens
+ * them once (the daemon at start), so nothing accumulates. */
 void jit_cuda_close(struct jit_cuda *c)
 {
-    if (c == NULL)
-        return;
-    if (c->nv_lib != NULL)
-        dlclose(c->nv_lib);
-    if (c->cu_lib != NULL && !c->cu_initialised)
-        dlclose(c->cu_lib);
     free(c);
 }
 

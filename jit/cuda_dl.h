@@ -25,8 +25,8 @@
  * and frees with jit_cuda_close (safe on NULL); the info is filled once,
  * in jit_cuda_open, and read-only after. jit_cuda_compile_ptx may be
  * called from any number of threads at once (NVRTC has no global lock;
- * each call has its own program). libcuda is never dlclosed once cuInit
- * has run (the driver keeps threads of its own); NVRTC is.
+ * each call has its own program). The libraries stay loaded after
+ * jit_cuda_close (cuda_dl.c says why): open them once per process.
  */
 #ifndef KILN_JIT_CUDA_DL_H
 #define KILN_JIT_CUDA_DL_H
