@@ -24,6 +24,7 @@
 #include "server.h"
 #include "watchdog.h"
 #include "auth.h"
+#include "cuda_dl.h"
 #include "relay.h"
 #include "spill.h"
 
@@ -52,6 +53,7 @@ struct kilnd {
     uv_timer_t drain; /* polls for the end of draining */
     struct wd watchdog; /* reopens ipc:// listeners NNG 1.5.2 wedges */
     struct auth auth;   /* users and tokens (--config) */
+    struct jit_cuda *cuda; /* the CUDA driver and NVRTC if present (start_cuda) */
     uint64_t drain_started_ms;
     uint64_t trim_closed, trim_in_use; /* sessions ended and bytes held at the last trim */
 };
@@ -271,10 +273,47 @@ static bool start_auth(struct kilnd *kd)
     return true;
 }
 
+/* Loads the CUDA driver and NVRTC if this machine has them and logs what
+ * was found; STATUS reports it (devices). Nothing here can stop the
+ * daemon: without them it runs on the CPU. */
+static bool start_cuda(struct kilnd *kd)
+{
+    if (jit_cuda_open(JIT_CUDA_DRIVER | JIT_CUDA_NVRTC, &kd->cuda) != KILN_OK) {
+        log_msg(&kd->log, LOG_ERROR, "out of memory probing for CUDA");
+        return false;
+    }
+    const struct jit_cuda_info *in = jit_cuda_info(kd->cuda);
+    kd->disp.cuda = in;
+    struct log_line l;
+    for (uint32_t k = 0; k < in->ndevices; k++) {
+        log_begin(&l, &kd->log, LOG_INFO, "CUDA device");
+        log_u64(&l, "index", k);
+        log_str(&l, "name", in->devices[k].name);
+        log_u64(&l, "cc_major", (uint64_t) in->devices[k].cc_major);
+        log_u64(&l, "cc_minor", (uint64_t) in->devices[k].cc_minor);
+        log_u64(&l, "memory", in->devices[k].mem_total);
+        log_end(&l);
+    }
+    if (in->ndevices == 0) {
+        log_begin(&l, &kd->log, LOG_INFO, "no CUDA devices");
+        log_str(&l, "why", in->why);
+        log_end(&l);
+    }
+    log_begin(&l, &kd->log, LOG_INFO, in->nvrtc ? "NVRTC loaded" : "no NVRTC");
+    if (in->nvrtc) {
+        log_u64(&l, "major", (uint64_t) in->nvrtc_major);
+        log_u64(&l, "minor", (uint64_t) in->nvrtc_minor);
+    } else {
+        log_str(&l, "why", in->nvrtc_why);
+    }
+    log_end(&l);
+    return true;
+}
+
 static bool start(struct kilnd *kd)
 {
     const struct cfg *cfg = kd->cfg;
-    if (!start_auth(kd))
+    if (!start_auth(kd) || !start_cuda(kd))
         return false;
     char spill_dir[512];
     struct spill_opts so = {
@@ -394,6 +433,9 @@ static void stop(struct kilnd *kd)
     sess_table_fini(&kd->sessions);
     spill_fini(&kd->spill); /* after the vars: they give their extents back */
     auth_fini(&kd->auth);
+    kd->disp.cuda = NULL;
+    jit_cuda_close(kd->cuda);
+    kd->cuda = NULL;
     if (uv_loop_close(&kd->loop) != 0)
         log_msg(&kd->log, LOG_ERROR, "libuv handles left open at exit");
     nng_fini();

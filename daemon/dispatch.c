@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "auth.h"
+#include "cuda_dl.h"
 #include "dispatch.h"
 #include "server.h"
 #include "step.h"
@@ -149,6 +150,26 @@ static void fill_lists(struct disp *d, struct lists *L, struct proto_status *st)
     st->session_list = L->sess;
 }
 
+/* STATUS devices from the start-up probe (cuda_dl.h). */
+static void fill_devices(const struct jit_cuda_info *in, struct proto_status *s)
+{
+    _Static_assert(PROTO_DEVICES_MAX >= JIT_CUDA_MAX_DEVICES, "every probed device fits");
+    s->has_devices = true;
+    for (uint32_t k = 0; k < in->ndevices && k < PROTO_DEVICES_MAX; k++) {
+        struct proto_device *o = &s->devices[k];
+        snprintf(o->name, sizeof o->name, "%s", in->devices[k].name);
+        o->cc_major = (uint64_t) in->devices[k].cc_major;
+        o->cc_minor = (uint64_t) in->devices[k].cc_minor;
+        o->memory = in->devices[k].mem_total;
+        s->ndevices = k + 1;
+    }
+    snprintf(s->cuda_why, sizeof s->cuda_why, "%s", in->ndevices > 0 ? "" : in->why);
+    s->cuda_driver = in->driver_version > 0 ? (uint64_t) in->driver_version : 0;
+    if (in->nvrtc)
+        snprintf(s->nvrtc, sizeof s->nvrtc, "%d.%d", in->nvrtc_major, in->nvrtc_minor);
+    snprintf(s->nvrtc_why, sizeof s->nvrtc_why, "%s", in->nvrtc ? "" : in->nvrtc_why);
+}
+
 static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error *err)
 {
     const struct stats *st = d->stats;
@@ -200,6 +221,8 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
     static const struct spill off = {.host = {.name = "host"}};
     s.ntiers = spill_tiers(d->sessions->spill ? d->sessions->spill : &off, d->sessions, s.tiers,
                            PROTO_TIERS_MAX);
+    if (d->cuda != NULL)
+        fill_devices(d->cuda, &s);
     snprintf(s.server, sizeof(s.server), "%s", SERVER_NAME);
     _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");
     for (size_t i = 0; i < KILN_ERR_WIRE_COUNT; i++)

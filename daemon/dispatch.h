@@ -27,6 +27,8 @@
 struct auth;
 struct srv;
 
+struct jit_cuda_info;
+
 struct disp {
     const struct cfg *cfg;
     const struct log *log;
@@ -36,6 +38,7 @@ struct disp {
     uv_loop_t *loop;   /* its clock times sessions */
     const struct srv *srv;   /* which transport a request came over */
     const struct auth *auth; /* users and tokens (empty: none configured) */
+    const struct jit_cuda_info *cuda; /* what the CUDA probe found; NULL: not probed */
     bool draining;   /* new work is refused with KILN_ESHUTDOWN */
 };
 

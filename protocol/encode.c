@@ -437,6 +437,27 @@ static int pack_tiers(msgpack_packer *pk, const struct proto_status *s)
     return rc;
 }
 
+/* devices: the CUDA devices, or why there are none, and NVRTC. */
+static int pack_devices(msgpack_packer *pk, const struct proto_status *s)
+{
+    uint32_t n = s->ndevices < PROTO_DEVICES_MAX ? s->ndevices : PROTO_DEVICES_MAX;
+    int rc = proto_pack_key(pk, "devices") | msgpack_pack_map(pk, 5);
+    rc |= proto_pack_key(pk, "cuda") | msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct proto_device *d = &s->devices[i];
+        rc |= msgpack_pack_map(pk, 4);
+        rc |= proto_pack_key(pk, "name") | pack_str(pk, d->name);
+        rc |= pack_kv_u64(pk, "cc_major", d->cc_major);
+        rc |= pack_kv_u64(pk, "cc_minor", d->cc_minor);
+        rc |= pack_kv_u64(pk, "memory", d->memory);
+    }
+    rc |= proto_pack_key(pk, "cuda_why") | pack_str(pk, s->cuda_why);
+    rc |= pack_kv_u64(pk, "cuda_driver", s->cuda_driver);
+    rc |= proto_pack_key(pk, "nvrtc") | pack_str(pk, s->nvrtc);
+    rc |= proto_pack_key(pk, "nvrtc_why") | pack_str(pk, s->nvrtc_why);
+    return rc;
+}
+
 int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
 {
     uint32_t nerr = 0;
@@ -444,7 +465,7 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
         nerr += s->errors[c] != 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int rc = pack_reply_head(&pk, KILN_OK, 14 + (s->has_lists ? 3 : 0));
+    int rc = pack_reply_head(&pk, KILN_OK, 14 + (s->has_lists ? 3 : 0) + (s->has_devices ? 1 : 0));
     rc |= proto_pack_key(&pk, "server") | pack_str(&pk, s->server);
     rc |= pack_kv_u64(&pk, "proto_min", s->proto_min);
     rc |= pack_kv_u64(&pk, "proto_max", s->proto_max);
@@ -497,6 +518,8 @@ int proto_encode_reply_status(msgpack_sbuffer *sb, const struct proto_status *s)
           (s->relay_library ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
     rc |= pack_kv_u64(&pk, "runs", s->relay_runs);
     rc |= pack_kv_u64(&pk, "library_runs", s->relay_library_runs);
+    if (s->has_devices)
+        rc |= pack_devices(&pk, s);
     if (s->has_lists)
         rc |= pack_status_lists(&pk, s);
     return done(rc);

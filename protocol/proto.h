@@ -313,6 +313,17 @@ struct proto_tier {
     uint64_t refused;        /* charges refused (KILN_ENOMEM) after spilling */
 };
 
+/* One accelerator in STATUS ("devices.cuda"). */
+#define PROTO_DEVICES_MAX        16  /* devices a STATUS reply may list */
+#define PROTO_DEVICE_NAME_MAX    95  /* bytes of a device name */
+#define PROTO_DEVICE_WHY_MAX     191 /* bytes of a reason */
+#define PROTO_DEVICE_VERSION_MAX 15  /* bytes of a version ("13.0") */
+struct proto_device {
+    char name[PROTO_DEVICE_NAME_MAX + 1]; /* "NVIDIA H100 80GB HBM3" */
+    uint64_t cc_major, cc_minor;          /* compute capability */
+    uint64_t memory;                      /* bytes of device memory */
+};
+
 struct proto_status {
     char server[KILN_LIMIT_NAME + 1]; /* "kilnd 0.1.0" */
     uint32_t proto_min, proto_max;
@@ -368,6 +379,15 @@ struct proto_status {
      * daemons that predate it, which leaves ntiers 0). */
     uint32_t ntiers;
     struct proto_tier tiers[PROTO_TIERS_MAX];
+    /* Accelerators ("devices"; optional on decode: absent from daemons
+     * that predate it, which leaves has_devices false). */
+    bool has_devices;
+    uint32_t ndevices;
+    struct proto_device devices[PROTO_DEVICES_MAX];
+    char cuda_why[PROTO_DEVICE_WHY_MAX + 1];  /* no devices: why; "" else */
+    uint64_t cuda_driver;                     /* driver version (13000); 0: none */
+    char nvrtc[PROTO_DEVICE_VERSION_MAX + 1]; /* NVRTC version; "" absent */
+    char nvrtc_why[PROTO_DEVICE_WHY_MAX + 1]; /* NVRTC absent: why; "" else */
 };
 
 struct proto_cancel_reply {

@@ -216,6 +216,48 @@ static int decode_tiers(struct proto_status *s, const msgpack_object *mem, struc
     return KILN_OK;
 }
 
+/* devices (optional: daemons before GPU support do not send it). */
+static int decode_devices(struct proto_status *s, const msgpack_object *b, struct proto_error *err)
+{
+    const msgpack_object *dv = proto_map_get(b, "devices");
+    if (dv == NULL)
+        return KILN_OK;
+    int rc = get_map(b, "devices", "body.devices", &dv, err);
+    if (rc != KILN_OK)
+        return rc;
+    const msgpack_object *a = proto_map_get(dv, "cuda");
+    if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size > PROTO_DEVICES_MAX)
+        return proto_error_set(err, P, "body.devices.cuda",
+                               "body.devices.cuda must be an array of at most %d devices",
+                               PROTO_DEVICES_MAX);
+    char f[PROTO_FIELD_MAX];
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        const msgpack_object *m = &a->via.array.ptr[i];
+        struct proto_device *d = &s->devices[i];
+        snprintf(f, sizeof f, "body.devices.cuda[%u]", i);
+        if (m->type != MSGPACK_OBJECT_MAP)
+            return proto_error_set(err, P, f, "%s must be a map", f);
+        if ((rc = proto_get_str_trunc(proto_map_get(m, "name"), f, d->name, sizeof d->name, P,
+                                      err)) != KILN_OK ||
+            (rc = get_u64(m, "cc_major", f, &d->cc_major, err)) != KILN_OK ||
+            (rc = get_u64(m, "cc_minor", f, &d->cc_minor, err)) != KILN_OK ||
+            (rc = get_u64(m, "memory", f, &d->memory, err)) != KILN_OK)
+            return rc;
+    }
+    s->ndevices = a->via.array.size;
+    if ((rc = proto_get_str_trunc(proto_map_get(dv, "cuda_why"), "body.devices.cuda_why",
+                                  s->cuda_why, sizeof s->cuda_why, P, err)) != KILN_OK ||
+        (rc = get_u64(dv, "cuda_driver", "body.devices.cuda_driver", &s->cuda_driver, err)) !=
+            KILN_OK ||
+        (rc = proto_get_str_trunc(proto_map_get(dv, "nvrtc"), "body.devices.nvrtc", s->nvrtc,
+                                  sizeof s->nvrtc, P, err)) != KILN_OK ||
+        (rc = proto_get_str_trunc(proto_map_get(dv, "nvrtc_why"), "body.devices.nvrtc_why",
+                                  s->nvrtc_why, sizeof s->nvrtc_why, P, err)) != KILN_OK)
+        return rc;
+    s->has_devices = true;
+    return KILN_OK;
+}
+
 static int decode_status(struct proto_status *s, const msgpack_object *b, struct proto_error *err)
 {
     uint64_t vmin = 0, vmax = 0;
@@ -295,6 +337,8 @@ static int decode_status(struct proto_status *s, const msgpack_object *b, struct
          (rc = get_u64(rl, "runs", "body.jit.relays.runs", &s->relay_runs, err)) != KILN_OK ||
          (rc = get_u64(rl, "library_runs", "body.jit.relays.library_runs",
                        &s->relay_library_runs, err)) != KILN_OK))
+        return rc;
+    if ((rc = decode_devices(s, b, err)) != KILN_OK)
         return rc;
     s->proto_min = vmin > UINT32_MAX ? UINT32_MAX : (uint32_t) vmin;
     s->proto_max = vmax > UINT32_MAX ? UINT32_MAX : (uint32_t) vmax;

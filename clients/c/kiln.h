@@ -180,6 +180,15 @@ struct kiln_tier {
     uint64_t refused;        /* requests refused with KILN_ENOMEM after spilling */
 };
 
+#define KILN_DEVICES_MAX 16 /* CUDA devices STATUS may list */
+
+/* One CUDA device of the daemon's machine. */
+struct kiln_device {
+    char name[96];               /* "NVIDIA H100 80GB HBM3" */
+    uint32_t cc_major, cc_minor; /* compute capability */
+    uint64_t memory;             /* bytes of device memory */
+};
+
 /* Daemon-wide counters, as STATUS reports them. */
 struct kiln_status {
     char server[KILN_NAME_MAX + 1];
@@ -232,6 +241,15 @@ struct kiln_status {
     struct kiln_tier tiers[KILN_TIERS_MAX];
     uint64_t steps_merged;         /* of steps_done: ran merged with other queued steps of
                                       their session (0 from daemons that do not report it) */
+    /* Accelerators (has_devices false from a daemon that does not report
+     * them). No device: cuda_why says why. */
+    bool has_devices;
+    uint32_t ndevices;
+    struct kiln_device devices[KILN_DEVICES_MAX];
+    char cuda_why[192];   /* "no NVIDIA driver (...)"; "" when there are devices */
+    uint64_t cuda_driver; /* the driver's CUDA version (13000); 0: no driver */
+    char nvrtc[16];       /* the daemon's CUDA compiler version ("13.0"); "" none */
+    char nvrtc_why[192];  /* why no NVRTC; "" when there is */
 };
 
 typedef struct kiln_conn kiln_conn;

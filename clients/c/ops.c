@@ -130,6 +130,26 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
         o->restore_ms = t->restore_ms;
         o->refused = t->refused;
     }
+    _Static_assert(KILN_DEVICES_MAX == PROTO_DEVICES_MAX &&
+                       sizeof(st->devices[0].name) == sizeof(s->devices[0].name) &&
+                       sizeof(st->cuda_why) == sizeof(s->cuda_why) &&
+                       sizeof(st->nvrtc) == sizeof(s->nvrtc) &&
+                       sizeof(st->nvrtc_why) == sizeof(s->nvrtc_why),
+                   "libkiln reports every device the codec decodes");
+    st->has_devices = s->has_devices;
+    st->ndevices = s->ndevices;
+    for (uint32_t i = 0; i < s->ndevices; i++) {
+        memcpy(st->devices[i].name, s->devices[i].name, sizeof(st->devices[i].name));
+        st->devices[i].cc_major =
+            s->devices[i].cc_major > UINT32_MAX ? UINT32_MAX : (uint32_t) s->devices[i].cc_major;
+        st->devices[i].cc_minor =
+            s->devices[i].cc_minor > UINT32_MAX ? UINT32_MAX : (uint32_t) s->devices[i].cc_minor;
+        st->devices[i].memory = s->devices[i].memory;
+    }
+    memcpy(st->cuda_why, s->cuda_why, sizeof(st->cuda_why));
+    st->cuda_driver = s->cuda_driver;
+    memcpy(st->nvrtc, s->nvrtc, sizeof(st->nvrtc));
+    memcpy(st->nvrtc_why, s->nvrtc_why, sizeof(st->nvrtc_why));
     client_reply_fini(&r);
     return KILN_OK;
 }

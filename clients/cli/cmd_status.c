@@ -55,6 +55,36 @@ static void tier_rows(const struct kiln_status *s)
     }
 }
 
+/* One row per CUDA device, or why there is none; then NVRTC. Names and
+ * reasons come from the daemon: never printed raw. */
+static void device_rows(const struct kiln_status *s)
+{
+    char text[CLI_TEXT_SIZE(192)], mem[32], buf[512];
+    if (!s->has_devices) {
+        row("devices", "not reported (older daemon)");
+        return;
+    }
+    for (uint32_t i = 0; i < s->ndevices && i < KILN_DEVICES_MAX; i++) {
+        const struct kiln_device *d = &s->devices[i];
+        char name_raw[sizeof(d->name) + 1], label[32];
+        memcpy(name_raw, d->name, sizeof(d->name));
+        name_raw[sizeof(d->name)] = '\0';
+        cli_format_bytes(mem, sizeof(mem), d->memory);
+        snprintf(label, sizeof(label), "cuda %u", (unsigned) i);
+        snprintf(buf, sizeof(buf), "%s, compute %u.%u, %s", cli_text(text, sizeof(text), name_raw),
+                 (unsigned) d->cc_major, (unsigned) d->cc_minor, mem);
+        row(label, buf);
+    }
+    if (s->ndevices == 0)
+        row("cuda", cli_text(text, sizeof(text), s->cuda_why[0] ? s->cuda_why : "no devices"));
+    if (s->nvrtc[0] != '\0') {
+        snprintf(buf, sizeof(buf), "%s", cli_text(text, sizeof(text), s->nvrtc));
+        row("nvrtc", buf);
+    } else {
+        row("nvrtc", cli_text(text, sizeof(text), s->nvrtc_why[0] ? s->nvrtc_why : "absent"));
+    }
+}
+
 static void status_table(const kiln_conn *c, const struct kiln_status *s)
 {
     char buf[128], text[CLI_TEXT_SIZE(512)];
@@ -127,6 +157,7 @@ static void status_table(const kiln_conn *c, const struct kiln_status *s)
     } else {
         row("executor", "reference interpreter");
     }
+    device_rows(s);
     row("draining", s->draining ? "yes" : "no");
 }
 
@@ -197,6 +228,26 @@ static void status_json(const kiln_conn *c, const struct kiln_status *s)
            (unsigned long long) s->cc_compile_ms, (unsigned long long) s->cc_disk_hits,
            s->relay_library ? "true" : "false", (unsigned long long) s->relay_runs,
            (unsigned long long) s->relay_library_runs);
+    if (s->has_devices) {
+        printf("  \"devices\": {\"cuda\": [");
+        for (uint32_t i = 0; i < s->ndevices && i < KILN_DEVICES_MAX; i++) {
+            const struct kiln_device *d = &s->devices[i];
+            char name_raw[sizeof(d->name) + 1];
+            memcpy(name_raw, d->name, sizeof(d->name));
+            name_raw[sizeof(d->name)] = '\0';
+            printf("%s{\"name\": ", i > 0 ? ", " : "");
+            cli_json_string(stdout, name_raw);
+            printf(", \"cc_major\": %u, \"cc_minor\": %u, \"memory\": %llu}",
+                   (unsigned) d->cc_major, (unsigned) d->cc_minor, (unsigned long long) d->memory);
+        }
+        printf("], \"cuda_why\": ");
+        cli_json_string(stdout, s->cuda_why);
+        printf(", \"cuda_driver\": %llu, \"nvrtc\": ", (unsigned long long) s->cuda_driver);
+        cli_json_string(stdout, s->nvrtc);
+        printf(", \"nvrtc_why\": ");
+        cli_json_string(stdout, s->nvrtc_why);
+        printf("},\n");
+    }
     printf("  \"draining\": %s\n}\n", s->draining ? "true" : "false");
 }
 

@@ -70,6 +70,15 @@ static int serve(msgpack_sbuffer *sb, const struct fake_server *f, int kind)
     if (kind == PROTO_STATUS) {
         struct proto_status s = {.proto_min = 1, .proto_max = 1, .pid = getpid(), .workers = 1};
         snprintf(s.server, sizeof(s.server), "%s", f->server);
+        /* A device and a reason in the daemon's own words: the name too. */
+        s.has_devices = true;
+        s.ndevices = 1;
+        size_t n = strlen(f->server) < sizeof(s.devices[0].name) ? strlen(f->server)
+                                                                 : sizeof(s.devices[0].name) - 1;
+        memcpy(s.devices[0].name, f->server, n);
+        s.devices[0].cc_major = 9;
+        s.devices[0].memory = (uint64_t) 80 << 30;
+        snprintf(s.nvrtc_why, sizeof(s.nvrtc_why), "%s", f->server);
         return proto_encode_reply_status(sb, &s);
     }
     if (kind == PROTO_PING && f->code != 0)

@@ -235,6 +235,8 @@ START_TEST(hostile_server_name_is_escaped)
     assert_contains(r.out, "server          " HOSTILE_TEXT "\n");
     /* This daemon reports no JIT: the table says so. */
     assert_contains(r.out, "executor        reference interpreter\n");
+    assert_contains(r.out, "cuda 0          " HOSTILE_TEXT ", compute 9.0, ");
+    assert_contains(r.out, "nvrtc           " HOSTILE_TEXT "\n");
     assert_inert(r.out);
     fixture_run_fini(&r);
 
@@ -243,6 +245,8 @@ START_TEST(hostile_server_name_is_escaped)
     ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
     assert_contains(r.out, "\"server\": \"" HOSTILE_JSON "\",\n");
     assert_contains(r.out, "\"jit\": {\"enabled\": false, \"kernels_compiled\": 0,");
+    assert_contains(r.out,
+                    "\"devices\": {\"cuda\": [{\"name\": \"" HOSTILE_JSON "\", \"cc_major\": 9,");
     assert_inert(r.out);
     int valid = fixture_json_valid(r.out);
     if (valid < 0)
@@ -363,6 +367,10 @@ START_TEST(status_table_has_every_row)
     assert_contains(r.out, "\nmemory RSS      ");
     assert_contains(r.out, "\nerrors          ");
     assert_contains(r.out, "\ndraining        no\n");
+    /* Devices, or why none; and NVRTC's version, or why none. */
+    ck_assert(strstr(r.out, "\ncuda 0          ") != NULL ||
+              strstr(r.out, "\ncuda            ") != NULL);
+    assert_contains(r.out, "\nnvrtc           ");
     fixture_run_fini(&r);
     ck_assert_int_eq(fixture_daemon_stop(&d), 0);
 }
@@ -379,9 +387,10 @@ START_TEST(status_json_parses)
     char pid[64];
     snprintf(pid, sizeof(pid), "\"pid\": %d,", (int) d.pid);
     assert_contains(r.out, pid);
-    const char *keys[] = {
-        "\"server\": \"kilnd",          "\"uptime_ms\": ",           "\"sessions_total\": ",
-        "\"errors\": {\"MALFORMED\": ", "\"memory\": {\"in_use\": ", "\"draining\": false"};
+    const char *keys[] = {"\"server\": \"kilnd",       "\"uptime_ms\": ",
+                          "\"sessions_total\": ",      "\"errors\": {\"MALFORMED\": ",
+                          "\"memory\": {\"in_use\": ", "\"draining\": false",
+                          "\"devices\": {\"cuda\": [", "\"nvrtc_why\": "};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         assert_contains(r.out, keys[i]);
     int valid = fixture_json_valid(r.out);

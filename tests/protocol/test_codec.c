@@ -241,6 +241,29 @@ START_TEST(roundtrip_replies)
     ck_assert_mem_eq(&rep.u.status, &s, sizeof(s));
     proto_reply_fini(&rep);
     msgpack_sbuffer_destroy(&sb);
+    /* devices: optional, so absent above; here two GPUs, then none and why. */
+    s.has_devices = true;
+    s.ndevices = 2;
+    s.devices[0] = (struct proto_device){
+        .name = "NVIDIA H100 80GB HBM3", .cc_major = 9, .memory = (uint64_t) 80 << 30};
+    s.devices[1] = (struct proto_device){
+        .name = "NVIDIA A100", .cc_major = 8, .cc_minor = 0, .memory = (uint64_t) 40 << 30};
+    s.cuda_driver = 13000;
+    strcpy(s.nvrtc, "13.0");
+    for (int k = 0; k < 2; k++) {
+        msgpack_sbuffer_init(&sb);
+        ck_assert_int_eq(proto_encode_reply_status(&sb, &s), KILN_OK);
+        ck_assert_int_eq(proto_reply_decode(&rep, PROTO_STATUS, sb.data, sb.size, &err), KILN_OK);
+        ck_assert_mem_eq(&rep.u.status, &s, sizeof(s));
+        proto_reply_fini(&rep);
+        msgpack_sbuffer_destroy(&sb);
+        s.ndevices = 0;
+        memset(s.devices, 0, sizeof s.devices);
+        s.cuda_driver = 0;
+        strcpy(s.cuda_why, "no NVIDIA driver (libcuda.so.1: cannot open shared object file)");
+        memset(s.nvrtc, 0, sizeof s.nvrtc);
+        strcpy(s.nvrtc_why, "no NVRTC");
+    }
 
     struct proto_error e;
     proto_error_set(&e, KILN_ELIMIT, "body.client", "client name is %d bytes", 300);

@@ -16,6 +16,9 @@ def test_requests(kilnd):
     c.ping()
     st = c.status()
     assert st["sessions"] >= 1 and st["pid"] == kilnd.proc.pid and not st["draining"]
+    dev = st["devices"]  # CUDA devices, or why there are none; NVRTC, or why not
+    assert dev["cuda"] or dev["cuda_why"]
+    assert dev["nvrtc"] or dev["nvrtc_why"]
     step = c.submit([{"id": 1, "op": 1, "dtype": 6, "shape": [2],
                       "data": bytes.fromhex("0000803f00000040")},
                      {"id": 2, "op": 2, "dtype": 6, "shape": [2], "value": 1.5},

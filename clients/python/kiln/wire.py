@@ -136,6 +136,35 @@ def _decode_tiers(mem):
     return out
 
 
+DEVICES_MAX = 16  # CUDA devices STATUS may list (PROTO_DEVICES_MAX)
+
+
+def _decode_devices(b):
+    """devices: the daemon's CUDA devices, or why none, and NVRTC; None from
+    daemons that predate it."""
+    if "devices" not in b:
+        return None
+    d = _map(b, "devices", "body.devices")
+    cuda = d.get("cuda")
+    if not isinstance(cuda, list) or len(cuda) > DEVICES_MAX:
+        raise _bad("body.devices.cuda",
+                   f"body.devices.cuda must be an array of at most {DEVICES_MAX} devices")
+    out = {"cuda": []}
+    for i, m in enumerate(cuda):
+        path = f"body.devices.cuda[{i}]"
+        if not isinstance(m, dict):
+            raise _bad(path, f"{path} must be a map")
+        dev = {"name": _str(m, "name", path + ".name")}
+        for k in ("cc_major", "cc_minor", "memory"):
+            dev[k] = _uint(m, k, f"{path}.{k}")
+        out["cuda"].append(dev)
+    out["cuda_why"] = _str(d, "cuda_why", "body.devices.cuda_why")
+    out["cuda_driver"] = _uint(d, "cuda_driver", "body.devices.cuda_driver")
+    out["nvrtc"] = _str(d, "nvrtc", "body.devices.nvrtc")
+    out["nvrtc_why"] = _str(d, "nvrtc_why", "body.devices.nvrtc_why")
+    return out
+
+
 def _decode_status(b):
     out = {"server": _str(b, "server", "body.server")}
     for k in ("proto_min", "proto_max", "uptime_ms", "sessions", "sessions_total",
@@ -184,6 +213,9 @@ def _decode_status(b):
                              for k in ("runs", "library_runs") if k in r}
             jit["relays"]["library"] = bool(r.get("library", False))
     out["jit"] = jit
+    devices = _decode_devices(b)
+    if devices is not None:
+        out["devices"] = devices
     # Users and sessions: sent to clients on the daemon's local socket only.
     if "users" in b or "session_list" in b:
         out["users_total"] = _uint(b, "users_total", "body.users_total")

@@ -1,0 +1,356 @@
+/* cuda_dl.c: libcuda.so.1 and NVRTC through dlopen (contract in cuda_dl.h).
+ *
+ * The two libraries are tables of function pointers filled with dlsym by
+ * name from a const list, so adding an entry point is one line in the
+ * struct and one in the list. The CUDA types are declared here, not taken
+ * from cuda.h: the daemon must build where no toolkit is installed. Where
+ * meson found the toolkit's headers (KILN_CUDA_HEADERS), every pointer
+ * type below is checked against the real prototype at compile time, so a
+ * wrong declaration is a build error here, not a crash on a GPU machine.
+ *
+ * Versioned driver symbols: cuda.h #defines some API names to _v2
+ * variants (cuDeviceTotalMem -> cuDeviceTotalMem_v2); dlsym needs the
+ * real symbol, so the list names it.
+ */
+#include "cuda_dl.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln_err.h"
+
+#ifndef JIT_CUDA_HOME
+#define JIT_CUDA_HOME "/usr/local/cuda"
+#endif
+
+/* CUresult and nvrtcResult are enums of non-negative values (unsigned int
+ * in the ABI); CUdevice is int; the program handle is opaque. */
+typedef unsigned int cu_result;
+typedef unsigned int nv_result;
+typedef int cu_device;
+#ifdef KILN_CUDA_HEADERS
+#include <cuda.h>
+#include <nvrtc.h>
+typedef nvrtcProgram nv_program;
+#else
+typedef struct nv_program_s *nv_program;
+#endif
+
+#define CU_SUCCESS                       0u
+#define CU_ERROR_NO_DEVICE               100u
+#define CU_ATTR_COMPUTE_CAPABILITY_MAJOR 75u
+#define CU_ATTR_COMPUTE_CAPABILITY_MINOR 76u
+#define NV_SUCCESS                       0u
+#define NV_ERROR_OUT_OF_MEMORY           1u
+
+struct cu_fns {
+    cu_result (*init)(unsigned int flags);
+    cu_result (*driver_get_version)(int *version);
+    cu_result (*device_get_count)(int *count);
+    cu_result (*device_get)(cu_device *dev, int ordinal);
+    cu_result (*device_get_name)(char *name, int len, cu_device dev);
+    cu_result (*device_get_attribute)(int *value, unsigned int attr, cu_device dev);
+    cu_result (*device_total_mem)(size_t *bytes, cu_device dev);
+    cu_result (*get_error_name)(cu_result err, const char **str);
+    cu_result (*get_error_string)(cu_result err, const char **str);
+};
+
+struct nv_fns {
+    const char *(*get_error_string)(nv_result r);
+    nv_result (*version)(int *major, int *minor);
+    nv_result (*create_program)(nv_program *prog, const char *src, const char *name, int nheaders,
+                                const char *const *headers, const char *const *names);
+    nv_result (*compile_program)(nv_program prog, int nopts, const char *const *opts);
+    nv_result (*get_program_log_size)(nv_program prog, size_t *size);
+    nv_result (*get_program_log)(nv_program prog, char *log);
+    nv_result (*get_ptx_size)(nv_program prog, size_t *size);
+    nv_result (*get_ptx)(nv_program prog, char *ptx);
+    nv_result (*destroy_program)(nv_program *prog);
+};
+
+#ifdef KILN_CUDA_HEADERS
+#define SAME(field, fn)                                                                            \
+    _Static_assert(                                                                                \
+        __builtin_types_compatible_p(__typeof__(((struct cu_fns *) 0)->field), __typeof__(&fn)),   \
+        #fn " is declared as in cuda.h")
+SAME(init, cuInit);
+SAME(driver_get_version, cuDriverGetVersion);
+SAME(device_get_count, cuDeviceGetCount);
+SAME(device_get, cuDeviceGet);
+SAME(device_get_name, cuDeviceGetName);
+SAME(device_total_mem, cuDeviceTotalMem_v2);
+SAME(get_error_name, cuGetErrorName);
+SAME(get_error_string, cuGetErrorString);
+#undef SAME
+/* The attribute parameter is an enum type of its own: its ABI is unsigned. */
+_Static_assert(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == CU_ATTR_COMPUTE_CAPABILITY_MAJOR &&
+                   CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ==
+                       CU_ATTR_COMPUTE_CAPABILITY_MINOR &&
+                   CUDA_ERROR_NO_DEVICE == CU_ERROR_NO_DEVICE,
+               "cuda.h's numbers");
+_Static_assert(sizeof(CUdevice_attribute) == sizeof(unsigned int), "an enum is an int");
+#define SAME(field, fn)                                                                            \
+    _Static_assert(                                                                                \
+        __builtin_types_compatible_p(__typeof__(((struct nv_fns *) 0)->field), __typeof__(&fn)),   \
+        #fn " is declared as in nvrtc.h")
+SAME(get_error_string, nvrtcGetErrorString);
+SAME(version, nvrtcVersion);
+SAME(create_program, nvrtcCreateProgram);
+SAME(compile_program, nvrtcCompileProgram);
+SAME(get_program_log_size, nvrtcGetProgramLogSize);
+SAME(get_program_log, nvrtcGetProgramLog);
+SAME(get_ptx_size, nvrtcGetPTXSize);
+SAME(get_ptx, nvrtcGetPTX);
+SAME(destroy_program, nvrtcDestroyProgram);
+#undef SAME
+_Static_assert(NVRTC_ERROR_OUT_OF_MEMORY == NV_ERROR_OUT_OF_MEMORY, "nvrtc.h's numbers");
+#endif
+
+struct sym {
+    const char *name;
+    size_t off;
+};
+
+static const struct sym cu_syms[] = {
+    {"cuInit", offsetof(struct cu_fns, init)},
+    {"cuDriverGetVersion", offsetof(struct cu_fns, driver_get_version)},
+    {"cuDeviceGetCount", offsetof(struct cu_fns, device_get_count)},
+    {"cuDeviceGet", offsetof(struct cu_fns, device_get)},
+    {"cuDeviceGetName", offsetof(struct cu_fns, device_get_name)},
+    {"cuDeviceGetAttribute", offsetof(struct cu_fns, device_get_attribute)},
+    {"cuDeviceTotalMem_v2", offsetof(struct cu_fns, device_total_mem)},
+    {"cuGetErrorName", offsetof(struct cu_fns, get_error_name)},
+    {"cuGetErrorString", offsetof(struct cu_fns, get_error_string)},
+};
+_Static_assert(sizeof cu_syms / sizeof cu_syms[0] == sizeof(struct cu_fns) / sizeof(void (*)(void)),
+               "every driver entry point is looked up");
+
+static const struct sym nv_syms[] = {
+    {"nvrtcGetErrorString", offsetof(struct nv_fns, get_error_string)},
+    {"nvrtcVersion", offsetof(struct nv_fns, version)},
+    {"nvrtcCreateProgram", offsetof(struct nv_fns, create_program)},
+    {"nvrtcCompileProgram", offsetof(struct nv_fns, compile_program)},
+    {"nvrtcGetProgramLogSize", offsetof(struct nv_fns, get_program_log_size)},
+    {"nvrtcGetProgramLog", offsetof(struct nv_fns, get_program_log)},
+    {"nvrtcGetPTXSize", offsetof(struct nv_fns, get_ptx_size)},
+    {"nvrtcGetPTX", offsetof(struct nv_fns, get_ptx)},
+    {"nvrtcDestroyProgram", offsetof(struct nv_fns, destroy_program)},
+};
+_Static_assert(sizeof nv_syms / sizeof nv_syms[0] == sizeof(struct nv_fns) / sizeof(void (*)(void)),
+               "every NVRTC entry point is looked up");
+
+struct jit_cuda {
+    void *cu_lib, *nv_lib;
+    struct cu_fns cu;
+    struct nv_fns nv;
+    struct jit_cuda_info info;
+};
+
+/* Fills `table` from `lib`; on a missing symbol writes why and returns false. */
+static bool resolve(void *lib, const struct sym *syms, size_t n, void *table, char *why,
+                    size_t whylen, const char *libname)
+{
+    for (size_t k = 0; k < n; k++) {
+        void *p = dlsym(lib, syms[k].name);
+        if (p == NULL) {
+            snprintf(why, whylen, "%s has no %s (too old?)", libname, syms[k].name);
+            return false;
+        }
+        /* POSIX guarantees a data pointer from dlsym converts to a function pointer. */
+        memcpy((char *) table + syms[k].off, &p, sizeof p);
+    }
+    return true;
+}
+
+static const char *cu_err(const struct jit_cuda *c, cu_result r, char *buf, size_t len)
+{
+    const char *name = NULL, *text = NULL;
+    if (c->cu.get_error_name(r, &name) != CU_SUCCESS || name == NULL)
+        name = "CUDA_ERROR_?";
+    if (c->cu.get_error_string(r, &text) != CU_SUCCESS || text == NULL)
+        text = "unknown error";
+    snprintf(buf, len, "%s %u (%s)", name, r, text);
+    return buf;
+}
+
+static void open_driver(struct jit_cuda *c)
+{
+    struct jit_cuda_info *in = &c->info;
+    dlerror();
+    c->cu_lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (c->cu_lib == NULL) {
+        const char *e = dlerror();
+        snprintf(in->why, sizeof in->why, "no NVIDIA driver (%s)",
+                 e ? e : "libcuda.so.1 not found");
+        return;
+    }
+    if (!resolve(c->cu_lib, cu_syms, sizeof cu_syms / sizeof cu_syms[0], &c->cu, in->why,
+                 sizeof in->why, "libcuda.so.1")) {
+        dlclose(c->cu_lib);
+        c->cu_lib = NULL;
+        return;
+    }
+    char eb[128];
+    cu_result r = c->cu.init(0);
+    if (r != CU_SUCCESS) {
+        snprintf(in->why, sizeof in->why, "cuInit: %s", cu_err(c, r, eb, sizeof eb));
+        return;
+    }
+    in->driver = true;
+    if (c->cu.driver_get_version(&in->driver_version) != CU_SUCCESS)
+        in->driver_version = 0;
+    int n = 0;
+    r = c->cu.device_get_count(&n);
+    if (r != CU_SUCCESS) {
+        snprintf(in->why, sizeof in->why, "cuDeviceGetCount: %s", cu_err(c, r, eb, sizeof eb));
+        return;
+    }
+    for (int k = 0; k < n && in->ndevices < JIT_CUDA_MAX_DEVICES; k++) {
+        struct jit_cuda_device *d = &in->devices[in->ndevices];
+        cu_device dev;
+        size_t mem = 0;
+        if ((r = c->cu.device_get(&dev, k)) != CU_SUCCESS ||
+            (r = c->cu.device_get_name(d->name, (int) sizeof d->name, dev)) != CU_SUCCESS ||
+            (r = c->cu.device_get_attribute(&d->cc_major, CU_ATTR_COMPUTE_CAPABILITY_MAJOR, dev)) !=
+                CU_SUCCESS ||
+            (r = c->cu.device_get_attribute(&d->cc_minor, CU_ATTR_COMPUTE_CAPABILITY_MINOR, dev)) !=
+                CU_SUCCESS ||
+            (r = c->cu.device_total_mem(&mem, dev)) != CU_SUCCESS) {
+            snprintf(in->why, sizeof in->why, "device %d: %s", k, cu_err(c, r, eb, sizeof eb));
+            memset(d, 0, sizeof *d);
+            continue;
+        }
+        d->name[sizeof d->name - 1] = '\0';
+        d->mem_total = mem;
+        in->ndevices++;
+    }
+    if (in->ndevices == 0 && in->why[0] == '\0')
+        snprintf(in->why, sizeof in->why, "the driver reports no CUDA devices");
+    else if (in->ndevices > 0)
+        in->why[0] = '\0'; /* one device failed to answer but others did: say nothing */
+}
+
+static void open_nvrtc(struct jit_cuda *c)
+{
+    static const char *const names[] = {
+        "libnvrtc.so.13",
+        "libnvrtc.so",
+        JIT_CUDA_HOME "/lib64/libnvrtc.so.13",
+        JIT_CUDA_HOME "/lib64/libnvrtc.so",
+        "/usr/local/cuda/lib64/libnvrtc.so.13",
+        "/usr/local/cuda/lib64/libnvrtc.so",
+    };
+    struct jit_cuda_info *in = &c->info;
+    char first[128] = ""; /* why the first name failed: the loader's own words */
+    for (size_t k = 0; k < sizeof names / sizeof names[0] && c->nv_lib == NULL; k++) {
+        dlerror();
+        c->nv_lib = dlopen(names[k], RTLD_NOW | RTLD_LOCAL);
+        const char *e = c->nv_lib ? NULL : dlerror();
+        if (k == 0 && e != NULL)
+            snprintf(first, sizeof first, "%s", e);
+    }
+    if (c->nv_lib == NULL) {
+        snprintf(in->nvrtc_why, sizeof in->nvrtc_why, "no NVRTC (%s; nor in %.40s/lib64)",
+                 first[0] ? first : "libnvrtc.so.13 not found", JIT_CUDA_HOME);
+        return;
+    }
+    if (!resolve(c->nv_lib, nv_syms, sizeof nv_syms / sizeof nv_syms[0], &c->nv, in->nvrtc_why,
+                 sizeof in->nvrtc_why, "libnvrtc")) {
+        dlclose(c->nv_lib);
+        c->nv_lib = NULL;
+        return;
+    }
+    nv_result r = c->nv.version(&in->nvrtc_major, &in->nvrtc_minor);
+    if (r != NV_SUCCESS) {
+        snprintf(in->nvrtc_why, sizeof in->nvrtc_why, "nvrtcVersion: %s",
+                 c->nv.get_error_string(r));
+        dlclose(c->nv_lib);
+        c->nv_lib = NULL;
+        return;
+    }
+    in->nvrtc = true;
+}
+
+int jit_cuda_open(unsigned what, struct jit_cuda **out)
+{
+    struct jit_cuda *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return KILN_ENOMEM;
+    if (what & JIT_CUDA_DRIVER)
+        open_driver(c);
+    else
+        snprintf(c->info.why, sizeof c->info.why, "the driver was not probed");
+    if (what & JIT_CUDA_NVRTC)
+        open_nvrtc(c);
+    else
+        snprintf(c->info.nvrtc_why, sizeof c->info.nvrtc_why, "NVRTC was not loaded");
+    *out = c;
+    return KILN_OK;
+}
+
+/* Neither library is dlclosed: after cuInit the driver keeps threads of
+ * its own, and both keep global state whose memory a leak checker would
+ * report once the library holding the pointers is gone. A process opens
+ * them once (the daemon at start), so nothing accumulates. */
+void jit_cuda_close(struct jit_cuda *c)
+{
+    free(c);
+}
+
+const struct jit_cuda_info *jit_cuda_info(const struct jit_cuda *c)
+{
+    return &c->info;
+}
+
+/* A malloc'd copy of what get_size/get say, or NULL. */
+static char *fetch(nv_program prog, nv_result (*get_size)(nv_program, size_t *),
+                   nv_result (*get)(nv_program, char *), size_t *len)
+{
+    size_t n = 0;
+    if (get_size(prog, &n) != NV_SUCCESS)
+        n = 0;
+    char *s = malloc(n + 1);
+    if (s == NULL)
+        return NULL;
+    if (n > 0 && get(prog, s) != NV_SUCCESS)
+        n = 0;
+    s[n] = '\0';
+    if (len != NULL)
+        *len = strlen(s); /* the sizes count the terminating NUL */
+    return s;
+}
+
+int jit_cuda_compile_ptx(struct jit_cuda *c, const char *src, const char *name, int nheaders,
+                         const char *const *headers, const char *const *names, int nopts,
+                         const char *const *opts, char **ptx, size_t *ptx_len, char **log)
+{
+    *ptx = NULL;
+    *ptx_len = 0;
+    if (log != NULL)
+        *log = NULL;
+    if (c == NULL || c->nv_lib == NULL)
+        return KILN_EUNSUPPORTED;
+    nv_program prog = NULL;
+    nv_result r = c->nv.create_program(&prog, src, name, nheaders, headers, names);
+    if (r != NV_SUCCESS) {
+        if (log != NULL && (*log = malloc(128)) != NULL)
+            snprintf(*log, 128, "nvrtcCreateProgram: %s", c->nv.get_error_string(r));
+        return r == NV_ERROR_OUT_OF_MEMORY ? KILN_ENOMEM : KILN_EINTERNAL;
+    }
+    r = c->nv.compile_program(prog, nopts, opts);
+    int rc = KILN_OK;
+    if (log != NULL &&
+        (*log = fetch(prog, c->nv.get_program_log_size, c->nv.get_program_log, NULL)) == NULL)
+        rc = KILN_ENOMEM;
+    if (rc == KILN_OK && r != NV_SUCCESS)
+        rc = r == NV_ERROR_OUT_OF_MEMORY ? KILN_ENOMEM : KILN_EINTERNAL; /* bad source or options */
+    if (rc == KILN_OK && (*ptx = fetch(prog, c->nv.get_ptx_size, c->nv.get_ptx, ptx_len)) == NULL)
+        rc = KILN_ENOMEM;
+    c->nv.destroy_program(&prog);
+    if (rc != KILN_OK && log != NULL && *log == NULL && r != NV_SUCCESS &&
+        (*log = malloc(128)) != NULL)
+        snprintf(*log, 128, "nvrtcCompileProgram: %s", c->nv.get_error_string(r));
+    return rc;
+}
