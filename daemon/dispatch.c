@@ -23,6 +23,24 @@ static int encode_failed(struct proto_error *err)
     return proto_error_set(err, KILN_ENOMEM, "", "out of memory encoding the reply");
 }
 
+/* The session's connection is the one of its latest request (a reconnect
+ * moves it), unless that connection has closed already: then the request
+ * was the client's last, and the session is an orphan from now on. */
+static void sess_attach(struct disp *d, struct sess *s)
+{
+    uint32_t pipe = d->srv != NULL ? srv_request_pipe(d->srv) : 0;
+    if (d->srv != NULL && srv_pipe_gone(d->srv, pipe)) {
+        if (s->orphaned_ms == 0 && (s->pipe == pipe || s->pipe == 0)) {
+            uint64_t now = uv_now(d->loop);
+            s->orphaned_ms = now ? now : 1;
+        }
+        s->pipe = s->pipe ? s->pipe : pipe;
+        return;
+    }
+    s->pipe = pipe;
+    s->orphaned_ms = 0;
+}
+
 static int on_hello(struct disp *d, const struct proto_request *req, msgpack_sbuffer *reply,
                     struct proto_error *err)
 {
@@ -47,7 +65,7 @@ static int on_hello(struct disp *d, const struct proto_request *req, msgpack_sbu
     int rc = sess_open(d->sessions, h->client, user, uv_now(d->loop), &s, err);
     if (rc != KILN_OK)
         return rc;
-    s->pipe = d->srv != NULL ? srv_request_pipe(d->srv) : 0;
+    sess_attach(d, s);
 
     struct proto_hello_reply r = {
         .proto = hi,
@@ -295,8 +313,7 @@ static int run(struct disp *d, const struct proto_request *req, msgpack_sbuffer 
                                    "session %016" PRIx64 " is unknown or has expired",
                                    req->session);
         sess_touch(d->sessions, s, uv_now(d->loop));
-        s->pipe = d->srv != NULL ? srv_request_pipe(d->srv) : 0; /* a reconnect moves it */
-        s->orphaned_ms = 0;
+        sess_attach(d, s);
     }
 
     switch (req->kind) {

@@ -227,15 +227,29 @@ static void on_wake(uv_async_t *h)
     srv->gone = NULL;
     srv->ngone = srv->capgone = 0;
     uv_mutex_unlock(&srv->mu);
-    for (size_t i = 0; i < ngone && srv->on_gone != NULL; i++)
-        srv->on_gone(srv->gone_arg, gone[i]);
-    free(gone);
+    /* Requests first: one that arrived before its connection closed is
+     * answered (into the void) before the close ends its session's link. */
     while (c != NULL) {
         struct srv_ctx *next = c->next;
         c->next = NULL;
         handle(srv, c);
         c = next;
     }
+    for (size_t i = 0; i < ngone; i++) {
+        srv->recent_gone[srv->recent_next++ % SRV_GONE_RECENT] = gone[i];
+        if (srv->on_gone != NULL)
+            srv->on_gone(srv->gone_arg, gone[i]);
+    }
+    free(gone);
+}
+
+bool srv_pipe_gone(const struct srv *srv, uint32_t pipe)
+{
+    size_t n = srv->recent_next < SRV_GONE_RECENT ? srv->recent_next : SRV_GONE_RECENT;
+    for (size_t i = 0; i < n && pipe != 0; i++)
+        if (srv->recent_gone[i] == pipe)
+            return true;
+    return false;
 }
 
 int srv_init(struct srv *srv, uv_loop_t *loop, const struct log *log, size_t max_message,

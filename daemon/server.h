@@ -44,6 +44,10 @@ typedef void (*srv_handler_fn)(void *arg, const void *req, size_t len, msgpack_s
 /* Loop thread: connection `pipe` (srv_request_pipe's id) has closed. */
 typedef void (*srv_gone_fn)(void *arg, uint32_t pipe);
 
+/* Closed connections remembered, so that a request that NNG delivered
+ * from a connection after it was reported closed is known for what it is. */
+#define SRV_GONE_RECENT 1024
+
 struct srv_ctx; /* one NNG context with its receive and send aio: server.c */
 
 struct srv_listener {
@@ -66,6 +70,8 @@ struct srv {
     struct srv_ctx *queue_head, *queue_tail;
     uint32_t *gone;        /* ids of connections that closed, for the loop (guarded) */
     size_t ngone, capgone;
+    uint32_t recent_gone[SRV_GONE_RECENT]; /* the latest closed ones (loop thread) */
+    size_t recent_next;
     srv_gone_fn on_gone;   /* NULL: nobody asks */
     void *gone_arg;
 
@@ -108,6 +114,11 @@ bool srv_request_local(const struct srv *srv);
 /* From inside the handler: the id of the connection the request came on
  * (never 0). srv_on_gone's callback later names it when it closes. */
 uint32_t srv_request_pipe(const struct srv *srv);
+
+/* True when connection `pipe` is among the SRV_GONE_RECENT latest that
+ * closed: a request from it is a dead client's last words (a session it
+ * names must not take it for its connection). */
+bool srv_pipe_gone(const struct srv *srv, uint32_t pipe);
 
 /* Call `fn` on the loop thread for every connection that closes. Set
  * before srv_start. */
