@@ -307,8 +307,17 @@ static uint64_t step_inflight(const struct step *st)
 
 static void inflight_done(struct exec_sess *es, const struct step *st)
 {
-    uint64_t b = step_inflight(st);
-    es->inflight -= b <= es->inflight ? b : es->inflight;
+    sess_take(&es->inflight, step_inflight(st));
+}
+
+/* A scheduler clock charged `est` (in units of `weight`) when a step
+ * started: the time it really ran replaces the estimate. */
+static void clock_correct(uint64_t *clock, uint64_t ran, uint64_t est, uint64_t weight)
+{
+    if (ran >= est)
+        *clock += (ran - est) / weight;
+    else
+        sess_take(clock, (est - ran) / weight);
 }
 
 /* Charge a finished step's kernel time and compiles to its user (and,
@@ -316,20 +325,14 @@ static void inflight_done(struct exec_sess *es, const struct step *st)
 static void account(struct exec *x, struct step *st, bool over)
 {
     struct sess_user *u = st->acct;
-    uint64_t w = weight_of(u);
-    /* The estimate charged at the start is replaced by the real time. */
-    if (st->ran_ns >= st->est_ns)
-        u->vtime += (st->ran_ns - st->est_ns) / w;
-    else
-        u->vtime -= (st->est_ns - st->ran_ns) / w <= u->vtime ? (st->est_ns - st->ran_ns) / w
-                                                              : u->vtime;
+    clock_correct(&u->vtime, st->ran_ns, st->est_ns, weight_of(u));
     u->kernel_ns += st->ran_ns;
     u->running--;
     u->kernels += st->jinfo.kernels_compiled;
     u->compile_ns += st->jinfo.compile_ns;
     compile_window(u, uv_now(x->loop), st->jinfo.compile_ns);
     if (over) {
-        u->queued -= step_parts(st) <= u->queued ? step_parts(st) : u->queued;
+        sess_take(&u->queued, step_parts(st));
         u->steps_done += step_parts(st);
     }
 }
@@ -338,10 +341,7 @@ static void account(struct exec *x, struct step *st, bool over)
  * estimate in the session's clock, and per step of it estimates the next. */
 static void session_ran(struct exec_sess *es, const struct step *st)
 {
-    if (st->ran_ns >= st->est_ns)
-        es->vtime += st->ran_ns - st->est_ns;
-    else
-        es->vtime -= st->est_ns - st->ran_ns <= es->vtime ? st->est_ns - st->ran_ns : es->vtime;
+    clock_correct(&es->vtime, st->ran_ns, st->est_ns, 1);
     es->kernel_ns += st->ran_ns;
     es->last_ns = st->ran_ns / step_parts(st);
 }
@@ -364,7 +364,7 @@ static void merged_failed(struct exec *x, struct step *st)
     struct sess *s = orphan ? NULL : sess_find(x->sessions, session);
     struct exec_sess *es = s != NULL ? s->exec : NULL;
     if (es == NULL) /* the session ended: its steps end with the merged one */
-        st->acct->queued -= st->nparts <= st->acct->queued ? st->nparts : st->acct->queued;
+        sess_take(&st->acct->queued, st->nparts);
     else
         session_ran(es, st);
     uint32_t n = merge_undo(x->sessions, st, es != NULL ? &es->head : NULL,
@@ -438,7 +438,7 @@ static void step_done(uv_work_t *w, int status)
             /* JIT buffers go back to the session's cache when freed. */
             sess_var_set_ready(t, st->keep[j].var, data, bytes, st->jitted ? st->mem : NULL);
         }
-        x->steps_done += st->nparts > 0 ? st->nparts : 1;
+        x->steps_done += step_parts(st);
         x->steps_merged += st->nparts;
     }
     uint64_t session = st->session;
@@ -909,7 +909,7 @@ uint64_t exec_cancel(struct exec *x, struct sess *s)
         es->queued--;
         x->queued--;
         st->acct->queued--;
-        es->inflight -= st->admitted <= es->inflight ? st->admitted : es->inflight;
+        inflight_done(es, st);
         struct proto_error e;
         proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " was cancelled (CANCEL) before it ran",
                         st->number);

@@ -237,11 +237,9 @@ uint64_t sess_reap_orphans(struct sess_table *t, uint64_t now_ms, uint64_t grace
 
 int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct proto_error *err)
 {
-    /* Over the budget, cold vars spill to disk first (spill.h rule 2). */
-    if (t->spill != NULL && t->mem_budget != 0 && bytes <= UINT64_MAX - t->mem_in_use &&
-        t->mem_in_use + bytes > t->mem_budget)
-        spill_make_room(t->spill, t->mem_in_use + bytes - t->mem_budget);
-    /* Written as subtractions so that nothing can wrap. */
+    /* Written as subtractions so that nothing can wrap. The user's quota
+     * first: spilling cannot make room under it (spilled bytes leave the
+     * user's count only when written), so a refused charge spills nothing. */
     struct sess_user *u = s->acct;
     uint64_t quota = u->user->quota.host_memory;
     if (quota != 0 && (u->mem_in_use > quota || bytes > quota - u->mem_in_use)) {
@@ -251,6 +249,10 @@ int sess_mem_charge(struct sess_table *t, struct sess *s, uint64_t bytes, struct
                                " of %" PRIu64 " in use by its sessions)",
                                bytes, u->user->name, u->mem_in_use, quota);
     }
+    /* Over the budget, cold vars spill to disk first (spill.h rule 2). */
+    if (t->spill != NULL && t->mem_budget != 0 && bytes <= UINT64_MAX - t->mem_in_use &&
+        t->mem_in_use + bytes > t->mem_budget)
+        spill_make_room(t->spill, t->mem_in_use + bytes - t->mem_budget);
     if (bytes > UINT64_MAX - t->mem_in_use ||
         (t->mem_budget != 0 &&
          (t->mem_in_use > t->mem_budget || bytes > t->mem_budget - t->mem_in_use))) {
@@ -285,8 +287,8 @@ void sess_mem_uncharge(struct sess_table *t, struct sess *s, uint64_t bytes)
     if (bytes > s->mem_in_use)
         bytes = s->mem_in_use;
     s->mem_in_use -= bytes;
-    s->acct->mem_in_use -= bytes <= s->acct->mem_in_use ? bytes : s->acct->mem_in_use;
-    t->mem_in_use -= bytes <= t->mem_in_use ? bytes : t->mem_in_use;
+    sess_take(&s->acct->mem_in_use, bytes);
+    sess_take(&t->mem_in_use, bytes);
 }
 
 bool sess_var_release(struct sess_table *t, struct sess *s, uint64_t id)
@@ -347,8 +349,8 @@ void sess_mem_uncharge_id(struct sess_table *t, uint64_t id, struct sess_user *a
         return;
     }
     if (acct != NULL)
-        acct->mem_in_use -= bytes <= acct->mem_in_use ? bytes : acct->mem_in_use;
-    t->mem_in_use -= bytes <= t->mem_in_use ? bytes : t->mem_in_use;
+        sess_take(&acct->mem_in_use, bytes);
+    sess_take(&t->mem_in_use, bytes);
 }
 
 void sess_var_unref(struct sess_table *t, struct sess_var *v)

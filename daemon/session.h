@@ -113,6 +113,14 @@ struct sess {
 struct sess;
 struct auth_user;
 
+/* Take n from an accounting counter, stopping at 0: returning more than
+ * was charged is a bug, and it must not wrap into a count that refuses
+ * everything. */
+static inline void sess_take(uint64_t *counter, uint64_t n)
+{
+    *counter -= n <= *counter ? n : *counter;
+}
+
 /* Called by sess_close() before a session's table is freed, so the
  * executor can drop what it queued for that session. */
 typedef void (*sess_close_hook)(void *arg, struct sess *s);

@@ -116,6 +116,9 @@ TIER_KEYS = ("in_use", "limit", "moving", "spills", "spilled_bytes", "spill_ms",
 TIERS_MAX = 4
 
 
+_TIER_FIELDS = {"name": str, **{k: int for k in TIER_KEYS}}
+
+
 def _decode_tiers(mem):
     """memory.tiers, top tier first; [] from daemons that predate it."""
     if "tiers" not in mem:
@@ -124,16 +127,7 @@ def _decode_tiers(mem):
     if not isinstance(tiers, list) or len(tiers) > TIERS_MAX:
         raise _bad("body.memory.tiers",
                    f"body.memory.tiers must be an array of at most {TIERS_MAX} tiers")
-    out = []
-    for i, t in enumerate(tiers):
-        path = f"body.memory.tiers[{i}]"
-        if not isinstance(t, dict):
-            raise _bad(path, f"{path} must be a map")
-        d = {"name": _str(t, "name", path + ".name")}
-        for k in TIER_KEYS:
-            d[k] = _uint(t, k, f"{path}.{k}")
-        out.append(d)
-    return out
+    return [_entry(f"body.memory.tiers[{i}]", t, _TIER_FIELDS) for i, t in enumerate(tiers)]
 
 
 DEVICES_MAX = 16  # CUDA devices STATUS may list (PROTO_DEVICES_MAX)
@@ -219,9 +213,9 @@ def _decode_status(b):
     # Users and sessions: sent to clients on the daemon's local socket only.
     if "users" in b or "session_list" in b:
         out["users_total"] = _uint(b, "users_total", "body.users_total")
-        out["users"] = [_status_entry(b, "users", i, m, _USER_FIELDS)
+        out["users"] = [_entry(f"body.users[{i}]", m, _USER_FIELDS)
                         for i, m in enumerate(_list(b, "users"))]
-        out["session_list"] = [_status_entry(b, "session_list", i, m, _SESSION_FIELDS)
+        out["session_list"] = [_entry(f"body.session_list[{i}]", m, _SESSION_FIELDS)
                                for i, m in enumerate(_list(b, "session_list"))]
     return out
 
@@ -240,8 +234,12 @@ def _list(b, key):
     return v
 
 
-def _status_entry(b, key, i, m, fields):
-    path = f"body.{key}[{i}]"
+_TYPE_NAMES = {str: "a string", bool: "a bool"}
+
+
+def _entry(path, m, fields):
+    """One map of a STATUS list at `path`: `fields` maps each key to its
+    type (int: an unsigned integer)."""
     if not isinstance(m, dict):
         raise _bad(path, f"{path} must be a map")
     out = {}
@@ -250,7 +248,7 @@ def _status_entry(b, key, i, m, fields):
         if t is int:
             out[k] = _uint(m, k, f"{path}.{k}")
         elif not isinstance(v, t):
-            raise _bad(f"{path}.{k}", f"{path}.{k} must be a {t.__name__}")
+            raise _bad(f"{path}.{k}", f"{path}.{k} must be {_TYPE_NAMES[t]}")
         else:
             out[k] = v
     return out
