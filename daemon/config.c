@@ -59,6 +59,14 @@ static const char usage[] =
     "  --look-ahead N        run up to N queued steps of a session as one merged\n"
     "                        step, so kernels fuse across steps (1..8; 1 = off;\n"
     "                        default: 2)\n"
+    "  --cuda on|off         on (default): steps that ask for the CUDA device\n"
+    "                        (jt.flags.use_cuda) run on the first CUDA device when\n"
+    "                        there is one; off: every step runs on the CPU\n"
+    "  --device-memory BYTES device memory kilnd may hold (kernels' buffers and\n"
+    "                        values kept on the device); K, M, G suffixes. Default:\n"
+    "                        90% of the memory free on the device at start\n"
+    "  --tf32                let device matmuls and convolutions use TF32 tensor\n"
+    "                        cores (faster, about 3 decimal digits; default: off)\n"
     "  --config FILE         users, their token hashes and weights (JSON; see\n"
     "                        deploy/kilnd.conf.example). Without it every client is\n"
     "                        anonymous, which tcp:// listeners refuse\n"
@@ -73,10 +81,11 @@ static const char usage[] =
     "A second signal exits at once with status 1.\n"
     "\n"
     "Exit status: 0 after a clean shutdown, 1 on a runtime failure (e.g. the\n"
-    "address is in use), 2 on bad flags.\n";
+    "address is in use), 2 on bad flags, 3 when the CUDA device failed (a sticky\n"
+    "CUDA error: restart kilnd; deploy/kilnd.service does).\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_SPILL_DIR, OPT_SPILL_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_LOOK_AHEAD, OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_SPILL_DIR, OPT_SPILL_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_LOOK_AHEAD, OPT_CUDA, OPT_DEVICE_MEMORY, OPT_TF32, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -97,6 +106,9 @@ static const struct option options[] = {
     {"allow-anonymous", no_argument, NULL, OPT_ALLOW_ANON},
     {"hash-token", no_argument, NULL, OPT_HASH_TOKEN},
     {"look-ahead", required_argument, NULL, OPT_LOOK_AHEAD},
+    {"cuda", required_argument, NULL, OPT_CUDA},
+    {"device-memory", required_argument, NULL, OPT_DEVICE_MEMORY},
+    {"tf32", no_argument, NULL, OPT_TF32},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -256,6 +268,20 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
         if (!parse_range(arg, 1, MERGE_LOOK_AHEAD_MAX, &v))
             return bad_value(err, "--look-ahead", arg, "an integer in 1..8");
         cfg->look_ahead = (uint32_t) v;
+        return true;
+    case OPT_CUDA:
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+            return bad_value(err, "--cuda", arg, "on or off");
+        cfg->no_cuda = strcmp(arg, "off") == 0;
+        return true;
+    case OPT_DEVICE_MEMORY:
+        if (!cfg_parse_bytes(arg, &v) || v < (16u << 20))
+            return bad_value(err, "--device-memory", arg,
+                             "bytes, at least 16M (K, M, G suffixes)");
+        cfg->device_memory = v;
+        return true;
+    case OPT_TF32:
+        cfg->tf32 = true;
         return true;
     case OPT_CACHE_MAX:
         if (!cfg_parse_bytes(arg, &v) || v < (1u << 20))

@@ -55,6 +55,7 @@ struct kilnd {
     struct auth auth;   /* users and tokens (--config) */
     struct jit_cuda *cuda; /* the CUDA driver and NVRTC if present (start_cuda) */
     uint64_t drain_started_ms;
+    bool device_failed; /* a sticky CUDA error: exit with KILND_EXIT_DEVICE */
     uint64_t trim_closed, trim_in_use; /* sessions ended and bytes held at the last trim */
 };
 
@@ -77,6 +78,33 @@ static void on_drain_tick(uv_timer_t *h)
     uv_stop(&kd->loop);
 }
 
+static void drain(struct kilnd *kd)
+{
+    kd->disp.draining = true;
+    exec_drain(&kd->exec);
+    wd_stop(&kd->watchdog);
+    srv_stop_listening(&kd->srv);
+    kd->drain_started_ms = uv_now(&kd->loop);
+    uv_timer_start(&kd->drain, on_drain_tick, 0, DRAIN_POLL_MS);
+}
+
+/* The CUDA device failed (exec.h): the steps that were on it have failed
+ * with DEVICE and their clients are told; nothing more may run on a
+ * context that can no longer be trusted, so the daemon drains and exits
+ * with KILND_EXIT_DEVICE for its supervisor to restart it. */
+static void on_device_failed(void *arg, const char *why)
+{
+    struct kilnd *kd = arg;
+    struct log_line l;
+    log_begin(&l, &kd->log, LOG_ERROR, "the CUDA device failed: draining, then exiting for a restart");
+    log_str(&l, "error", why);
+    log_u64(&l, "exit_status", KILND_EXIT_DEVICE);
+    log_end(&l);
+    kd->device_failed = true;
+    if (!kd->disp.draining)
+        drain(kd);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct kilnd *kd = h->data;
@@ -93,13 +121,7 @@ static void on_signal(uv_signal_t *h, int signum)
     log_begin(&l, &kd->log, LOG_INFO, "shutting down");
     log_str(&l, "signal", signal_name(signum));
     log_end(&l);
-
-    kd->disp.draining = true;
-    exec_drain(&kd->exec);
-    wd_stop(&kd->watchdog);
-    srv_stop_listening(&kd->srv);
-    kd->drain_started_ms = uv_now(&kd->loop);
-    uv_timer_start(&kd->drain, on_drain_tick, 0, DRAIN_POLL_MS);
+    drain(kd);
 }
 
 /* Memory freed since the last trim (sessions that ended, tensors
@@ -310,6 +332,40 @@ static bool start_cuda(struct kilnd *kd)
     return true;
 }
 
+/* Opens the first CUDA device for steps that ask for it. Without one
+ * (none found, --cuda off, the driver refusing) steps run on the CPU:
+ * logged, never fatal. */
+static void start_gpu(struct kilnd *kd, const char *cache_dir)
+{
+    const struct jit_cuda_info *in = jit_cuda_info(kd->cuda);
+    if (kd->cfg->no_cuda || in->ndevices == 0)
+        return;
+    char dir[600] = "";
+    if (cache_dir != NULL)
+        snprintf(dir, sizeof dir, "%s/cuda", cache_dir);
+    struct jit_gpu_opts o = {.ordinal = 0, .mem_limit = kd->cfg->device_memory,
+                             .cache_dir = dir[0] ? dir : NULL, .tf32 = kd->cfg->tf32};
+    char why[256] = "";
+    int rc = exec_gpu_start(&kd->exec, kd->cuda, &o, why, sizeof why);
+    struct log_line l;
+    if (rc != KILN_OK) {
+        log_begin(&l, &kd->log, LOG_WARN, "the CUDA device is not used: steps run on the CPU");
+        log_str(&l, "why", rc == KILN_ENOMEM ? "out of memory" : why);
+        log_end(&l);
+        return;
+    }
+    kd->exec.device_failed = on_device_failed;
+    kd->exec.device_failed_arg = kd;
+    struct jit_gpu_stats st;
+    jit_gpu_stats(kd->exec.gpu, &st);
+    log_begin(&l, &kd->log, LOG_INFO, "steps that ask for CUDA run on the device");
+    log_str(&l, "name", st.name);
+    log_u64(&l, "multiprocessors", (uint64_t) st.sms);
+    log_u64(&l, "pool_limit", st.pool_limit);
+    log_str(&l, "tf32", kd->cfg->tf32 ? "on" : "off");
+    log_end(&l);
+}
+
 static bool start(struct kilnd *kd)
 {
     const struct cfg *cfg = kd->cfg;
@@ -353,6 +409,8 @@ static bool start(struct kilnd *kd)
             log_msg(&kd->log, LOG_ERROR, "cannot start the JIT");
             return false;
         }
+        if (rc == KILN_OK)
+            start_gpu(kd, jo.cache_dir);
     }
 
     char def[256];
@@ -493,7 +551,7 @@ int kilnd_run(const struct cfg *cfg)
     int status = 1;
     if (start(&kd)) {
         uv_run(&kd.loop, UV_RUN_DEFAULT);
-        status = 0;
+        status = kd.device_failed ? KILND_EXIT_DEVICE : 0;
     }
     stop(&kd);
     if (status == 0)

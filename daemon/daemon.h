@@ -11,9 +11,13 @@
 
 #include "config.h"
 
+/* The exit status after the CUDA device failed (a sticky CUDA error): the
+ * daemon drained and stopped so that its supervisor starts a new one. */
+#define KILND_EXIT_DEVICE 3
+
 /* Run until shut down. Returns 0 after a clean shutdown, 1 when the daemon
- * could not start (the reason is logged). Call once per process: it ends
- * with nng_fini(). */
+ * could not start (the reason is logged), KILND_EXIT_DEVICE after the
+ * CUDA device failed. Call once per process: it ends with nng_fini(). */
 int kilnd_run(const struct cfg *cfg);
 
 #endif

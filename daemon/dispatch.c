@@ -188,6 +188,25 @@ static void fill_devices(const struct jit_cuda_info *in, struct proto_status *s)
     snprintf(s->nvrtc_why, sizeof s->nvrtc_why, "%s", in->nvrtc ? "" : in->nvrtc_why);
 }
 
+/* The device tier on top of memory.tiers: the device pool (its buffers
+ * and the values kept on the device); "spills" are values dropped under
+ * pressure (their host copy stays), "restores" uploads. */
+static void device_tier(struct jit_gpu *gpu, struct proto_status *s)
+{
+    struct jit_gpu_stats gs;
+    jit_gpu_stats(gpu, &gs);
+    memmove(&s->tiers[1], &s->tiers[0], s->ntiers * sizeof s->tiers[0]);
+    s->ntiers++;
+    struct proto_tier *t = &s->tiers[0];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", gs.failed ? "cuda-failed" : "cuda");
+    t->in_use = gs.pool_in_use;
+    t->limit = gs.pool_limit;
+    t->spills = gs.evictions;
+    t->restores = gs.uploads;
+    t->restored_bytes = gs.upload_bytes;
+}
+
 static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error *err)
 {
     const struct stats *st = d->stats;
@@ -239,8 +258,19 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
     static const struct spill off = {.host = {.name = "host"}};
     s.ntiers = spill_tiers(d->sessions->spill ? d->sessions->spill : &off, d->sessions, s.tiers,
                            PROTO_TIERS_MAX);
+    if (d->exec->gpu != NULL && s.ntiers < PROTO_TIERS_MAX)
+        device_tier(d->exec->gpu, &s);
     if (d->cuda != NULL)
         fill_devices(d->cuda, &s);
+    if (d->exec->gpu != NULL) {
+        char why[PROTO_DEVICE_WHY_MAX - 8];
+        if (jit_gpu_failed(d->exec->gpu, why, sizeof why))
+            snprintf(s.cuda_state, sizeof s.cuda_state, "failed: %s", why);
+        else
+            snprintf(s.cuda_state, sizeof s.cuda_state, "ready");
+    }
+    s.cuda_steps = d->exec->gpu_steps;
+    s.cuda_fallbacks = d->exec->gpu_fallbacks;
     snprintf(s.server, sizeof(s.server), "%s", SERVER_NAME);
     _Static_assert(sizeof(s.errors) == sizeof(st->errors), "one error counter per wire code");
     for (size_t i = 0; i < KILN_ERR_WIRE_COUNT; i++)

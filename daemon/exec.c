@@ -27,6 +27,8 @@ struct exec_sess {
     uint64_t last_ns;   /* run time of its latest step: the estimate for the next */
     uint64_t inflight;  /* bytes charged by its queued and running steps */
     uint64_t kernel_ns; /* kernel time its steps used */
+    struct jit_gpu_stream *gs; /* its device stream, made by its first device step */
+    bool gs_failed;            /* could not make one: its steps run on the CPU */
 };
 
 struct exec_wait {
@@ -131,6 +133,32 @@ static void step_fail(struct exec *x, struct step *st, const struct proto_error 
 static void resolve_waits(struct exec *x, uint64_t session);
 static void schedule(struct exec *x);
 
+/* Runs st on the device (worker thread). False: the device could not
+ * generate or compile a kernel of it, and the caller runs it on the CPU
+ * (the same results); every other outcome, failures included, is the
+ * step's. Resident tags: each input var's dtag, and each kept var's for
+ * the node computing it. */
+static bool gpu_work(const struct exec *x, struct step *st, const bool *mark)
+{
+    uint64_t *in_tags = calloc(st->nbind ? st->nbind : 1, sizeof(uint64_t));
+    uint64_t *out_tags = calloc((size_t) st->graph.count + 1, sizeof(uint64_t));
+    if (in_tags == NULL || out_tags == NULL) {
+        free(in_tags);
+        free(out_tags);
+        return false;
+    }
+    for (uint32_t k = 0; k < st->nbind; k++)
+        in_tags[k] = st->bind[k]->dtag;
+    for (uint32_t j = 0; j < st->nkeep; j++)
+        out_tags[st->keep[j].node] = st->keep[j].var->dtag;
+    st->rc = jit_gpu_run_budgeted(x->gpu, st->gs, &st->graph, mark, st->inputs, in_tags, out_tags,
+                                  st->mem, (size_t) st->quota, &st->budget, &st->outs, &st->jinfo,
+                                  &st->ierr);
+    free(in_tags);
+    free(out_tags);
+    return st->rc != KILN_ELIMIT && st->rc != KILN_EINTERNAL;
+}
+
 static void step_work(uv_work_t *w)
 {
     struct step *st = w->data;
@@ -151,9 +179,14 @@ static void step_work(uv_work_t *w)
         }
         for (uint32_t j = 0; j < st->nkeep; j++)
             mark[st->keep[j].node] = true;
-        st->rc = jit_run_budgeted(x->jit, &st->graph, mark, st->inputs, st->mem,
-                                  (size_t) st->quota, &st->budget, &st->outs, &st->jinfo,
-                                  &st->ierr);
+        st->rc = KILN_EINTERNAL;
+        if (st->gs != NULL && gpu_work(x, st, mark)) {
+            st->on_gpu = true;
+        } else {
+            st->rc = jit_run_budgeted(x->jit, &st->graph, mark, st->inputs, st->mem,
+                                      (size_t) st->quota, &st->budget, &st->outs, &st->jinfo,
+                                      &st->ierr);
+        }
         free(mark);
         st->jitted = st->rc == KILN_OK;
         /* merge.h: a merged graph the JIT refuses runs again step by step. */
@@ -215,10 +248,43 @@ int exec_jit_start(struct exec *x, const struct exec_jit_opts *o)
     return rc;
 }
 
+static void forget_dtag(void *arg, uint64_t dtag)
+{
+    jit_gpu_forget(arg, dtag);
+}
+
+int exec_gpu_start(struct exec *x, struct jit_cuda *cuda, const struct jit_gpu_opts *o, char *why,
+                   size_t whylen)
+{
+    if (x->jit == NULL) {
+        snprintf(why, whylen, "the JIT is off (--interpret)");
+        return KILN_EUNSUPPORTED;
+    }
+    int rc = jit_gpu_open(cuda, x->jit, o, &x->gpu, why, whylen);
+    if (rc == KILN_OK) {
+        x->sessions->on_var_free = forget_dtag;
+        x->sessions->var_free_arg = x->gpu;
+    }
+    return rc;
+}
+
 void exec_jit_stop(struct exec *x)
 {
     if (x->jit == NULL)
         return;
+    if (x->gpu != NULL) {
+        x->sessions->on_var_free = NULL;
+        /* Steps are done (stop() ran the loop out): the streams go first. */
+        for (struct sess *s = x->sessions->oldest; s != NULL; s = s->next) {
+            struct exec_sess *es = s->exec;
+            if (es != NULL) {
+                jit_gpu_stream_free(es->gs);
+                es->gs = NULL;
+            }
+        }
+        jit_gpu_close(x->gpu);
+        x->gpu = NULL;
+    }
     if (x->cc != NULL)
         jit_cc_cancel(x->cc); /* a compile in progress would only delay the exit */
     jit_runtime_free(x->jit);
@@ -378,6 +444,17 @@ static void merged_failed(struct exec *x, struct step *st)
     schedule(x);
 }
 
+/* The device failed: tell the daemon, once. */
+static void device_failed(struct exec *x)
+{
+    char why[JIT_CUDA_WHY_MAX + 1] = "";
+    if (x->device_failed_told || x->gpu == NULL || !jit_gpu_failed(x->gpu, why, sizeof why))
+        return;
+    x->device_failed_told = true;
+    if (x->device_failed != NULL)
+        x->device_failed(x->device_failed_arg, why);
+}
+
 static void step_done(uv_work_t *w, int status)
 {
     struct step *st = w->data;
@@ -387,6 +464,11 @@ static void step_done(uv_work_t *w, int status)
     x->running--;
     x->reserved -= st->quota;
     x->run_ns += st->ran_ns;
+    if (status == 0 && st->gs != NULL)
+        st->on_gpu ? x->gpu_steps++ : x->gpu_fallbacks++;
+    if (st->gs_free) /* its session ended while it ran */
+        jit_gpu_stream_free(st->gs);
+    st->gs = NULL;
     if (st->nparts > 0 && (status != 0 || st->rc != KILN_OK)) {
         account(x, st, false);
         merged_failed(x, st);
@@ -403,6 +485,7 @@ static void step_done(uv_work_t *w, int status)
         log_end(&l);
     }
     struct sess_table *t = x->sessions;
+    bool dev_failed = status == 0 && st->rc == KILN_EDEVICE;
     if (status != 0 || st->rc != KILN_OK) {
         struct proto_error e;
         int64_t at = -1;
@@ -410,6 +493,9 @@ static void step_done(uv_work_t *w, int status)
             at = st->from[st->ierr.node];
         if (status == 0 && st->rc == KILN_EQUOTA)
             quota_error(&e, st, at);
+        else if (status == 0 && st->rc == KILN_EDEVICE)
+            proto_error_set(&e, KILN_EDEVICE, "", "step %" PRIu64 " failed: %s", st->number,
+                            st->ierr.message);
         else if (at >= 0)
             proto_error_set(&e, KILN_EEXEC, "", "step %" PRIu64 " failed at node %" PRId64 ": %s",
                             st->number, at, st->ierr.message);
@@ -459,6 +545,8 @@ static void step_done(uv_work_t *w, int status)
     step_free(t, st);
     schedule(x);
     resolve_waits(x, session);
+    if (dev_failed) /* after its FETCHes got DEVICE: the drain answers the rest */
+        device_failed(x);
 }
 
 /* Gather the inputs of `st`: KILN_OK, or an error in *e (an input that
@@ -503,6 +591,21 @@ static struct jit_run_budget compile_budget(struct exec *x, struct sess_user *u)
     return b;
 }
 
+/* The device stream st runs on, or NULL for the CPU: steps that ask for
+ * the device run there while the daemon has one, on their session's
+ * stream (made by its first such step). */
+static struct jit_gpu_stream *step_stream(struct exec *x, struct exec_sess *es,
+                                          const struct step *st)
+{
+    if (st->device != PROTO_DEVICE_CUDA || x->gpu == NULL || x->jit == NULL)
+        return NULL;
+    if (es->gs == NULL && !es->gs_failed && jit_gpu_stream_new(x->gpu, &es->gs) != KILN_OK) {
+        es->gs_failed = true; /* its steps run on the CPU from now on */
+        log_msg(x->log, LOG_WARN, "cannot make a CUDA stream: the session runs on the CPU");
+    }
+    return es->gs;
+}
+
 /* Hand the head step of `es` to a worker. False when it could not start
  * (it failed and was freed). */
 static bool start_head(struct exec *x, struct exec_sess *es)
@@ -521,8 +624,16 @@ static bool start_head(struct exec *x, struct exec_sess *es)
         st->work.data = st;
         st->quota = step_quota(x);
         st->budget = compile_budget(x, u);
+        /* What the worker reads is set before it can start. */
+        st->mem = es->mem;
+        if (st->mem != NULL)
+            jit_mem_ref(st->mem);
+        st->gs = step_stream(x, es, st);
         queued = uv_queue_work(x->loop, &st->work, step_work, step_done) == 0;
         if (!queued) {
+            jit_mem_unref(st->mem);
+            st->mem = NULL;
+            st->gs = NULL;
             proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
             if (x->sessions->spill != NULL)
                 spill_step_done(x->sessions->spill, st);
@@ -558,9 +669,6 @@ static bool start_head(struct exec *x, struct exec_sess *es)
     es->vtime += st->est_ns;
     u->running++;
     es->running = st;
-    st->mem = es->mem;
-    if (st->mem != NULL)
-        jit_mem_ref(st->mem);
     x->running++;
     x->reserved += st->quota;
     return true;
@@ -937,6 +1045,10 @@ void exec_session_closed(void *arg, struct sess *s)
             step_free(x->sessions, st);
             x->queued--;
         }
+        if (es->running != NULL && es->gs != NULL) {
+            es->running->gs_free = true; /* the running step still uses it */
+            es->gs = NULL;
+        }
         if (es->running != NULL) {
             es->running->orphan = true;
             /* Not started yet: it never will. (Started: it runs out.) */
@@ -945,8 +1057,10 @@ void exec_session_closed(void *arg, struct sess *s)
     }
     if (!x->stopping)
         answer_all(x, s->id, KILN_ESESSION, "the session ended");
-    if (es != NULL)
+    if (es != NULL) {
         jit_mem_unref(es->mem);
+        jit_gpu_stream_free(es->gs);
+    }
     free(es);
     s->exec = NULL;
 }

@@ -45,6 +45,7 @@
 #include "session.h"
 #include "stats.h"
 #include "cc.h"
+#include "cuda_run.h"
 #include "step.h"
 #include "tcc.h"
 
@@ -83,6 +84,16 @@ struct exec {
     struct jit_runtime *jit;
     struct jit_cc *cc;  /* its system-compiler tier, or NULL */
     uint64_t fallbacks; /* steps the JIT handed to the interpreter */
+    /* The CUDA device (cuda_run.h), or NULL: steps that ask for it run on
+     * the CPU. */
+    struct jit_gpu *gpu;
+    uint64_t gpu_steps;     /* steps run on the device */
+    uint64_t gpu_fallbacks; /* steps that asked for it and ran on the CPU instead */
+    /* Called on the loop thread once, when a step finds the device failed
+     * (a sticky CUDA error): the daemon stops (DESIGN.md "GPU"). */
+    void (*device_failed)(void *arg, const char *why);
+    void *device_failed_arg;
+    bool device_failed_told;
 };
 
 int exec_init(struct exec *x, uv_loop_t *loop, struct sess_table *t, struct srv *srv,
@@ -107,6 +118,12 @@ struct exec_jit_opts {
  * in progress short). */
 int exec_jit_start(struct exec *x, const struct exec_jit_opts *o);
 void exec_jit_stop(struct exec *x);
+
+/* Opens the CUDA device `o` names for steps that ask for it (after
+ * exec_jit_start). Not finding one is not an error: KILN_EUNSUPPORTED with
+ * why filled, and steps run on the CPU. exec_jit_stop closes it. */
+int exec_gpu_start(struct exec *x, struct jit_cuda *cuda, const struct jit_gpu_opts *o, char *why,
+                   size_t whylen);
 
 /* KILN_OK when session `s` may queue one more step, else KILN_EBUSY:
  * a client that submits faster than its steps run is told to wait, so

@@ -780,6 +780,7 @@ int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submi
         return proto_error_set(err, KILN_ENOMEM, "", "out of memory for a step");
     ir_graph_init(&st->graph);
     st->session = s->id;
+    st->device = sub->device;
     st->acct = s->acct;
     struct ingest in = {.s = s, .sub = sub, .st = st, .err = err,
                         .lower_relays = t->lower_relays};

@@ -38,7 +38,7 @@ static bool same_value(const struct ir_node *a, const struct ir_node *b)
 static bool may_join(const struct merging *g, const struct step *p)
 {
     const struct step *m = g->m;
-    if (p->no_merge || p->nparts != 0 || p->session != m->session)
+    if (p->no_merge || p->nparts != 0 || p->session != m->session || p->device != m->device)
         return false;
     if (p->graph.count > MERGE_MAX_NODES - m->graph.count)
         return false;
@@ -156,6 +156,7 @@ static struct step *build(struct sess_table *t, struct sess *s, struct step *hea
     struct step *m = g.m;
     ir_graph_init(&m->graph);
     m->session = head->session;
+    m->device = head->device;
     m->acct = head->acct;
     m->number = head->number;
     m->exec = head->exec;

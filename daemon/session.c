@@ -318,6 +318,7 @@ int sess_var_add(struct sess_table *t, struct sess *s, uint64_t id, uint8_t dtyp
     }
     v->bytes = SESS_VAR_OVERHEAD;
     v->id = id;
+    v->dtag = ++t->dtags;
     v->session = s->id;
     v->acct = s->acct;
     v->refs = 1;
@@ -360,6 +361,8 @@ void sess_var_unref(struct sess_table *t, struct sess_var *v)
         return;
     if (t->spill != NULL)
         spill_var_forget(t->spill, v);
+    if (t->on_var_free != NULL)
+        t->on_var_free(t->var_free_arg, v->dtag);
     sess_mem_uncharge_id(t, v->session, v->acct, v->bytes);
     jit_mem_free(v->mem, v->data, v->data_len);
     jit_mem_unref(v->mem);

@@ -63,6 +63,7 @@ struct sess_var {
     uint64_t data_len; /* bytes of `data` */
     struct jit_mem *mem; /* where `data` goes back (referenced), or NULL: free() */
     struct spill_entry spill; /* where the data is when not in memory (spill.h) */
+    uint64_t dtag; /* names this var's value to the device (cuda_run.h): never reused */
     int err_code; /* FAILED: the error FETCH reports */
     int64_t err_node;
     char err_msg[PROTO_MESSAGE_MAX];
@@ -141,6 +142,11 @@ struct sess_table {
     void *hook_arg;           /* for both hooks */
     bool lower_relays;        /* ingest: relay ops become meta-ops (--relays off) */
     struct spill *spill;      /* spills cold vars when over budget (spill.h), or NULL */
+    uint64_t dtags;           /* the last var dtag given out */
+    /* Called with a var's dtag when the var is freed (its device copy
+     * goes), or NULL. Any thread that frees vars: the loop thread. */
+    void (*on_var_free)(void *arg, uint64_t dtag);
+    void *var_free_arg;
 };
 
 void sess_table_init(struct sess_table *t, uint64_t mem_budget, const struct log *log);

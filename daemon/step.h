@@ -51,6 +51,7 @@ struct step {
     uint32_t nparts;   /* 0: an ordinary step */
     uint32_t merged_at; /* a part: its first node in the merged graph */
     bool no_merge;     /* runs alone (a merged run of it failed) */
+    uint8_t device;    /* where the SUBMIT asked it to run: enum proto_submit_device */
 
     /* The executor's. */
     void *exec;        /* the struct exec running it */
@@ -71,6 +72,10 @@ struct step {
     uint64_t est_ns;               /* kernel time charged when it started (the scheduler's guess) */
     struct jit_run_budget budget;  /* what it may compile (its user's quotas) */
     struct spill_step *spill;  /* its pinned inputs and those read back from disk (spill.h) */
+    /* The device (cuda_run.h): its session's stream when it runs there. */
+    struct jit_gpu_stream *gs;
+    bool gs_free;              /* the session ended while it ran: free gs when done */
+    bool on_gpu;               /* it ran on the device */
 };
 
 /* Build a step from `sub` for session `s`. On success *out is a new step

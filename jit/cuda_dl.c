@@ -19,17 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_impl.h"
 #include "kiln_err.h"
 
 #ifndef JIT_CUDA_HOME
 #define JIT_CUDA_HOME "/usr/local/cuda"
 #endif
 
-/* CUresult and nvrtcResult are enums of non-negative values (unsigned int
- * in the ABI); CUdevice is int; the program handle is opaque. */
-typedef unsigned int cu_result;
+/* nvrtcResult is an enum of non-negative values (unsigned int in the
+ * ABI); the program handle is opaque. The driver's types are cuda_impl.h's. */
 typedef unsigned int nv_result;
-typedef int cu_device;
 #ifdef KILN_CUDA_HEADERS
 #include <cuda.h>
 #include <nvrtc.h>
@@ -38,24 +37,8 @@ typedef nvrtcProgram nv_program;
 typedef struct nv_program_s *nv_program;
 #endif
 
-#define CU_SUCCESS                       0u
-#define CU_ERROR_NO_DEVICE               100u
-#define CU_ATTR_COMPUTE_CAPABILITY_MAJOR 75u
-#define CU_ATTR_COMPUTE_CAPABILITY_MINOR 76u
-#define NV_SUCCESS                       0u
-#define NV_ERROR_OUT_OF_MEMORY           1u
-
-struct cu_fns {
-    cu_result (*init)(unsigned int flags);
-    cu_result (*driver_get_version)(int *version);
-    cu_result (*device_get_count)(int *count);
-    cu_result (*device_get)(cu_device *dev, int ordinal);
-    cu_result (*device_get_name)(char *name, int len, cu_device dev);
-    cu_result (*device_get_attribute)(int *value, unsigned int attr, cu_device dev);
-    cu_result (*device_total_mem)(size_t *bytes, cu_device dev);
-    cu_result (*get_error_name)(cu_result err, const char **str);
-    cu_result (*get_error_string)(cu_result err, const char **str);
-};
+#define NV_SUCCESS             0u
+#define NV_ERROR_OUT_OF_MEMORY 1u
 
 struct nv_fns {
     const char *(*get_error_string)(nv_result r);
@@ -73,7 +56,7 @@ struct nv_fns {
 #ifdef KILN_CUDA_HEADERS
 #define SAME(field, fn)                                                                            \
     _Static_assert(                                                                                \
-        __builtin_types_compatible_p(__typeof__(((struct cu_fns *) 0)->field), __typeof__(&fn)),   \
+        __builtin_types_compatible_p(__typeof__(((struct jit_cu_fns *) 0)->field), __typeof__(&fn)),   \
         #fn " is declared as in cuda.h")
 SAME(init, cuInit);
 SAME(driver_get_version, cuDriverGetVersion);
@@ -83,7 +66,23 @@ SAME(device_get_name, cuDeviceGetName);
 SAME(device_total_mem, cuDeviceTotalMem_v2);
 SAME(get_error_name, cuGetErrorName);
 SAME(get_error_string, cuGetErrorString);
+SAME(mem_get_info, cuMemGetInfo_v2);
+SAME(mem_free_host, cuMemFreeHost);
+SAME(mem_alloc_host, cuMemAllocHost_v2);
 #undef SAME
+/* Handles and device pointers are declared apart from cuda.h's (opaque
+ * struct pointers of our own, uint64_t): same size and passing, which is
+ * what the ABI sees; the prototypes using them are checked by shape. */
+_Static_assert(sizeof(CUdeviceptr) == sizeof(cu_devptr) && sizeof(CUcontext) == sizeof(cu_context) &&
+                   sizeof(CUstream) == sizeof(cu_stream) && sizeof(CUmodule) == sizeof(cu_module) &&
+                   sizeof(CUfunction) == sizeof(cu_function) && sizeof(CUevent) == sizeof(cu_event),
+               "handle sizes");
+_Static_assert(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT == CU_ATTR_MULTIPROCESSOR_COUNT &&
+                   CU_STREAM_NON_BLOCKING == CU_STREAM_NON_BLOCKING_FLAG &&
+                   CU_EVENT_DISABLE_TIMING == CU_EVENT_DISABLE_TIMING_FLAG &&
+                   CUDA_ERROR_OUT_OF_MEMORY == CU_ERROR_OUT_OF_MEMORY &&
+                   CUDA_ERROR_NOT_READY == CU_ERROR_NOT_READY,
+               "cuda.h's numbers (2)");
 /* The attribute parameter is an enum type of its own: its ABI is unsigned. */
 _Static_assert(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == CU_ATTR_COMPUTE_CAPABILITY_MAJOR &&
                    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ==
@@ -114,17 +113,39 @@ struct sym {
 };
 
 static const struct sym cu_syms[] = {
-    {"cuInit", offsetof(struct cu_fns, init)},
-    {"cuDriverGetVersion", offsetof(struct cu_fns, driver_get_version)},
-    {"cuDeviceGetCount", offsetof(struct cu_fns, device_get_count)},
-    {"cuDeviceGet", offsetof(struct cu_fns, device_get)},
-    {"cuDeviceGetName", offsetof(struct cu_fns, device_get_name)},
-    {"cuDeviceGetAttribute", offsetof(struct cu_fns, device_get_attribute)},
-    {"cuDeviceTotalMem_v2", offsetof(struct cu_fns, device_total_mem)},
-    {"cuGetErrorName", offsetof(struct cu_fns, get_error_name)},
-    {"cuGetErrorString", offsetof(struct cu_fns, get_error_string)},
+    {"cuInit", offsetof(struct jit_cu_fns, init)},
+    {"cuDriverGetVersion", offsetof(struct jit_cu_fns, driver_get_version)},
+    {"cuDeviceGetCount", offsetof(struct jit_cu_fns, device_get_count)},
+    {"cuDeviceGet", offsetof(struct jit_cu_fns, device_get)},
+    {"cuDeviceGetName", offsetof(struct jit_cu_fns, device_get_name)},
+    {"cuDeviceGetAttribute", offsetof(struct jit_cu_fns, device_get_attribute)},
+    {"cuDeviceTotalMem_v2", offsetof(struct jit_cu_fns, device_total_mem)},
+    {"cuGetErrorName", offsetof(struct jit_cu_fns, get_error_name)},
+    {"cuGetErrorString", offsetof(struct jit_cu_fns, get_error_string)},
+    {"cuDevicePrimaryCtxRetain", offsetof(struct jit_cu_fns, primary_ctx_retain)},
+    {"cuDevicePrimaryCtxRelease_v2", offsetof(struct jit_cu_fns, primary_ctx_release)},
+    {"cuCtxSetCurrent", offsetof(struct jit_cu_fns, ctx_set_current)},
+    {"cuStreamCreate", offsetof(struct jit_cu_fns, stream_create)},
+    {"cuStreamDestroy_v2", offsetof(struct jit_cu_fns, stream_destroy)},
+    {"cuStreamSynchronize", offsetof(struct jit_cu_fns, stream_synchronize)},
+    {"cuEventCreate", offsetof(struct jit_cu_fns, event_create)},
+    {"cuEventDestroy_v2", offsetof(struct jit_cu_fns, event_destroy)},
+    {"cuEventRecord", offsetof(struct jit_cu_fns, event_record)},
+    {"cuEventSynchronize", offsetof(struct jit_cu_fns, event_synchronize)},
+    {"cuMemGetInfo_v2", offsetof(struct jit_cu_fns, mem_get_info)},
+    {"cuMemAlloc_v2", offsetof(struct jit_cu_fns, mem_alloc)},
+    {"cuMemFree_v2", offsetof(struct jit_cu_fns, mem_free)},
+    {"cuMemAllocHost_v2", offsetof(struct jit_cu_fns, mem_alloc_host)},
+    {"cuMemFreeHost", offsetof(struct jit_cu_fns, mem_free_host)},
+    {"cuMemcpyHtoDAsync_v2", offsetof(struct jit_cu_fns, memcpy_htod_async)},
+    {"cuMemcpyDtoHAsync_v2", offsetof(struct jit_cu_fns, memcpy_dtoh_async)},
+    {"cuMemcpyDtoDAsync_v2", offsetof(struct jit_cu_fns, memcpy_dtod_async)},
+    {"cuModuleLoadData", offsetof(struct jit_cu_fns, module_load_data)},
+    {"cuModuleUnload", offsetof(struct jit_cu_fns, module_unload)},
+    {"cuModuleGetFunction", offsetof(struct jit_cu_fns, module_get_function)},
+    {"cuLaunchKernel", offsetof(struct jit_cu_fns, launch_kernel)},
 };
-_Static_assert(sizeof cu_syms / sizeof cu_syms[0] == sizeof(struct cu_fns) / sizeof(void (*)(void)),
+_Static_assert(sizeof cu_syms / sizeof cu_syms[0] == sizeof(struct jit_cu_fns) / sizeof(void (*)(void)),
                "every driver entry point is looked up");
 
 static const struct sym nv_syms[] = {
@@ -143,7 +164,7 @@ _Static_assert(sizeof nv_syms / sizeof nv_syms[0] == sizeof(struct nv_fns) / siz
 
 struct jit_cuda {
     void *cu_lib, *nv_lib;
-    struct cu_fns cu;
+    struct jit_cu_fns cu;
     struct nv_fns nv;
     struct jit_cuda_info info;
 };
@@ -164,8 +185,12 @@ static bool resolve(void *lib, const struct sym *syms, size_t n, void *table, ch
     return true;
 }
 
-static const char *cu_err(const struct jit_cuda *c, cu_result r, char *buf, size_t len)
+const char *jit_cuda_strerror(const struct jit_cuda *c, cu_result r, char *buf, size_t len)
 {
+    if (c == NULL || c->cu_lib == NULL) {
+        snprintf(buf, len, "CUDA error %u", r);
+        return buf;
+    }
     const char *name = NULL, *text = NULL;
     if (c->cu.get_error_name(r, &name) != CU_SUCCESS || name == NULL)
         name = "CUDA_ERROR_?";
@@ -195,7 +220,7 @@ static void open_driver(struct jit_cuda *c)
     char eb[128];
     cu_result r = c->cu.init(0);
     if (r != CU_SUCCESS) {
-        snprintf(in->why, sizeof in->why, "cuInit: %s", cu_err(c, r, eb, sizeof eb));
+        snprintf(in->why, sizeof in->why, "cuInit: %s", jit_cuda_strerror(c, r, eb, sizeof eb));
         return;
     }
     in->driver = true;
@@ -204,7 +229,7 @@ static void open_driver(struct jit_cuda *c)
     int n = 0;
     r = c->cu.device_get_count(&n);
     if (r != CU_SUCCESS) {
-        snprintf(in->why, sizeof in->why, "cuDeviceGetCount: %s", cu_err(c, r, eb, sizeof eb));
+        snprintf(in->why, sizeof in->why, "cuDeviceGetCount: %s", jit_cuda_strerror(c, r, eb, sizeof eb));
         return;
     }
     for (int k = 0; k < n && in->ndevices < JIT_CUDA_MAX_DEVICES; k++) {
@@ -218,7 +243,7 @@ static void open_driver(struct jit_cuda *c)
             (r = c->cu.device_get_attribute(&d->cc_minor, CU_ATTR_COMPUTE_CAPABILITY_MINOR, dev)) !=
                 CU_SUCCESS ||
             (r = c->cu.device_total_mem(&mem, dev)) != CU_SUCCESS) {
-            snprintf(in->why, sizeof in->why, "device %d: %s", k, cu_err(c, r, eb, sizeof eb));
+            snprintf(in->why, sizeof in->why, "device %d: %s", k, jit_cuda_strerror(c, r, eb, sizeof eb));
             memset(d, 0, sizeof *d);
             continue;
         }
@@ -302,6 +327,32 @@ void jit_cuda_close(struct jit_cuda *c)
 const struct jit_cuda_info *jit_cuda_info(const struct jit_cuda *c)
 {
     return &c->info;
+}
+
+const struct jit_cu_fns *jit_cuda_driver(const struct jit_cuda *c)
+{
+    return c != NULL && c->info.driver ? &c->cu : NULL;
+}
+
+int jit_cuda_error_is_sticky(cu_result r)
+{
+    switch (r) {
+    case 214: /* CUDA_ERROR_ECC_UNCORRECTABLE */
+    case 700: /* CUDA_ERROR_ILLEGAL_ADDRESS */
+    case 702: /* CUDA_ERROR_LAUNCH_TIMEOUT */
+    case 709: /* CUDA_ERROR_CONTEXT_IS_DESTROYED */
+    case 710: /* CUDA_ERROR_ASSERT */
+    case 714: /* CUDA_ERROR_HARDWARE_STACK_ERROR */
+    case 715: /* CUDA_ERROR_ILLEGAL_INSTRUCTION */
+    case 716: /* CUDA_ERROR_MISALIGNED_ADDRESS */
+    case 717: /* CUDA_ERROR_INVALID_ADDRESS_SPACE */
+    case 718: /* CUDA_ERROR_INVALID_PC */
+    case 719: /* CUDA_ERROR_LAUNCH_FAILED */
+    case 999: /* CUDA_ERROR_UNKNOWN: nothing can be trusted after it */
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* A malloc'd copy of what get_size/get say, or NULL. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cuda_impl.h"
 #include "kiln_err.h"
 
 struct jit_cuda {
@@ -46,4 +47,23 @@ int jit_cuda_compile_ptx(struct jit_cuda *c, const char *src, const char *name, 
     if (log != NULL)
         *log = NULL;
     return KILN_EUNSUPPORTED;
+}
+
+const struct jit_cu_fns *jit_cuda_driver(const struct jit_cuda *c)
+{
+    (void) c;
+    return NULL;
+}
+
+const char *jit_cuda_strerror(const struct jit_cuda *c, cu_result r, char *buf, size_t len)
+{
+    (void) c;
+    snprintf(buf, len, "CUDA error %u", r);
+    return buf;
+}
+
+int jit_cuda_error_is_sticky(cu_result r)
+{
+    (void) r;
+    return 0;
 }

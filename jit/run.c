@@ -22,6 +22,7 @@
 #include "mem.h"
 #include "pool.h"
 #include "promote.h"
+#include "ctable.h"
 
 #define DEFAULT_KERNELS 4096
 #define DEFAULT_PLANS   1024
@@ -41,23 +42,6 @@ enum kstate {
     KS_QUEUED, /* with the promoter (which holds a reference to the entry) */
     KS_CC,     /* cc code */
     KS_FAILED, /* cc could not build it: stays on libtcc */
-};
-
-/* What both caches' entries start with: a bucket chain, the key, use
- * order and references, and the node kinds the entry was made for (a
- * hit must match them too, so a 64-bit key collision is never run). */
-struct centry {
-    struct centry *next;
-    uint64_t key, tick;
-    uint32_t refs;
-    uint32_t ncheck;
-    uint32_t *check;
-};
-
-/* A bounded hash table of centry; the runtime's lock guards it. */
-struct ctable {
-    struct centry **b;
-    uint32_t nb, n, max;
 };
 
 struct kentry {
@@ -102,63 +86,6 @@ static uint32_t node_word(const struct ir_node *nd)
 /* ---- runtime ------------------------------------------------------------- */
 
 static void cc_ready(void *ctx, void *tag, struct jit_cc_kernel *k, bool cancelled);
-
-/* ---- the cache tables -------------------------------------------------- */
-
-#define CACHE_BUCKETS 1024
-
-static bool ctable_init(struct ctable *t, uint32_t max)
-{
-    t->nb = CACHE_BUCKETS;
-    t->max = max;
-    t->b = calloc(t->nb, sizeof(*t->b));
-    return t->b != NULL;
-}
-
-/* The entry for key whose check matches, with a reference taken and its
- * use order refreshed; NULL when there is none. Under the lock. */
-static struct centry *ctable_hit(struct ctable *t, uint64_t *tick, uint64_t key,
-                                 const uint32_t *check, uint32_t ncheck)
-{
-    for (struct centry *e = t->b[key % t->nb]; e != NULL; e = e->next)
-        if (e->key == key && e->ncheck == ncheck &&
-            memcmp(e->check, check, ncheck * sizeof(uint32_t)) == 0) {
-            e->refs++;
-            e->tick = ++*tick;
-            return e;
-        }
-    return NULL;
-}
-
-/* Unlinks and returns the least recently used entry no run holds, or NULL.
- * Under the lock. */
-static struct centry *ctable_take_lru(struct ctable *t)
-{
-    struct centry **best = NULL;
-    for (uint32_t b = 0; b < t->nb; b++)
-        for (struct centry **l = &t->b[b]; *l != NULL; l = &(*l)->next)
-            if ((*l)->refs == 0 && (best == NULL || (*l)->tick < (*best)->tick))
-                best = l;
-    if (best == NULL)
-        return NULL;
-    struct centry *e = *best;
-    *best = e->next;
-    t->n--;
-    return e;
-}
-
-/* Adds e if the table has room (after evict made some); false when it is
- * full of entries in use. Under the lock. */
-static bool ctable_add(struct ctable *t, uint64_t *tick, struct centry *e)
-{
-    if (t->n >= t->max)
-        return false;
-    e->tick = ++*tick;
-    e->next = t->b[e->key % t->nb];
-    t->b[e->key % t->nb] = e;
-    t->n++;
-    return true;
-}
 
 int jit_runtime_new(const struct jit_runtime_opts *o, struct jit_runtime **out)
 {
@@ -256,8 +183,8 @@ void jit_runtime_free(struct jit_runtime *rt)
         pthread_mutex_destroy(&rt->lock);
     }
     jit_relay_free(rt->relay);
-    free(rt->kernels.b);
-    free(rt->plans.b);
+    ctable_fini(&rt->kernels);
+    ctable_fini(&rt->plans);
     free(rt->syms);
     free(rt);
 }
@@ -361,6 +288,26 @@ static struct pentry *plan_get(struct jit_runtime *rt, const struct ir_graph *g,
     return e;
 }
 
+static void plan_put(struct jit_runtime *rt, struct pentry *e, bool owned);
+
+const struct jit_plan *jit_runtime_plan_get(struct jit_runtime *rt, const struct ir_graph *g,
+                                            const bool *is_output, struct jit_plan_ref *ref,
+                                            bool *hit, struct ir_error *err)
+{
+    bool owned = false;
+    struct pentry *e = plan_get(rt, g, is_output, &owned, hit, err);
+    ref->entry = e;
+    ref->owned = owned;
+    return e != NULL ? &e->plan : NULL;
+}
+
+void jit_runtime_plan_put(struct jit_runtime *rt, struct jit_plan_ref *ref)
+{
+    if (ref->entry != NULL)
+        plan_put(rt, ref->entry, ref->owned);
+    ref->entry = NULL;
+}
+
 static void plan_put(struct jit_runtime *rt, struct pentry *e, bool owned)
 {
     if (owned) {
@@ -374,8 +321,8 @@ static void plan_put(struct jit_runtime *rt, struct pentry *e, bool owned)
 
 /* ---- kernel cache ------------------------------------------------------------ */
 
-static uint32_t *kernel_check(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
-                              uint32_t *n)
+uint32_t *jit_kernel_check(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                           uint32_t *n)
 {
     const struct jit_group *G = &p->groups[gi];
     *n = G->ninputs + G->nmembers + 1;
@@ -443,7 +390,7 @@ static struct kentry *kernel_get(struct jit_runtime *rt, const struct ir_graph *
 {
     uint64_t key = jit_kernel_key(g, p, gi);
     uint32_t ncheck;
-    uint32_t *check = kernel_check(g, p, gi, &ncheck);
+    uint32_t *check = jit_kernel_check(g, p, gi, &ncheck);
     *owned = false;
     *impl = NULL;
     if (check == NULL) {

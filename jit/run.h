@@ -145,4 +145,24 @@ int jit_run_budgeted(struct jit_runtime *rt, const struct ir_graph *g, const boo
 
 void jit_run_free(const struct ir_graph *g, void **out);
 
+/* The fused plan of (g, is_output) from the plan cache (planned on a
+ * miss), for another executor of the same plans (cuda_run.h). The plan
+ * stays valid until jit_runtime_plan_put(ref). NULL: err says why (memory,
+ * or a graph the planner refuses). */
+struct jit_plan;
+struct jit_plan_ref {
+    void *entry;
+    bool owned;
+};
+const struct jit_plan *jit_runtime_plan_get(struct jit_runtime *rt, const struct ir_graph *g,
+                                            const bool *is_output, struct jit_plan_ref *ref,
+                                            bool *hit, struct ir_error *err);
+void jit_runtime_plan_put(struct jit_runtime *rt, struct jit_plan_ref *ref);
+
+/* What a cached kernel of group gi is checked against besides its key
+ * (the group's kind, and (op, dtype, rank) of its inputs and members):
+ * malloc'd, *n words; NULL when out of memory. */
+uint32_t *jit_kernel_check(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                           uint32_t *n);
+
 #endif

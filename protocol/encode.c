@@ -257,11 +257,15 @@ int proto_encode_submit(msgpack_sbuffer *sb, uint64_t session, const struct prot
     size_t start = sb->size;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int rc = pack_request_head(&pk, PROTO_SUBMIT, session, 2);
+    if (s->device > PROTO_DEVICE_CUDA)
+        return KILN_EARG;
+    int rc = pack_request_head(&pk, PROTO_SUBMIT, session, s->device ? 3 : 2);
     rc |= proto_pack_key(&pk, "nodes") | msgpack_pack_array(&pk, s->nnodes);
     for (uint32_t i = 0; i < s->nnodes && rc == 0; i++)
         rc |= pack_node(&pk, &s->nodes[i]);
     rc |= proto_pack_key(&pk, "keep") | pack_u64s(&pk, s->keep, s->nkeep);
+    if (s->device == PROTO_DEVICE_CUDA)
+        rc |= proto_pack_key(&pk, "device") | proto_pack_key(&pk, "cuda"); /* a string, as keys are */
     if (rc != 0)
         return roll_back(sb, start, KILN_ENOMEM);
     /* Each part was within its limit, but the whole may not be: many nodes
@@ -441,7 +445,7 @@ static int pack_tiers(msgpack_packer *pk, const struct proto_status *s)
 static int pack_devices(msgpack_packer *pk, const struct proto_status *s)
 {
     uint32_t n = s->ndevices < PROTO_DEVICES_MAX ? s->ndevices : PROTO_DEVICES_MAX;
-    int rc = proto_pack_key(pk, "devices") | msgpack_pack_map(pk, 5);
+    int rc = proto_pack_key(pk, "devices") | msgpack_pack_map(pk, 8);
     rc |= proto_pack_key(pk, "cuda") | msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++) {
         const struct proto_device *d = &s->devices[i];
@@ -455,6 +459,9 @@ static int pack_devices(msgpack_packer *pk, const struct proto_status *s)
     rc |= pack_kv_u64(pk, "cuda_driver", s->cuda_driver);
     rc |= proto_pack_key(pk, "nvrtc") | pack_str(pk, s->nvrtc);
     rc |= proto_pack_key(pk, "nvrtc_why") | pack_str(pk, s->nvrtc_why);
+    rc |= proto_pack_key(pk, "cuda_state") | pack_str(pk, s->cuda_state[0] ? s->cuda_state : "off");
+    rc |= pack_kv_u64(pk, "cuda_steps", s->cuda_steps);
+    rc |= pack_kv_u64(pk, "cuda_fallbacks", s->cuda_fallbacks);
     return rc;
 }
 

@@ -34,6 +34,7 @@ static const struct err_info err_table[] = {
     {KILN_EEXEC, "EXEC", "a step failed while running"},
     {KILN_ENOTREADY, "NOTREADY", "the value was not ready within the timeout"},
     {KILN_EQUOTA, "QUOTA", "over the user's quota"},
+    {KILN_EDEVICE, "DEVICE", "the compute device failed; the daemon restarts"},
     {KILN_ECONNECT, "CONNECT", "no daemon answers at the address"},
     {KILN_ETIMEDOUT, "TIMEDOUT", "no reply within the timeout"},
     {KILN_ECLOSED, "CLOSED", "the connection is closed"},

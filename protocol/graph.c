@@ -397,12 +397,26 @@ static int decode_node(const msgpack_object *o, uint32_t i, struct proto_node *n
 int proto_decode_submit(struct proto_request *req, const msgpack_object *body,
                         struct proto_error *err)
 {
-    static const char *const keys[] = {"nodes", "keep"};
+    static const char *const keys[] = {"nodes", "keep", "device"};
     struct proto_submit *s = &req->u.submit;
     int rc;
 
-    if ((rc = proto_check_keys(body, keys, 2, false, "body", err)) != KILN_OK)
+    if ((rc = proto_check_keys(body, keys, 3, false, "body", err)) != KILN_OK)
         return rc;
+    const msgpack_object *device = proto_map_get(body, "device");
+    if (device != NULL) {
+        char name[8];
+        if ((rc = proto_get_str(device, "body.device", sizeof name - 1, name, KILN_ETYPE, err)) !=
+            KILN_OK)
+            return rc;
+        if (strcmp(name, "cpu") == 0)
+            s->device = PROTO_DEVICE_CPU;
+        else if (strcmp(name, "cuda") == 0)
+            s->device = PROTO_DEVICE_CUDA;
+        else
+            return proto_error_set(err, KILN_EVALUE, "body.device",
+                                   "body.device is \"%s\": \"cpu\" or \"cuda\"", name);
+    }
     /* Both counts are checked before anything is allocated. */
     const msgpack_object *nodes = proto_map_get(body, "nodes");
     const msgpack_object *keep = proto_map_get(body, "keep");

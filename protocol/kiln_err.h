@@ -31,6 +31,7 @@ typedef enum kiln_err {
     KILN_EEXEC = 17,         /* a step failed while running (names the node and op) */
     KILN_ENOTREADY = 18,     /* a fetched value was not ready within the timeout */
     KILN_EQUOTA = 19,        /* the user's quota (auth.h) does not allow it */
+    KILN_EDEVICE = 20,       /* the compute device failed (a sticky CUDA error): the daemon restarts */
     KILN_ERR_WIRE_COUNT,     /* first unused wire code; not itself an error */
 
     /* Client-side codes: never sent by a daemon. */

@@ -173,11 +173,18 @@ struct proto_node {
     int64_t *ints; /* decoded only; freed by proto_request_fini */
 };
 
+/* Where a SUBMIT asks its step to run (`device`). */
+enum proto_submit_device {
+    PROTO_DEVICE_CPU = 0,  /* absent, or "cpu" */
+    PROTO_DEVICE_CUDA = 1, /* "cuda": the daemon's CUDA device, where it has one */
+};
+
 struct proto_submit {
     uint32_t nnodes; /* 1..KILN_LIMIT_NODES */
     struct proto_node *nodes; /* owned by the request */
     uint32_t nkeep;
     uint64_t *keep; /* owned by the request */
+    uint8_t device; /* enum proto_submit_device */
 };
 
 struct proto_fetch {
@@ -294,8 +301,8 @@ struct proto_status_session {
     uint64_t idle_ms;   /* since its latest request */
 };
 
-/* One memory tier in STATUS ("memory.tiers", top tier first: host, disk;
- * a device tier will come first). Counters count tensors and bytes moved
+/* One memory tier in STATUS ("memory.tiers", top tier first: cuda, host, disk;
+ * cuda while steps may run on the device). Counters count tensors and bytes moved
  * out of the tier to the one below it, and back. */
 #define PROTO_TIERS_MAX     4  /* tiers a STATUS reply may list */
 #define PROTO_TIER_NAME_MAX 15 /* bytes of a tier's name */
@@ -388,6 +395,12 @@ struct proto_status {
     uint64_t cuda_driver;                     /* driver version (13000); 0: none */
     char nvrtc[PROTO_DEVICE_VERSION_MAX + 1]; /* NVRTC version; "" absent */
     char nvrtc_why[PROTO_DEVICE_WHY_MAX + 1]; /* NVRTC absent: why; "" else */
+    /* Whether steps that ask for CUDA run there (optional on decode:
+     * "" from daemons that predate it): "ready", "off" (none is used:
+     * cuda_why or the log says why) or "failed: <error>". */
+    char cuda_state[PROTO_DEVICE_WHY_MAX + 1];
+    uint64_t cuda_steps;     /* steps run on the device */
+    uint64_t cuda_fallbacks; /* steps that asked for it and ran on the CPU */
 };
 
 struct proto_cancel_reply {

@@ -254,6 +254,15 @@ static int decode_devices(struct proto_status *s, const msgpack_object *b, struc
         (rc = proto_get_str_trunc(proto_map_get(dv, "nvrtc_why"), "body.devices.nvrtc_why",
                                   s->nvrtc_why, sizeof s->nvrtc_why, P, err)) != KILN_OK)
         return rc;
+    /* Newer fields: absent from older daemons. */
+    if (proto_map_get(dv, "cuda_state") != NULL &&
+        ((rc = proto_get_str_trunc(proto_map_get(dv, "cuda_state"), "body.devices.cuda_state",
+                                   s->cuda_state, sizeof s->cuda_state, P, err)) != KILN_OK ||
+         (rc = get_u64(dv, "cuda_steps", "body.devices.cuda_steps", &s->cuda_steps, err)) !=
+             KILN_OK ||
+         (rc = get_u64(dv, "cuda_fallbacks", "body.devices.cuda_fallbacks", &s->cuda_fallbacks,
+                       err)) != KILN_OK))
+        return rc;
     s->has_devices = true;
     return KILN_OK;
 }

@@ -250,6 +250,9 @@ struct kiln_status {
     uint64_t cuda_driver; /* the driver's CUDA version (13000); 0: no driver */
     char nvrtc[16];       /* the daemon's CUDA compiler version ("13.0"); "" none */
     char nvrtc_why[192];  /* why no NVRTC; "" when there is */
+    char cuda_state[192]; /* "ready", "off" or "failed: <error>"; "" older daemon */
+    uint64_t cuda_steps;     /* steps run on the CUDA device */
+    uint64_t cuda_fallbacks; /* steps that asked for it and ran on the CPU */
 };
 
 typedef struct kiln_conn kiln_conn;

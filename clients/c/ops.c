@@ -134,7 +134,8 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
                        sizeof(st->devices[0].name) == sizeof(s->devices[0].name) &&
                        sizeof(st->cuda_why) == sizeof(s->cuda_why) &&
                        sizeof(st->nvrtc) == sizeof(s->nvrtc) &&
-                       sizeof(st->nvrtc_why) == sizeof(s->nvrtc_why),
+                       sizeof(st->nvrtc_why) == sizeof(s->nvrtc_why) &&
+                       sizeof(st->cuda_state) == sizeof(s->cuda_state),
                    "libkiln reports every device the codec decodes");
     st->has_devices = s->has_devices;
     st->ndevices = s->ndevices;
@@ -150,6 +151,9 @@ int kiln_status(kiln_conn *c, struct kiln_status *st, struct kiln_error *err)
     st->cuda_driver = s->cuda_driver;
     memcpy(st->nvrtc, s->nvrtc, sizeof(st->nvrtc));
     memcpy(st->nvrtc_why, s->nvrtc_why, sizeof(st->nvrtc_why));
+    memcpy(st->cuda_state, s->cuda_state, sizeof(st->cuda_state));
+    st->cuda_steps = s->cuda_steps;
+    st->cuda_fallbacks = s->cuda_fallbacks;
     client_reply_fini(&r);
     return KILN_OK;
 }

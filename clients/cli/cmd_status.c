@@ -77,6 +77,12 @@ static void device_rows(const struct kiln_status *s)
     }
     if (s->ndevices == 0)
         row("cuda", cli_text(text, sizeof(text), s->cuda_why[0] ? s->cuda_why : "no devices"));
+    if (s->cuda_state[0] != '\0') {
+        snprintf(buf, sizeof(buf), "%s (%llu steps on the device, %llu fell back to the CPU)",
+                 cli_text(text, sizeof(text), s->cuda_state), (unsigned long long) s->cuda_steps,
+                 (unsigned long long) s->cuda_fallbacks);
+        row("cuda steps", buf);
+    }
     if (s->nvrtc[0] != '\0') {
         snprintf(buf, sizeof(buf), "%s", cli_text(text, sizeof(text), s->nvrtc));
         row("nvrtc", buf);

@@ -64,13 +64,14 @@ def run_python(code, env=None, timeout=60):
 class Kilnd:
     """A kilnd started by a test on its own socket (not embedded)."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, env=None):
         self.dir = tempfile.mkdtemp(prefix="kiln-pytest-")
         self.socket = os.path.join(self.dir, "kilnd.sock")
         self.address = "ipc://" + self.socket
+        e = None if env is None else {**os.environ, **env}
         self.proc = subprocess.Popen([kilnd_path(), "--listen", self.address, "--log-level",
                                       "warn", *args], stdin=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, env=e)
         deadline = time.monotonic() + 10
         # Wait for the socket file; the client's dial does the handshake.
         while not os.path.exists(self.socket):

@@ -20,7 +20,7 @@ from .dtypes import dtype, bool_, int8, uint8, int32, int64, float32, float64
 from .errors import (KilnError, ProtocolError, DaemonTypeError, LimitError,
                      InvalidValueError, VersionError, SessionError, AuthError, NotFoundError,
                      OutOfMemoryError, BusyError, UnsupportedError, ShutdownError, InternalError,
-                     ExecError, NotReadyError, QuotaError, ConnectError, TimedOutError, ClosedError,
+                     ExecError, NotReadyError, QuotaError, DeviceError, ConnectError, TimedOutError, ClosedError,
                      TransportError, ArgumentError)
 from .embedded import DaemonNotFoundError
 from .connection import Connection
@@ -141,3 +141,23 @@ def gc():
 def unique(x):
     import numpy as _np
     return array(_np.unique(x.numpy()))
+
+
+def _daemon_has_cuda():
+    """Whether the daemon has a CUDA device its steps can run on (STATUS
+    devices.cuda): jt.flags.use_cuda = 1 then runs steps there."""
+    try:
+        st = _graph.runtime().conn.status()
+    except KilnError:
+        return False
+    return bool(st.get("devices", {}).get("cuda"))
+
+
+def __getattr__(name):
+    # jt.has_cuda, as Jittor scripts read it (`jt.flags.use_cuda = jt.has_cuda`):
+    # asked of the daemon when first read, which starts it if need be.
+    if name == "has_cuda":
+        value = _daemon_has_cuda()
+        globals()["has_cuda"] = value
+        return value
+    raise AttributeError(f"module 'kiln' has no attribute {name!r}")

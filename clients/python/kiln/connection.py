@@ -231,15 +231,20 @@ class Connection:
         """The daemon's counters (PROTOCOL.md, STATUS), as a dict."""
         return self.request(wire.STATUS, {})
 
-    def submit(self, nodes, keep):
+    def submit(self, nodes, keep, device=None):
         """Submit one graph (a list of node dicts) and keep `keep`; returns
-        the step number. The daemon's refusal raises its typed error."""
-        return self.submit_step(nodes, keep)["step"]
+        the step number. `device`: "cuda" asks for the daemon's CUDA device
+        (PROTOCOL.md, SUBMIT), None or "cpu" the CPU. The daemon's refusal
+        raises its typed error."""
+        return self.submit_step(nodes, keep, device)["step"]
 
-    def submit_step(self, nodes, keep):
+    def submit_step(self, nodes, keep, device=None):
         """As submit, but returns the reply: `step` and `warnings` (a list
         of dicts node, field, message; empty when the daemon had none)."""
-        return self.request(wire.SUBMIT, {"nodes": nodes, "keep": list(keep)})
+        body = {"nodes": nodes, "keep": list(keep)}
+        if device is not None and device != "cpu":
+            body["device"] = device
+        return self.request(wire.SUBMIT, body)
 
     def fetch(self, ids, timeout_ms=60000):
         """Values of kept vars: a list of dicts id, dtype, shape, data."""

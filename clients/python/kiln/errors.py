@@ -35,6 +35,7 @@ INTERNAL = 16
 EXEC = 17
 NOTREADY = 18
 QUOTA = 19
+DEVICE = 20
 CONNECT = 100
 TIMEDOUT = 101
 CLOSED = 102
@@ -47,7 +48,7 @@ NAMES = {
     LIMIT: "LIMIT", VALUE: "VALUE", KIND: "KIND", VERSION: "VERSION", SESSION: "SESSION",
     AUTH: "AUTH", NOTFOUND: "NOTFOUND", NOMEM: "NOMEM", BUSY: "BUSY",
     UNSUPPORTED: "UNSUPPORTED", SHUTDOWN: "SHUTDOWN", INTERNAL: "INTERNAL", EXEC: "EXEC",
-    NOTREADY: "NOTREADY", QUOTA: "QUOTA", CONNECT: "CONNECT", TIMEDOUT: "TIMEDOUT", CLOSED: "CLOSED",
+    NOTREADY: "NOTREADY", QUOTA: "QUOTA", DEVICE: "DEVICE", CONNECT: "CONNECT", TIMEDOUT: "TIMEDOUT", CLOSED: "CLOSED",
     IO: "IO", PROTO: "PROTO", ARG: "ARG",
 }
 
@@ -150,6 +151,14 @@ class QuotaError(KilnError):
     code = QUOTA
 
 
+class DeviceError(KilnError):
+    """DEVICE: the daemon's compute device failed (a CUDA error that leaves
+    it unusable). The step's results are lost; the daemon exits so that
+    its supervisor restarts it (an embedded daemon is restarted by the
+    next connection)."""
+    code = DEVICE
+
+
 class ConnectError(KilnError, ConnectionError):
     """CONNECT: no daemon answers at the address, or none could be started."""
     code = CONNECT
@@ -179,7 +188,7 @@ _BY_CODE = {
     VERSION: VersionError, SESSION: SessionError, AUTH: AuthError, NOTFOUND: NotFoundError,
     NOMEM: OutOfMemoryError, BUSY: BusyError, UNSUPPORTED: UnsupportedError,
     SHUTDOWN: ShutdownError, INTERNAL: InternalError, EXEC: ExecError,
-    NOTREADY: NotReadyError, QUOTA: QuotaError, CONNECT: ConnectError, TIMEDOUT: TimedOutError,
+    NOTREADY: NotReadyError, QUOTA: QuotaError, DEVICE: DeviceError, CONNECT: ConnectError, TIMEDOUT: TimedOutError,
     CLOSED: ClosedError, IO: TransportError, PROTO: ProtocolError, ARG: ArgumentError,
 }
 

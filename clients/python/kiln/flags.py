@@ -7,7 +7,9 @@ be accepted. The flags kiln acts on:
   (int64, float64) to 32 bits, as Jittor does; an explicit dtype wins.
 - lazy_execution (default 1): 0 submits and waits after every op, which
   makes a failing op raise at its own line (slow; for debugging).
-- use_cuda: accepted; device placement is the daemon's (no effect yet).
+- use_cuda (default 0): 1 asks the daemon to run steps on its CUDA device
+  (SUBMIT `device`); a daemon without one runs them on the CPU. jt.has_cuda
+  says whether it has one.
 - no_grad: set by jt.no_grad(); vars made while it is set are read
   through a stop_grad node by what is made outside it (autograd.py).
 

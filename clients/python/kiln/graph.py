@@ -346,7 +346,8 @@ class Runtime:
                 return
             defined, keep_ids = self._definitions(nodes)
             try:
-                reply = self.conn.submit_step([n.wire() for n in nodes], sorted(keep_ids))
+                reply = self.conn.submit_step([n.wire() for n in nodes], sorted(keep_ids),
+                                              "cuda" if flags.use_cuda else None)
             except errors.KilnError as e:
                 self._submit_failed(nodes, e)
                 raise

@@ -156,6 +156,10 @@ def _decode_devices(b):
     out["cuda_driver"] = _uint(d, "cuda_driver", "body.devices.cuda_driver")
     out["nvrtc"] = _str(d, "nvrtc", "body.devices.nvrtc")
     out["nvrtc_why"] = _str(d, "nvrtc_why", "body.devices.nvrtc_why")
+    # Newer fields: absent from older daemons.
+    out["cuda_state"] = _str(d, "cuda_state", "body.devices.cuda_state") if "cuda_state" in d else ""
+    for k in ("cuda_steps", "cuda_fallbacks"):
+        out[k] = _uint(d, k, "body.devices." + k) if k in d else 0
     return out
 
 

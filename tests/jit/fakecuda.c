@@ -1,0 +1,374 @@
+/* fakecuda.c: a stand-in libcuda.so.1 for testing the device executor
+ * (jit/cuda_run.h) and the daemon's device path where there is no GPU.
+ *
+ * Built as tests/jit/fakecuda/libcuda.so.1; a test puts that directory
+ * first in LD_LIBRARY_PATH and kiln's dlopen finds it instead of a
+ * driver. It has every entry point kiln calls (jit/cuda_impl.h) and keeps
+ * "device memory" in host memory, so uploads, downloads, the pool, the
+ * resident buffers and the stream bookkeeping all really happen. It
+ * cannot run PTX: a launch checks its arguments and does nothing, so
+ * tests check kernels' results only on a real GPU (tests/gpu/run.sh).
+ *
+ * Knobs (environment, read at cuInit):
+ *   KILN_FAKECUDA_MEM=BYTES      device memory (default 1 GiB); cuMemAlloc
+ *                                fails with CUDA_ERROR_OUT_OF_MEMORY past it
+ *   KILN_FAKECUDA_FAIL_LAUNCH=N  the Nth launch (1-based) fails with
+ *                                CUDA_ERROR_ILLEGAL_ADDRESS, which then
+ *                                sticks: every later call returns it
+ *   KILN_FAKECUDA_DEVICES=N      devices reported (default 1)
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef unsigned int res_t;
+typedef uint64_t dptr_t;
+
+#define OK              0u
+#define E_INVALID_VALUE 1u
+#define E_OOM           2u
+#define E_NOT_INIT      3u
+#define E_NO_DEVICE     100u
+#define E_NOT_FOUND     500u
+#define E_ILLEGAL_ADDR  700u
+
+#define EXPORT __attribute__((visibility("default")))
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int inited, ndevices = 1;
+static uint64_t mem_total = UINT64_C(1) << 30, mem_used, launches, fail_at;
+static res_t sticky;
+
+struct block {
+    struct block *next;
+    void *p;
+    size_t bytes;
+};
+static struct block *blocks;
+
+static uint64_t env_u64(const char *name, uint64_t def)
+{
+    const char *s = getenv(name);
+    return s != NULL && *s ? strtoull(s, NULL, 10) : def;
+}
+
+EXPORT res_t cuInit(unsigned int flags)
+{
+    (void) flags;
+    pthread_mutex_lock(&lock);
+    mem_total = env_u64("KILN_FAKECUDA_MEM", mem_total);
+    fail_at = env_u64("KILN_FAKECUDA_FAIL_LAUNCH", 0);
+    ndevices = (int) env_u64("KILN_FAKECUDA_DEVICES", 1);
+    inited = 1;
+    pthread_mutex_unlock(&lock);
+    return OK;
+}
+
+/* The sticky error, once one happened. */
+static res_t st(void)
+{
+    pthread_mutex_lock(&lock);
+    res_t r = inited ? sticky : E_NOT_INIT;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+EXPORT res_t cuDriverGetVersion(int *v)
+{
+    *v = 13000;
+    return OK;
+}
+
+EXPORT res_t cuDeviceGetCount(int *n)
+{
+    *n = ndevices;
+    return OK;
+}
+
+EXPORT res_t cuDeviceGet(int *dev, int ordinal)
+{
+    if (ordinal < 0 || ordinal >= ndevices)
+        return E_INVALID_VALUE;
+    *dev = ordinal;
+    return OK;
+}
+
+EXPORT res_t cuDeviceGetName(char *name, int len, int dev)
+{
+    snprintf(name, (size_t) len, "kiln fake CUDA device %d", dev);
+    return OK;
+}
+
+EXPORT res_t cuDeviceGetAttribute(int *v, unsigned int attr, int dev)
+{
+    (void) dev;
+    switch (attr) {
+    case 16: *v = 4; return OK;  /* multiprocessors */
+    case 75: *v = 9; return OK;  /* compute capability */
+    case 76: *v = 0; return OK;
+    default: *v = 0; return OK;
+    }
+}
+
+EXPORT res_t cuDeviceTotalMem_v2(size_t *bytes, int dev)
+{
+    (void) dev;
+    *bytes = (size_t) mem_total;
+    return OK;
+}
+
+EXPORT res_t cuGetErrorName(res_t e, const char **s)
+{
+    *s = e == E_ILLEGAL_ADDR ? "CUDA_ERROR_ILLEGAL_ADDRESS"
+         : e == E_OOM        ? "CUDA_ERROR_OUT_OF_MEMORY"
+                             : "CUDA_ERROR_FAKE";
+    return OK;
+}
+
+EXPORT res_t cuGetErrorString(res_t e, const char **s)
+{
+    *s = e == E_ILLEGAL_ADDR ? "an illegal memory access was encountered (fake)"
+                             : "fake driver error";
+    return OK;
+}
+
+static int ctx_token;
+
+EXPORT res_t cuDevicePrimaryCtxRetain(void **ctx, int dev)
+{
+    (void) dev;
+    *ctx = &ctx_token;
+    return st();
+}
+
+EXPORT res_t cuDevicePrimaryCtxRelease_v2(int dev)
+{
+    (void) dev;
+    return OK;
+}
+
+EXPORT res_t cuCtxSetCurrent(void *ctx)
+{
+    return ctx == &ctx_token ? st() : E_INVALID_VALUE;
+}
+
+EXPORT res_t cuStreamCreate(void **s, unsigned int flags)
+{
+    (void) flags;
+    *s = malloc(1);
+    return *s ? st() : E_OOM;
+}
+
+EXPORT res_t cuStreamDestroy_v2(void *s)
+{
+    free(s);
+    return OK;
+}
+
+EXPORT res_t cuStreamSynchronize(void *s)
+{
+    (void) s;
+    return st();
+}
+
+EXPORT res_t cuEventCreate(void **e, unsigned int flags)
+{
+    (void) flags;
+    *e = malloc(1);
+    return *e ? st() : E_OOM;
+}
+
+EXPORT res_t cuEventDestroy_v2(void *e)
+{
+    free(e);
+    return OK;
+}
+
+EXPORT res_t cuEventRecord(void *e, void *s)
+{
+    (void) e, (void) s;
+    return st();
+}
+
+EXPORT res_t cuEventSynchronize(void *e)
+{
+    (void) e;
+    return st();
+}
+
+EXPORT res_t cuMemGetInfo_v2(size_t *free_b, size_t *total)
+{
+    pthread_mutex_lock(&lock);
+    *free_b = (size_t) (mem_total - mem_used);
+    *total = (size_t) mem_total;
+    pthread_mutex_unlock(&lock);
+    return OK;
+}
+
+EXPORT res_t cuMemAlloc_v2(dptr_t *p, size_t bytes)
+{
+    res_t r = st();
+    if (r != OK)
+        return r;
+    if (bytes == 0)
+        return E_INVALID_VALUE;
+    pthread_mutex_lock(&lock);
+    if (bytes > mem_total - mem_used) {
+        pthread_mutex_unlock(&lock);
+        return E_OOM;
+    }
+    struct block *b = malloc(sizeof *b);
+    void *m = malloc(bytes);
+    if (b == NULL || m == NULL) {
+        pthread_mutex_unlock(&lock);
+        free(b);
+        free(m);
+        return E_OOM;
+    }
+    memset(m, 0xA5, bytes); /* never zeros: unwritten outputs show */
+    b->p = m;
+    b->bytes = bytes;
+    b->next = blocks;
+    blocks = b;
+    mem_used += bytes;
+    pthread_mutex_unlock(&lock);
+    *p = (dptr_t) (uintptr_t) m;
+    return OK;
+}
+
+EXPORT res_t cuMemFree_v2(dptr_t p)
+{
+    pthread_mutex_lock(&lock);
+    for (struct block **l = &blocks; *l != NULL; l = &(*l)->next)
+        if ((uintptr_t) (*l)->p == p) {
+            struct block *b = *l;
+            *l = b->next;
+            mem_used -= b->bytes;
+            pthread_mutex_unlock(&lock);
+            free(b->p);
+            free(b);
+            return OK;
+        }
+    pthread_mutex_unlock(&lock);
+    return E_INVALID_VALUE; /* not a block of ours: a bug in the caller */
+}
+
+/* True when [p, p + n) lies inside one live block. */
+static int inside(dptr_t p, size_t n)
+{
+    pthread_mutex_lock(&lock);
+    int ok = 0;
+    for (struct block *b = blocks; b != NULL && !ok; b = b->next)
+        ok = p >= (uintptr_t) b->p && p + n <= (uintptr_t) b->p + b->bytes;
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+EXPORT res_t cuMemAllocHost_v2(void **p, size_t bytes)
+{
+    *p = malloc(bytes);
+    return *p ? OK : E_OOM;
+}
+
+EXPORT res_t cuMemFreeHost(void *p)
+{
+    free(p);
+    return OK;
+}
+
+EXPORT res_t cuMemcpyHtoDAsync_v2(dptr_t dst, const void *src, size_t n, void *s)
+{
+    (void) s;
+    res_t r = st();
+    if (r != OK)
+        return r;
+    if (!inside(dst, n))
+        return E_INVALID_VALUE;
+    memcpy((void *) (uintptr_t) dst, src, n);
+    return OK;
+}
+
+EXPORT res_t cuMemcpyDtoHAsync_v2(void *dst, dptr_t src, size_t n, void *s)
+{
+    (void) s;
+    res_t r = st();
+    if (r != OK)
+        return r;
+    if (!inside(src, n))
+        return E_INVALID_VALUE;
+    memcpy(dst, (const void *) (uintptr_t) src, n);
+    return OK;
+}
+
+EXPORT res_t cuMemcpyDtoDAsync_v2(dptr_t dst, dptr_t src, size_t n, void *s)
+{
+    (void) s;
+    res_t r = st();
+    if (r != OK)
+        return r;
+    if (!inside(dst, n) || !inside(src, n))
+        return E_INVALID_VALUE;
+    memmove((void *) (uintptr_t) dst, (const void *) (uintptr_t) src, n);
+    return OK;
+}
+
+/* A module keeps its PTX text, to answer which entries it has. */
+EXPORT res_t cuModuleLoadData(void **m, const void *image)
+{
+    res_t r = st();
+    if (r != OK)
+        return r;
+    const char *ptx = image;
+    if (strstr(ptx, ".version") == NULL || strstr(ptx, ".target") == NULL)
+        return 218; /* CUDA_ERROR_INVALID_PTX */
+    *m = strdup(ptx);
+    return *m ? OK : E_OOM;
+}
+
+EXPORT res_t cuModuleUnload(void *m)
+{
+    free(m);
+    return OK;
+}
+
+EXPORT res_t cuModuleGetFunction(void **f, void *m, const char *name)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, ".entry %s(", name);
+    const char *at = strstr(m, pat);
+    if (at == NULL)
+        return E_NOT_FOUND;
+    *f = (void *) at;
+    return OK;
+}
+
+EXPORT res_t cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned int gz,
+                            unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
+                            void *s, void **params, void **extra)
+{
+    (void) s, (void) extra;
+    res_t r = st();
+    if (r != OK)
+        return r;
+    if (f == NULL || params == NULL || gx == 0 || gy != 1 || gz != 1 || bx == 0 || bx > 1024 ||
+        by != 1 || bz != 1 || shared > 48 * 1024)
+        return E_INVALID_VALUE;
+    pthread_mutex_lock(&lock);
+    uint64_t n = ++launches;
+    if (fail_at != 0 && n == fail_at)
+        sticky = E_ILLEGAL_ADDR;
+    r = sticky;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+/* For tests that load this library directly: launches so far. */
+EXPORT uint64_t kiln_fakecuda_launches(void)
+{
+    pthread_mutex_lock(&lock);
+    uint64_t n = launches;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
