@@ -957,6 +957,9 @@ static bool trivial(const struct ir_node *node, const struct ir_node *an, const 
     return node->numel == 0 || an->numel == 0 || bn->numel == 0;
 }
 
+/* Less than this and cuBLAS may answer CUBLAS_STATUS_ALLOC_FAILED. */
+#define RELAY_GEMM_WS_MIN ((size_t) 16 << 10)
+
 static size_t gemm_ws(const struct jit_cuda_relay_handles *h)
 {
     return h->cc_major >= 9 ? JIT_CUDA_RELAY_GEMM_WS_SM90 : JIT_CUDA_RELAY_GEMM_WS;
@@ -1009,16 +1012,19 @@ static int run_gemm(struct jit_cuda_relay_handles *h, const struct ir_node *node
     int rc = ensure_blas(h, n, err);
     if (rc != KILN_OK)
         return rc;
-    /* cuBLAS takes a workspace aligned to 256 bytes; trim the front of one
-     * that is not. */
+    /* cuBLAS takes a workspace aligned to 256 bytes (trim the front of one
+     * that is not) and may fail for want of memory with less than
+     * RELAY_GEMM_WS_MIN; given less, it keeps to its own default pool,
+     * which cublasSetStream restores. */
     uint64_t skip = (256 - ws % 256) % 256;
-    if (ws == 0 || ws_bytes <= skip)
+    if (ws == 0 || ws_bytes < skip + RELAY_GEMM_WS_MIN)
         ws = 0, ws_bytes = 0;
     else
         ws += skip, ws_bytes -= (size_t) skip;
-    cublas_status s = r->blas.set_workspace(h->blas, (void *) (uintptr_t) ws, ws_bytes);
+    cublas_status s = ws_bytes ? r->blas.set_workspace(h->blas, (void *) (uintptr_t) ws, ws_bytes)
+                               : r->blas.set_stream(h->blas, h->stream);
     if (s != CUBLAS_OK)
-        return blas_fail(r, err, n, "cublasSetWorkspace", s);
+        return blas_fail(r, err, n, ws_bytes ? "cublasSetWorkspace" : "cublasSetStream", s);
     bool f64 = node->dtype == IR_DTYPE_FLOAT64;
     const float one_f = 1.0f, zero_f = 0.0f;
     const double one_d = 1.0, zero_d = 0.0;
@@ -1052,10 +1058,14 @@ static int run_conv(struct jit_cuda_relay_handles *h, const struct ir_node *node
     for (int k = 0; k < p->ncand && c == NULL; k++)
         if (p->cand[k].ws <= ws_bytes)
             c = &p->cand[k];
-    if (c == NULL)
+    if (c == NULL) {
+        size_t least = p->cand[0].ws;
+        for (int k = 1; k < p->ncand; k++)
+            least = p->cand[k].ws < least ? p->cand[k].ws : least;
         return fail(err, n, KILN_EUNSUPPORTED,
-                    "cuDNN needs %zu bytes of workspace for this convolution; %zu given",
-                    p->cand[p->ncand - 1].ws, ws_bytes);
+                    "cuDNN needs %zu bytes of workspace for this convolution; %zu given", least,
+                    ws_bytes);
+    }
     cudnn_status s = d->set_conv_math(p->conv, c->math);
     if (s != CUDNN_OK)
         return dnn_fail(r, err, n, "cudnnSetConvolutionMathType", s);
