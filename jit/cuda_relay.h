@@ -8,7 +8,10 @@
  * tables, looking in the loader's path and then in the toolkit's lib64
  * (JIT_CUDA_HOME). A missing library is not an error: the relays it would
  * serve are unavailable (jit_cuda_relay_available says why) and the
- * executor runs those nodes another way.
+ * executor runs those nodes another way. Loading is not free: on the build
+ * machines jit_cuda_relay_open took 155-185 ms and left 160 MB resident
+ * (cuBLAS and cuBLASLt relocated, cuDNN's sub-libraries loaded), so open
+ * it where jit_cuda found a device, not on every machine.
  *
  * How each op maps onto its library is cuda_relay_map.h. Precision: float32
  * runs in full FP32 (cuBLAS compute type 32F; cuDNN FMA math, since cuDNN's
