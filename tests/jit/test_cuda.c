@@ -28,7 +28,9 @@
 
 #include "codegen_cuda.h"
 #include "cuda_dl.h"
+#include "codegen.h"
 #include "fuse.h"
+#include "interp.h"
 #include "ir.h"
 #include "kiln_err.h"
 #include "tgraph.h"
@@ -79,8 +81,71 @@ static void expect_entry(const char *ptx, const char *name, bool want, const cha
                   name);
 }
 
+/* The largest local-memory array (.local ... [bytes]) the PTX declares:
+ * a per-thread array the compiler could not keep in registers. */
+static long local_bytes(const char *ptx)
+{
+    long most = 0;
+    for (const char *q = ptx; (q = strstr(q, ".local")) != NULL; q++) {
+        const char *br = strchr(q, '[');
+        const char *nl = strchr(q, '\n');
+        if (br != NULL && (nl == NULL || br < nl)) {
+            long b = strtol(br + 1, NULL, 10);
+            most = b > most ? b : most;
+        }
+    }
+    return most;
+}
+
+/* The launch plan of group gi on a device of `sms` multiprocessors: sane
+ * geometry, entries the PTX defines, and the extra slot's bytes as the
+ * shapes need. */
+static void check_launches(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                           uint32_t sms, const char *ptx, const char *what)
+{
+    const struct jit_group *G = &p->groups[gi];
+    struct jit_cuda_launch l[JIT_CUDA_LAUNCH_MAX];
+    size_t extra = 1;
+    uint32_t nl = jit_codegen_cuda_launches(g, p, gi, sms, l, &extra);
+    ck_assert_uint_le(nl, JIT_CUDA_LAUNCH_MAX);
+    int64_t main_n = g->nodes[G->space].numel;
+    int64_t out_n = G->reduce >= 0 ? g->nodes[G->reduce].numel : 0;
+    bool work = G->kind == JIT_GROUP_ELEMENTWISE ? main_n > 0 : out_n > 0;
+    ck_assert_msg((nl > 0) == work, "%s: %u launches for %s", what, nl, work ? "work" : "none");
+    for (uint32_t k = 0; k < nl; k++) {
+        ck_assert_msg(l[k].grid > 0 && l[k].block > 0 && l[k].block % 32 == 0 &&
+                          l[k].block <= 1024 && l[k].shared <= 48 * 1024 && l[k].n > 0,
+                      "%s: launch %u (%s): grid %u block %u shared %u n %lld", what, k,
+                      l[k].entry, l[k].grid, l[k].block, l[k].shared, (long long) l[k].n);
+        ck_assert_uint_le(l[k].grid, sms * 64);
+        expect_entry(ptx, l[k].entry, true, what);
+    }
+    size_t want = 0;
+    if (G->kind == JIT_GROUP_REDUCE && nl == 2) {
+        /* The split: init over (block, output) items, partials 8 B each. */
+        int64_t nred = main_n / out_n, nb = (nred + IR_REDUCE_BLOCK - 1) / IR_REDUCE_BLOCK;
+        ck_assert_str_eq(l[0].entry, "kiln_init");
+        ck_assert_str_eq(l[1].entry, "kiln_fini");
+        ck_assert(l[0].n == nb * out_n || l[0].n == 16 * nb * out_n);
+        ck_assert_int_eq(l[1].n, out_n);
+        want = (size_t) (nb * out_n) * 8;
+    } else if (G->kind == JIT_GROUP_REDUCE && nl == 1) {
+        ck_assert_str_eq(l[0].entry, "kiln_main");
+        ck_assert(l[0].n == out_n || l[0].n == 16 * out_n);
+    } else if (G->kind == JIT_GROUP_REINDEX_REDUCE && nl > 0) {
+        ck_assert_str_eq(l[0].entry, "kiln_init");
+        ck_assert_int_eq(l[0].n, out_n);
+        if (jit_kernel_scratch(g, p, gi)) {
+            want = (size_t) out_n * 8;
+            ck_assert_str_eq(l[nl - 1].entry, "kiln_fini");
+        }
+    }
+    ck_assert_msg(extra == want, "%s: extra bytes %zu, want %zu", what, extra, want);
+}
+
 /* Plans g (outputs `out`; every node when NULL) and compiles every kernel
- * group of the plan. */
+ * group of the plan; checks its launch plans and, for reductions, that no
+ * thread keeps a large array in local memory. */
 static void compile_graph(const struct ir_graph *g, const bool *out, const char *what)
 {
     bool *marks = calloc(g->count + 1, 1);
@@ -110,6 +175,11 @@ static void compile_graph(const struct ir_graph *g, const bool *out, const char 
         expect_entry(ptx, "kiln_init", G->kind != JIT_GROUP_ELEMENTWISE, name);
         if (G->kind == JIT_GROUP_ELEMENTWISE)
             expect_entry(ptx, "kiln_fini", false, name);
+        check_launches(g, &p, gi, 132, ptx, name);
+        check_launches(g, &p, gi, 1, ptx, name);
+        if (G->kind == JIT_GROUP_REDUCE)
+            ck_assert_msg(local_bytes(ptx) <= 256, "%s: %ld bytes of local memory per thread",
+                          name, local_bytes(ptx));
         kernels_compiled++;
         free(ptx);
         free(log);
@@ -292,6 +362,61 @@ START_TEST(reductions)
 }
 END_TEST
 
+/* Launch plans at sizes the small graphs do not reach: few outputs of
+ * several blocks each (split into kiln_init and kiln_fini, over the last
+ * dim or an outer one, float max too), and many outputs (kiln_main: a
+ * half-warp per output along a reduced last dim, a thread per output
+ * along a kept one). The kernels shuffle lanes within warps. */
+START_TEST(reduce_launch_plans)
+{
+    static const struct {
+        int64_t shape[2];
+        uint16_t dims;
+        int op;
+        uint32_t nl;
+        int64_t n; /* the first launch's */
+    } cases[] = {
+        {{3, 200000}, 2, IR_REDUCE_ADD, 2, 16 * 4 * 3},
+        {{200000, 3}, 1, IR_REDUCE_ADD, 2, 16 * 4 * 3},
+        {{5, 300000}, 2, IR_REDUCE_MAX, 2, 16 * 5 * 5},
+        {{100000, 64}, 2, IR_REDUCE_ADD, 1, 16 * 100000},
+        {{64, 1000000}, 1, IR_REDUCE_ADD, 1, 1000000},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct ir_graph g;
+        struct ir_error err;
+        ir_graph_init(&g);
+        int x = ir_add_extern(&g, IR_DTYPE_FLOAT32, 2, cases[k].shape, &err);
+        ck_assert_int_ge(ir_add_reduce(&g, cases[k].op, x, cases[k].dims, false, &err), 0);
+        bool out[4] = {false, true};
+        struct jit_plan p;
+        jit_plan_init(&p);
+        ck_assert_int_eq(jit_fuse_plan(&g, out, &p, &err), KILN_OK);
+        ck_assert_uint_eq(p.ngroups, 1);
+        struct jit_cuda_launch l[JIT_CUDA_LAUNCH_MAX];
+        size_t extra;
+        uint32_t nl = jit_codegen_cuda_launches(&g, &p, 0, 132, l, &extra);
+        ck_assert_msg(nl == cases[k].nl && l[0].n == cases[k].n,
+                      "case %zu: %u launches, n %lld", k, nl, (long long) l[0].n);
+        struct jit_buf src;
+        jit_buf_init(&src);
+        ck_assert_int_eq(jit_codegen_cuda_group(&g, &p, 0, &src), KILN_OK);
+        char *log = NULL, what[32];
+        snprintf(what, sizeof what, "reduce plan %zu", k);
+        char *ptx = compile(src.data, what, &log);
+        check_launches(&g, &p, 0, 132, ptx, what);
+        ck_assert_msg(strstr(ptx, "shfl.sync.down") != NULL, "%s: no shuffle in the PTX", what);
+        ck_assert_int_le(local_bytes(ptx), 256);
+        kernels_compiled++;
+        free(ptx);
+        free(log);
+        jit_buf_fini(&src);
+        jit_plan_fini(&p);
+        ir_graph_fini(&g);
+    }
+}
+END_TEST
+
 /* ---- reindex and reindex_reduce ----------------------------------------------- */
 
 /* tgraph.h's build_reindex: extras, a condition, the overflow
@@ -394,6 +519,7 @@ static Suite *suite(void)
     tcase_add_test(tc, broadcasting);
     tcase_add_test(tc, sources_random_reshape);
     tcase_add_test(tc, reductions);
+    tcase_add_test(tc, reduce_launch_plans);
     tcase_add_test(tc, reindex_every_dtype);
     tcase_add_test(tc, reindex_reduce_every_op);
     tcase_add_test(tc, random_graphs);
