@@ -1503,6 +1503,15 @@ static void gen_reduce(struct cg *c, struct jit_buf *out, bool cuda)
         rd_gen_cuda(c, &r, out);
 }
 
+/* The sink index of REINDEX_REDUCE node rr. */
+static uint32_t rr_sink(const struct cg *c, uint32_t rr)
+{
+    uint32_t wk = 0;
+    while (wk < c->G->nsinks && c->sinks[wk] != rr)
+        wk++;
+    return wk;
+}
+
 /* REINDEX_REDUCE's walk over the input space as function `name`: each
  * element combined into its output element in place (`atomic`: handed to
  * kiln_rr_atomic instead, which codegen_cuda.c defines). */
@@ -1512,9 +1521,7 @@ static void rr_gen_main(struct cg *c, struct jit_buf *out, const char *name, boo
     uint32_t rr = (uint32_t) c->G->reduce;
     const struct ir_node *nd = N(c, rr);
     int op = nd->attr.reindex->op, dt = nd->dtype;
-    uint32_t wk = 0;
-    while (wk < c->G->nsinks && c->sinks[wk] != rr)
-        wk++;
+    uint32_t wk = rr_sink(c, rr);
     char acc[64];
     begin_fn(c, name);
     if (scratch)
@@ -1572,9 +1579,7 @@ static void gen_reindex_reduce(struct cg *c, struct jit_buf *out, bool scratch, 
     uint32_t rr = (uint32_t) c->G->reduce;
     const struct ir_node *nd = N(c, rr);
     int op = nd->attr.reindex->op, dt = nd->dtype;
-    uint32_t wk = 0;
-    while (wk < c->G->nsinks && c->sinks[wk] != rr)
-        wk++;
+    uint32_t wk = rr_sink(c, rr);
     char id[96];
     acc_identity(op, dt, id, sizeof id);
     /* init */

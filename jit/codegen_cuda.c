@@ -146,6 +146,21 @@ static void reduce_dims(const struct ir_graph *g, const struct jit_group *G, int
             rd[(*nr)++] = d;
 }
 
+/* `name`(P, j, c): c = the coordinates of flat index j over the n dims
+ * of sizes P[pd[0]], ..., P[pd[n - 1]] (row-major). */
+static void coords_fn(struct jit_buf *src, const char *name, int n, const int *pd)
+{
+    jit_buf_addf(src,
+                 "static __forceinline__ void %s(const int64_t *P, int64_t j, int64_t *c)\n"
+                 "{\n    (void) P; (void) j; (void) c;\n",
+                 name);
+    for (int k = n - 1; k > 0; k--)
+        jit_buf_addf(src, "    c[%d] = j %% P[%d];\n    j /= P[%d];\n", k, pd[k], pd[k]);
+    if (n > 0)
+        jit_buf_add(src, "    c[0] = j;\n");
+    jit_buf_add(src, "}\n");
+}
+
 /* Index helpers over the reduced dims (P[d], d in rd) and the output dims
  * (P[xrank + d]). */
 static void reduce_index_fns(struct jit_buf *src, int nr, const int *rd, int xrank, int orank)
@@ -160,14 +175,7 @@ static void reduce_index_fns(struct jit_buf *src, int nr, const int *rd, int xra
     for (int d = 0; d < orank; d++)
         jit_buf_addf(src, " * P[%d]", xrank + d);
     jit_buf_add(src, ";\n}\n");
-    /* ic = the reduced coordinates of j < nred. */
-    jit_buf_add(src, "static __forceinline__ void k_ic(const int64_t *P, int64_t j, int64_t *ic)\n"
-                     "{\n    (void) P; (void) j; (void) ic;\n");
-    for (int k = nr - 1; k > 0; k--)
-        jit_buf_addf(src, "    ic[%d] = j %% P[%d];\n    j /= P[%d];\n", k, rd[k], rd[k]);
-    if (nr > 0)
-        jit_buf_add(src, "    ic[0] = j;\n");
-    jit_buf_add(src, "}\n");
+    coords_fn(src, "k_ic", nr, rd); /* the reduced coordinates of j < nred */
     /* ic += s (s >= 0) as an odometer: a division only on a wrap. */
     jit_buf_add(src, "static __forceinline__ void k_ic_add(const int64_t *P, int64_t *ic, int64_t s)\n"
                      "{\n    (void) P; (void) ic; (void) s;\n");
@@ -179,13 +187,10 @@ static void reduce_index_fns(struct jit_buf *src, int nr, const int *rd, int xra
     if (nr > 0)
         jit_buf_add(src, "    ic[0] += s;\n");
     jit_buf_add(src, "}\n");
-    jit_buf_add(src, "static __forceinline__ void k_oc(const int64_t *P, int64_t f, int64_t *oc)\n"
-                     "{\n    (void) P; (void) f; (void) oc;\n");
-    for (int d = orank - 1; d > 0; d--)
-        jit_buf_addf(src, "    oc[%d] = f %% P[%d];\n    f /= P[%d];\n", d, xrank + d, xrank + d);
-    if (orank > 0)
-        jit_buf_add(src, "    oc[0] = f;\n");
-    jit_buf_add(src, "}\n");
+    int od[KILN_LIMIT_RANK] = {0};
+    for (int d = 0; d < orank; d++)
+        od[d] = xrank + d;
+    coords_fn(src, "k_oc", orank, od); /* the output coordinates of f < nout */
 }
 
 /* k_block: one block [jb, je) of output element oc done by T threads;
@@ -415,7 +420,7 @@ int jit_codegen_cuda_group(const struct ir_graph *g, const struct jit_plan *p, u
         break;
     case JIT_GROUP_REDUCE: {
         const struct ir_node *rn = &g->nodes[G->reduce];
-        int nr, rd[KILN_LIMIT_RANK], xrank, op = rn->attr.reduce.op;
+        int nr, rd[KILN_LIMIT_RANK] = {0}, xrank, op = rn->attr.reduce.op;
         reduce_dims(g, G, &nr, rd, &xrank);
         bool fl = dt_float(rn->dtype);
         bool fminmax = fl && (op == IR_REDUCE_MAX || op == IR_REDUCE_MIN);

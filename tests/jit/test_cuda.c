@@ -81,6 +81,22 @@ static void expect_entry(const char *ptx, const char *name, bool want, const cha
                   name);
 }
 
+/* Group gi of plan p rendered as CUDA and compiled: the PTX (to free). */
+static char *compile_group(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                           const char *what)
+{
+    struct jit_buf src;
+    jit_buf_init(&src);
+    int rc = jit_codegen_cuda_group(g, p, gi, &src);
+    ck_assert_msg(rc == KILN_OK, "%s: codegen: %d", what, rc);
+    ck_assert(!src.bad);
+    char *log = NULL;
+    char *ptx = compile(src.data, what, &log);
+    free(log);
+    jit_buf_fini(&src);
+    return ptx;
+}
+
 /* The largest local-memory array (.local ... [bytes]) the PTX declares:
  * a per-thread array the compiler could not keep in registers. */
 static long local_bytes(const char *ptx)
@@ -162,13 +178,7 @@ static void compile_graph(const struct ir_graph *g, const bool *out, const char 
             continue;
         char name[160];
         snprintf(name, sizeof name, "%s, group %u (kind %d)", what, gi, G->kind);
-        struct jit_buf src;
-        jit_buf_init(&src);
-        int rc = jit_codegen_cuda_group(g, &p, gi, &src);
-        ck_assert_msg(rc == KILN_OK, "%s: codegen: %d", name, rc);
-        ck_assert(!src.bad);
-        char *log = NULL;
-        char *ptx = compile(src.data, name, &log);
+        char *ptx = compile_group(g, &p, gi, name);
         ck_assert_msg(strstr(ptx, ".extern") == NULL, "%s: the PTX calls an undefined function",
                       name);
         expect_entry(ptx, "kiln_main", true, name);
@@ -182,8 +192,6 @@ static void compile_graph(const struct ir_graph *g, const bool *out, const char 
                           name, local_bytes(ptx));
         kernels_compiled++;
         free(ptx);
-        free(log);
-        jit_buf_fini(&src);
     }
     jit_plan_fini(&p);
     free(marks);
@@ -258,18 +266,12 @@ START_TEST(vmath_without_fma)
     jit_plan_init(&p);
     ck_assert_int_eq(jit_fuse_plan(&g, out, &p, &err), KILN_OK);
     ck_assert_uint_eq(p.ngroups, 1);
-    struct jit_buf src;
-    jit_buf_init(&src);
-    ck_assert_int_eq(jit_codegen_cuda_group(&g, &p, 0, &src), KILN_OK);
-    char *log = NULL;
-    char *ptx = compile(src.data, "vmath chain", &log);
+    char *ptx = compile_group(&g, &p, 0, "vmath chain");
     ck_assert_msg(strstr(ptx, "fma.") == NULL, "the PTX has a fused multiply-add");
     /* --fmad=false writes multiplies and adds with explicit rounding, which
      * ptxas may not contract either. */
     ck_assert_msg(strstr(ptx, "mul.rn.f32") != NULL, "no float32 multiply in the PTX?");
     free(ptx);
-    free(log);
-    jit_buf_fini(&src);
     jit_plan_fini(&p);
     ir_graph_fini(&g);
 }
@@ -398,19 +400,14 @@ START_TEST(reduce_launch_plans)
         uint32_t nl = jit_codegen_cuda_launches(&g, &p, 0, 132, l, &extra);
         ck_assert_msg(nl == cases[k].nl && l[0].n == cases[k].n,
                       "case %zu: %u launches, n %lld", k, nl, (long long) l[0].n);
-        struct jit_buf src;
-        jit_buf_init(&src);
-        ck_assert_int_eq(jit_codegen_cuda_group(&g, &p, 0, &src), KILN_OK);
-        char *log = NULL, what[32];
+        char what[32];
         snprintf(what, sizeof what, "reduce plan %zu", k);
-        char *ptx = compile(src.data, what, &log);
+        char *ptx = compile_group(&g, &p, 0, what);
         check_launches(&g, &p, 0, 132, ptx, what);
         ck_assert_msg(strstr(ptx, "shfl.sync.down") != NULL, "%s: no shuffle in the PTX", what);
         ck_assert_int_le(local_bytes(ptx), 256);
         kernels_compiled++;
         free(ptx);
-        free(log);
-        jit_buf_fini(&src);
         jit_plan_fini(&p);
         ir_graph_fini(&g);
     }
