@@ -13,7 +13,11 @@
  * the options of codegen_cuda.h. A refusal fails with NVRTC's log (on
  * stderr: it can be long) and the source's name. The PTX must define the
  * entry points the contract names and call nothing it does not define
- * (an unresolved function would only fail when a driver loads it).
+ * (an unresolved function would only fail when a driver loads it). Every
+ * group's launch plan (jit_codegen_cuda_launches) must be sane for a large
+ * and a one-SM device and name entries the PTX defines, with the extra
+ * slot's bytes the shapes need; a reduction's PTX may hold no per-thread
+ * array in local memory, and at large sizes its plans split and shuffle.
  *
  * Also the loader: without a driver (this machine), the info says why;
  * with one, it lists devices.
