@@ -1311,7 +1311,7 @@ static void rd_oc(struct cg *c)
         line(c, "oc[%d] = o%d;", d, d);
 }
 
-static void gen_reduce(struct cg *c, struct jit_buf *out)
+static void rd_init(struct cg *c, struct rd *rp)
 {
     struct rd r;
     memset(&r, 0, sizeof r);
@@ -1343,6 +1343,74 @@ static void gen_reduce(struct cg *c, struct jit_buf *out)
         size_t len = strlen(r.nout);
         snprintf(r.nout + len, sizeof r.nout - len, " * O%d", d);
     }
+    *rp = r;
+}
+
+/* CUDA only (codegen_cuda.c): the device's reductions need the value of
+ * one point and the epilogue of one output element, from the same value
+ * machinery, and the accumulator's type, identity and combine:
+ *   kiln_acc  the accumulator type (acc_type)
+ *   k_id()    the identity
+ *   k_comb(&a, x)  a = a op x, as acc_combine
+ *   k_pt(bufs, P, 0, 0, oc, ic)  the reduce's input at output coordinates
+ *             oc and reduced coordinates ic (the reduced dims in order),
+ *             as the accumulator type, writing the main-loop sinks there
+ *   k_epi(bufs, P, f, 0, tot)  the epilogue of output element f
+ * The C text for the CPU does not contain them. */
+static void rd_gen_cuda(struct cg *c, const struct rd *r, struct jit_buf *out)
+{
+    jit_buf_addf(out, "typedef %s kiln_acc;\n", r->at);
+    jit_buf_addf(out, "static __forceinline__ kiln_acc k_id(void) { return %s; }\n", r->id);
+    jit_buf_add(out, "static __forceinline__ void k_comb(kiln_acc *a, kiln_acc x)\n{\n");
+    c->ind = 1;
+    acc_combine(c, r->op, r->dt, "(*a)", "x");
+    jit_buf_add(&c->body, "}\n");
+    jit_buf_add(out, c->body.data ? c->body.data : "");
+    jit_buf_clear(&c->body);
+
+    jit_buf_add(&c->body, "static __forceinline__ kiln_acc k_pt(void **bufs, const int64_t *P, "
+                          "int64_t begin, int64_t end, const int64_t *oc, const int64_t *ic)\n{\n");
+    c->ind = 1;
+    c->depth = 0;
+    c->nmemo = 0;
+    rd_point(c, r, false);
+    for (int d = 0; d < c->out_rank; d++)
+        line(c, "const int64_t o%d = oc[%d]; (void) o%d;", d, d, d);
+    for (int d = 0, k = 0; d < r->x->rank; d++)
+        if (r->rd->attr.reduce.dims & (1u << d))
+            line(c, "const int64_t %s = ic[%d];", c->pts[0].comp[d], k++);
+    line(c, "(void) ic;");
+    line(c, "kiln_acc xr;");
+    open_scope(c);
+    char xv[NAMELEN];
+    prewarm(c);
+    val(c, r->rd->in[0], 0, xv);
+    if (is_float(r->dt))
+        line(c, "xr = (double) %s;", xv);
+    else if (r->op == IR_REDUCE_MAX || r->op == IR_REDUCE_MIN)
+        line(c, "xr = (int64_t) %s;", xv);
+    else
+        line(c, "xr = (uint64_t) (int64_t) %s;", xv);
+    main_sinks(c);
+    close_scope(c);
+    line(c, "return xr;");
+    end_fn(c, out);
+
+    jit_buf_add(&c->body, "static __forceinline__ void k_epi(void **bufs, const int64_t *P, "
+                          "int64_t begin, int64_t end, kiln_acc tot)\n{\n");
+    c->ind = 1;
+    c->depth = 0;
+    c->nmemo = 0;
+    odometer_start(c, c->out_rank, "o", "O");
+    line(c, "const int64_t f = begin;");
+    rd_epilogue(c, r, "tot");
+    end_fn(c, out);
+}
+
+static void gen_reduce(struct cg *c, struct jit_buf *out, bool cuda)
+{
+    struct rd r;
+    rd_init(c, &r);
     _Static_assert(IR_REDUCE_LANES == 16, "k_blk's lane masks say 15");
     rd_gen_blk(c, &r, out);
 
@@ -1431,30 +1499,31 @@ static void gen_reduce(struct cg *c, struct jit_buf *out)
     c->ind--;
     line(c, "}");
     end_fn(c, out);
+    if (cuda)
+        rd_gen_cuda(c, &r, out);
 }
 
-static void gen_reindex_reduce(struct cg *c, struct jit_buf *out, bool scratch)
+/* The sink index of REINDEX_REDUCE node rr. */
+static uint32_t rr_sink(const struct cg *c, uint32_t rr)
+{
+    uint32_t wk = 0;
+    while (wk < c->G->nsinks && c->sinks[wk] != rr)
+        wk++;
+    return wk;
+}
+
+/* REINDEX_REDUCE's walk over the input space as function `name`: each
+ * element combined into its output element in place (`atomic`: handed to
+ * kiln_rr_atomic instead, which codegen_cuda.c defines). */
+static void rr_gen_main(struct cg *c, struct jit_buf *out, const char *name, bool scratch,
+                        bool atomic)
 {
     uint32_t rr = (uint32_t) c->G->reduce;
     const struct ir_node *nd = N(c, rr);
     int op = nd->attr.reindex->op, dt = nd->dtype;
-    uint32_t wk = 0;
-    while (wk < c->G->nsinks && c->sinks[wk] != rr)
-        wk++;
-    char id[96], acc[64];
-    acc_identity(op, dt, id, sizeof id);
-    /* init */
-    begin_fn(c, "k_init");
-    if (scratch)
-        line(c, "double *acc = (double *) bufs[%u];", c->nin + c->G->nsinks);
-    line(c, "for (int64_t f = begin; f < end; f++)");
-    if (scratch)
-        line(c, "    acc[f] = %s;", id);
-    else
-        line(c, "    w%u[f] = (%s) %s;", wk, ct(dt), id);
-    end_fn(c, out);
-    /* main */
-    begin_fn(c, "k_main");
+    uint32_t wk = rr_sink(c, rr);
+    char acc[64];
+    begin_fn(c, name);
     if (scratch)
         line(c, "double *acc = (double *) bufs[%u];", c->nin + c->G->nsinks);
     c->pts[0].hf = true;
@@ -1482,7 +1551,10 @@ static void gen_reindex_reduce(struct cg *c, struct jit_buf *out, bool scratch)
         snprintf(kx, sizeof kx, "%s", tmp);
     }
     line(c, "int64_t k = %s;", kx);
-    if (scratch || is_float(dt)) {
+    if (atomic) {
+        line(c, "kiln_rr_atomic(w%u + k, (%s) %s%s);", wk, acc_type(op, dt),
+             is_float(dt) || op == IR_REDUCE_MAX || op == IR_REDUCE_MIN ? "" : "(int64_t) ", xv);
+    } else if (scratch || is_float(dt)) {
         snprintf(acc, sizeof acc, scratch ? "acc[k]" : "w%u[k]", wk);
         acc_combine(c, op, dt, acc, xv);
     } else {
@@ -1500,12 +1572,47 @@ static void gen_reindex_reduce(struct cg *c, struct jit_buf *out, bool scratch)
     close_scope(c);
     line(c, "}");
     end_fn(c, out);
+}
+
+static void gen_reindex_reduce(struct cg *c, struct jit_buf *out, bool scratch, bool cuda)
+{
+    uint32_t rr = (uint32_t) c->G->reduce;
+    const struct ir_node *nd = N(c, rr);
+    int op = nd->attr.reindex->op, dt = nd->dtype;
+    uint32_t wk = rr_sink(c, rr);
+    char id[96];
+    acc_identity(op, dt, id, sizeof id);
+    /* init */
+    begin_fn(c, "k_init");
+    if (scratch)
+        line(c, "double *acc = (double *) bufs[%u];", c->nin + c->G->nsinks);
+    line(c, "for (int64_t f = begin; f < end; f++)");
+    if (scratch)
+        line(c, "    acc[f] = %s;", id);
+    else
+        line(c, "    w%u[f] = (%s) %s;", wk, ct(dt), id);
+    end_fn(c, out);
+    rr_gen_main(c, out, "k_main", scratch, false);
     if (scratch) {
         begin_fn(c, "k_fini");
         line(c, "const double *acc = (const double *) bufs[%u];", c->nin + c->G->nsinks);
         line(c, "for (int64_t f = begin; f < end; f++)");
         line(c, "    w%u[f] = (%s) acc[f];", wk, ct(dt));
         end_fn(c, out);
+    }
+    /* CUDA only (codegen_cuda.c): for integers, whose combine gives the
+     * same bytes in any order, the accumulator (as REDUCE's rd_gen_cuda)
+     * and k_scat, the walk with each combine an atomic kiln_rr_atomic. */
+    if (cuda && !is_float(dt)) {
+        jit_buf_addf(out, "typedef %s kiln_acc;\n", acc_type(op, dt));
+        jit_buf_add(out, "static __forceinline__ void k_comb(kiln_acc *a, kiln_acc x)\n{\n");
+        c->ind = 1;
+        acc_combine(c, op, dt, "(*a)", "x");
+        jit_buf_add(&c->body, "}\n");
+        jit_buf_add(out, c->body.data ? c->body.data : "");
+        jit_buf_clear(&c->body);
+        jit_buf_addf(out, "static __device__ void kiln_rr_atomic(%s *p, kiln_acc x);\n", ct(dt));
+        rr_gen_main(c, out, "k_scat", false, true);
     }
 }
 
@@ -1607,8 +1714,8 @@ void jit_codegen_prelude(struct jit_buf *src)
     jit_buf_add(src, prelude);
 }
 
-int jit_codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
-                      struct jit_buf *src)
+static int codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                         struct jit_buf *src, bool cuda)
 {
     struct cg c;
     int rc = cg_init(&c, g, p, gi);
@@ -1655,10 +1762,10 @@ int jit_codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32
         gen_elementwise(&c, &fns);
         break;
     case JIT_GROUP_REDUCE:
-        gen_reduce(&c, &fns);
+        gen_reduce(&c, &fns, cuda);
         break;
     case JIT_GROUP_REINDEX_REDUCE:
-        gen_reindex_reduce(&c, &fns, needs_scratch(g, c.G));
+        gen_reindex_reduce(&c, &fns, needs_scratch(g, c.G), cuda);
         break;
     default:
         fail(&c, KILN_EINTERNAL);
@@ -1675,6 +1782,18 @@ int jit_codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32
     jit_buf_fini(&fns);
     cg_fini(&c);
     return rc;
+}
+
+int jit_codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                      struct jit_buf *src)
+{
+    return codegen_group(g, p, gi, src, false);
+}
+
+int jit_codegen_group_cuda(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                           struct jit_buf *src)
+{
+    return codegen_group(g, p, gi, src, true);
 }
 
 /* ---- keys and params --------------------------------------------------------- */

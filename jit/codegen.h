@@ -86,6 +86,14 @@ bool jit_kernel_scratch(const struct ir_graph *g, const struct jit_plan *p, uint
 int jit_codegen_group(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
                       struct jit_buf *src);
 
+/* As jit_codegen_group, followed by the device-only helpers that
+ * codegen_cuda.c builds its kernels from (REDUCE: kiln_acc, k_id, k_comb,
+ * k_pt, k_epi; integer REINDEX_REDUCE: kiln_acc, k_comb, k_scat). The
+ * result is CUDA, not C; the module's first part is jit_codegen_group's
+ * text unchanged. */
+int jit_codegen_group_cuda(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                           struct jit_buf *src);
+
 /* Symbols generated code calls besides libm: the random-number functions.
  * Pass them to jit_tcc_compile together with jit_tcc_math_symbols(). */
 const struct jit_symbol *jit_codegen_symbols(size_t *n);

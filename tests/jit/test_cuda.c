@@ -13,7 +13,11 @@
  * the options of codegen_cuda.h. A refusal fails with NVRTC's log (on
  * stderr: it can be long) and the source's name. The PTX must define the
  * entry points the contract names and call nothing it does not define
- * (an unresolved function would only fail when a driver loads it).
+ * (an unresolved function would only fail when a driver loads it). Every
+ * group's launch plan (jit_codegen_cuda_launches) must be sane for a large
+ * and a one-SM device and name entries the PTX defines, with the extra
+ * slot's bytes the shapes need; a reduction's PTX may hold no per-thread
+ * array in local memory, and at large sizes its plans split and shuffle.
  *
  * Also the loader: without a driver (this machine), the info says why;
  * with one, it lists devices.
@@ -28,7 +32,9 @@
 
 #include "codegen_cuda.h"
 #include "cuda_dl.h"
+#include "codegen.h"
 #include "fuse.h"
+#include "interp.h"
 #include "ir.h"
 #include "kiln_err.h"
 #include "tgraph.h"
@@ -79,8 +85,87 @@ static void expect_entry(const char *ptx, const char *name, bool want, const cha
                   name);
 }
 
+/* Group gi of plan p rendered as CUDA and compiled: the PTX (to free). */
+static char *compile_group(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                           const char *what)
+{
+    struct jit_buf src;
+    jit_buf_init(&src);
+    int rc = jit_codegen_cuda_group(g, p, gi, &src);
+    ck_assert_msg(rc == KILN_OK, "%s: codegen: %d", what, rc);
+    ck_assert(!src.bad);
+    char *log = NULL;
+    char *ptx = compile(src.data, what, &log);
+    free(log);
+    jit_buf_fini(&src);
+    return ptx;
+}
+
+/* The largest local-memory array (.local ... [bytes]) the PTX declares:
+ * a per-thread array the compiler could not keep in registers. */
+static long local_bytes(const char *ptx)
+{
+    long most = 0;
+    for (const char *q = ptx; (q = strstr(q, ".local")) != NULL; q++) {
+        const char *br = strchr(q, '[');
+        const char *nl = strchr(q, '\n');
+        if (br != NULL && (nl == NULL || br < nl)) {
+            long b = strtol(br + 1, NULL, 10);
+            most = b > most ? b : most;
+        }
+    }
+    return most;
+}
+
+/* The launch plan of group gi on a device of `sms` multiprocessors: sane
+ * geometry, entries the PTX defines, and the extra slot's bytes as the
+ * shapes need. */
+static void check_launches(const struct ir_graph *g, const struct jit_plan *p, uint32_t gi,
+                           uint32_t sms, const char *ptx, const char *what)
+{
+    const struct jit_group *G = &p->groups[gi];
+    struct jit_cuda_launch l[JIT_CUDA_LAUNCH_MAX];
+    size_t extra = 1;
+    uint32_t nl = jit_codegen_cuda_launches(g, p, gi, sms, l, &extra);
+    ck_assert_uint_le(nl, JIT_CUDA_LAUNCH_MAX);
+    int64_t main_n = g->nodes[G->space].numel;
+    int64_t out_n = G->reduce >= 0 ? g->nodes[G->reduce].numel : 0;
+    bool work = G->kind == JIT_GROUP_ELEMENTWISE ? main_n > 0 : out_n > 0;
+    ck_assert_msg((nl > 0) == work, "%s: %u launches for %s", what, nl, work ? "work" : "none");
+    for (uint32_t k = 0; k < nl; k++) {
+        ck_assert_msg(l[k].grid > 0 && l[k].block > 0 && l[k].block % 32 == 0 &&
+                          l[k].block <= 1024 && l[k].shared <= 48 * 1024 && l[k].n > 0,
+                      "%s: launch %u (%s): grid %u block %u shared %u n %lld", what, k,
+                      l[k].entry, l[k].grid, l[k].block, l[k].shared, (long long) l[k].n);
+        ck_assert_uint_le(l[k].grid, sms * 64);
+        expect_entry(ptx, l[k].entry, true, what);
+    }
+    size_t want = 0;
+    if (G->kind == JIT_GROUP_REDUCE && nl == 2) {
+        /* The split: init over (block, output) items, partials 8 B each. */
+        int64_t nred = main_n / out_n, nb = (nred + IR_REDUCE_BLOCK - 1) / IR_REDUCE_BLOCK;
+        ck_assert_str_eq(l[0].entry, "kiln_init");
+        ck_assert_str_eq(l[1].entry, "kiln_fini");
+        ck_assert(l[0].n == nb * out_n || l[0].n == 16 * nb * out_n);
+        ck_assert_int_eq(l[1].n, out_n);
+        want = (size_t) (nb * out_n) * 8;
+    } else if (G->kind == JIT_GROUP_REDUCE && nl == 1) {
+        ck_assert_str_eq(l[0].entry, "kiln_main");
+        ck_assert(l[0].n == out_n || l[0].n == 16 * out_n);
+    } else if (G->kind == JIT_GROUP_REINDEX_REDUCE && nl > 0) {
+        ck_assert_str_eq(l[0].entry, "kiln_init");
+        ck_assert_int_eq(l[0].n, out_n);
+        if (jit_kernel_scratch(g, p, gi)) {
+            want = (size_t) out_n * 8;
+            ck_assert_str_eq(l[nl - 1].entry, "kiln_fini");
+        }
+    }
+    ck_assert_msg(extra == want, "%s: extra bytes %zu, want %zu", what, extra, want);
+}
+
 /* Plans g (outputs `out`; every node when NULL) and compiles every kernel
- * group of the plan. */
+ * group of the plan; checks its launch plans and, for reductions, that no
+ * thread keeps a large array in local memory. */
 static void compile_graph(const struct ir_graph *g, const bool *out, const char *what)
 {
     bool *marks = calloc(g->count + 1, 1);
@@ -97,23 +182,20 @@ static void compile_graph(const struct ir_graph *g, const bool *out, const char 
             continue;
         char name[160];
         snprintf(name, sizeof name, "%s, group %u (kind %d)", what, gi, G->kind);
-        struct jit_buf src;
-        jit_buf_init(&src);
-        int rc = jit_codegen_cuda_group(g, &p, gi, &src);
-        ck_assert_msg(rc == KILN_OK, "%s: codegen: %d", name, rc);
-        ck_assert(!src.bad);
-        char *log = NULL;
-        char *ptx = compile(src.data, name, &log);
+        char *ptx = compile_group(g, &p, gi, name);
         ck_assert_msg(strstr(ptx, ".extern") == NULL, "%s: the PTX calls an undefined function",
                       name);
         expect_entry(ptx, "kiln_main", true, name);
         expect_entry(ptx, "kiln_init", G->kind != JIT_GROUP_ELEMENTWISE, name);
         if (G->kind == JIT_GROUP_ELEMENTWISE)
             expect_entry(ptx, "kiln_fini", false, name);
+        check_launches(g, &p, gi, 132, ptx, name);
+        check_launches(g, &p, gi, 1, ptx, name);
+        if (G->kind == JIT_GROUP_REDUCE)
+            ck_assert_msg(local_bytes(ptx) <= 256, "%s: %ld bytes of local memory per thread",
+                          name, local_bytes(ptx));
         kernels_compiled++;
         free(ptx);
-        free(log);
-        jit_buf_fini(&src);
     }
     jit_plan_fini(&p);
     free(marks);
@@ -188,77 +270,38 @@ START_TEST(vmath_without_fma)
     jit_plan_init(&p);
     ck_assert_int_eq(jit_fuse_plan(&g, out, &p, &err), KILN_OK);
     ck_assert_uint_eq(p.ngroups, 1);
-    struct jit_buf src;
-    jit_buf_init(&src);
-    ck_assert_int_eq(jit_codegen_cuda_group(&g, &p, 0, &src), KILN_OK);
-    char *log = NULL;
-    char *ptx = compile(src.data, "vmath chain", &log);
+    char *ptx = compile_group(&g, &p, 0, "vmath chain");
     ck_assert_msg(strstr(ptx, "fma.") == NULL, "the PTX has a fused multiply-add");
     /* --fmad=false writes multiplies and adds with explicit rounding, which
      * ptxas may not contract either. */
     ck_assert_msg(strstr(ptx, "mul.rn.f32") != NULL, "no float32 multiply in the PTX?");
     free(ptx);
-    free(log);
-    jit_buf_fini(&src);
     jit_plan_fini(&p);
     ir_graph_fini(&g);
 }
 END_TEST
 
-/* test_run.c's broadcasting: a size-1 dim stretched, a new dim, a scalar. */
+/* tgraph.h's build_broadcasting, of every dtype. */
 START_TEST(broadcasting)
 {
     for (int dt = 1; dt < IR_DTYPE_COUNT; dt++) {
         struct ir_graph g;
-        struct ir_error err;
         ir_graph_init(&g);
-        int64_t s31[2] = {3, 1}, s34[2] = {3, 4}, s4[1] = {4}, s234[3] = {2, 3, 4};
-        int a = ir_add_extern(&g, dt, 2, s31, &err);
-        int b = ir_add_extern(&g, dt, 1, s4, &err);
-        int c = ir_add_extern(&g, dt, 0, NULL, &err);
-        int ab = ir_add_broadcast(&g, a, 2, s34, 0, &err);
-        int bb = ir_add_broadcast(&g, b, 2, s34, 1u << 0, &err);
-        int cb = ir_add_broadcast(&g, c, 2, s34, 3u, &err);
-        int w = ir_add_where(&g, ab, bb, cb, &err);
-        ck_assert_int_ge(w, 0);
-        ck_assert_int_ge(ir_add_broadcast(&g, w, 3, s234, 1u << 0, &err), 0);
-        int m = ir_add_binary(&g, IR_OP_MAXIMUM, ab, bb, &err);
-        if (m >= 0)
-            ck_assert_int_ge(ir_add_binary(&g, IR_OP_MUL, m, cb, &err), 0);
+        build_broadcasting(&g, dt);
         compile_graph(&g, NULL, "broadcasting");
         ir_graph_fini(&g);
     }
 }
 END_TEST
 
-/* test_run.c's sources: const of every dtype, index, random of both
+/* tgraph.h's build_sources: const of every dtype, index, random of both
  * distributions and float dtypes, reshape (bools too), array. */
 START_TEST(sources_random_reshape)
 {
     struct ir_graph g;
-    struct ir_error err;
     ir_graph_init(&g);
-    int64_t sh[3] = {4, 3, 5}, fl[2] = {12, 5};
-    for (int dt = 1; dt < IR_DTYPE_COUNT; dt++) {
-        struct ir_scalar v = {.i = dt == IR_DTYPE_BOOL ? 1 : 100, .f = -0.0};
-        ck_assert_int_ge(ir_add_const(&g, dt, 3, sh, v, &err), 0);
-    }
-    for (int d = 0; d < 3; d++) {
-        ck_assert_int_ge(ir_add_index(&g, IR_DTYPE_INT32, 3, sh, d, &err), 0);
-        ck_assert_int_ge(ir_add_index(&g, IR_DTYPE_INT64, 3, sh, d, &err), 0);
-    }
-    for (int dist = 1; dist <= 2; dist++) {
-        ck_assert_int_ge(ir_add_random(&g, IR_DTYPE_FLOAT32, 3, sh, dist, 7, 1000, &err), 0);
-        int r = ir_add_random(&g, IR_DTYPE_FLOAT64, 3, sh, dist, 99, UINT64_MAX - 5, &err);
-        ck_assert_int_ge(r, 0);
-        int rs = ir_add_reshape(&g, r, 2, fl, &err);
-        ck_assert_int_ge(ir_add_unary(&g, IR_OP_EXP, rs, &err), 0);
-    }
-    int x = ir_add_extern(&g, IR_DTYPE_BOOL, 3, sh, &err);
-    ck_assert_int_ge(ir_add_reshape(&g, x, 2, fl, &err), 0);
     uint8_t bytes[60] = {1, 2, 3};
-    int arr = ir_add_array(&g, IR_DTYPE_INT8, 3, sh, bytes, 60, &err);
-    ck_assert_int_ge(ir_add_reshape(&g, arr, 2, fl, &err), 0);
+    build_sources(&g, bytes);
     compile_graph(&g, NULL, "sources");
     ir_graph_fini(&g);
 }
@@ -325,56 +368,73 @@ START_TEST(reductions)
 }
 END_TEST
 
+/* Launch plans at sizes the small graphs do not reach: few outputs of
+ * several blocks each (split into kiln_init and kiln_fini, over the last
+ * dim or an outer one, float max too), and many outputs (kiln_main: a
+ * half-warp per output along a reduced last dim, a thread per output
+ * along a kept one). The kernels shuffle lanes within warps. */
+START_TEST(reduce_launch_plans)
+{
+    static const struct {
+        int64_t shape[2];
+        uint16_t dims;
+        int op;
+        uint32_t nl;
+        int64_t n; /* the first launch's */
+    } cases[] = {
+        {{3, 200000}, 2, IR_REDUCE_ADD, 2, 16 * 4 * 3},
+        {{200000, 3}, 1, IR_REDUCE_ADD, 2, 16 * 4 * 3},
+        {{5, 300000}, 2, IR_REDUCE_MAX, 2, 16 * 5 * 5},
+        {{100000, 64}, 2, IR_REDUCE_ADD, 1, 16 * 100000},
+        {{64, 1000000}, 1, IR_REDUCE_ADD, 1, 1000000},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct ir_graph g;
+        struct ir_error err;
+        ir_graph_init(&g);
+        int x = ir_add_extern(&g, IR_DTYPE_FLOAT32, 2, cases[k].shape, &err);
+        ck_assert_int_ge(ir_add_reduce(&g, cases[k].op, x, cases[k].dims, false, &err), 0);
+        bool out[4] = {false, true};
+        struct jit_plan p;
+        jit_plan_init(&p);
+        ck_assert_int_eq(jit_fuse_plan(&g, out, &p, &err), KILN_OK);
+        ck_assert_uint_eq(p.ngroups, 1);
+        struct jit_cuda_launch l[JIT_CUDA_LAUNCH_MAX];
+        size_t extra;
+        uint32_t nl = jit_codegen_cuda_launches(&g, &p, 0, 132, l, &extra);
+        ck_assert_msg(nl == cases[k].nl && l[0].n == cases[k].n,
+                      "case %zu: %u launches, n %lld", k, nl, (long long) l[0].n);
+        char what[32];
+        snprintf(what, sizeof what, "reduce plan %zu", k);
+        char *ptx = compile_group(&g, &p, 0, what);
+        check_launches(&g, &p, 0, 132, ptx, what);
+        ck_assert_msg(strstr(ptx, "shfl.sync.down") != NULL, "%s: no shuffle in the PTX", what);
+        ck_assert_int_le(local_bytes(ptx), 256);
+        kernels_compiled++;
+        free(ptx);
+        jit_plan_fini(&p);
+        ir_graph_fini(&g);
+    }
+}
+END_TEST
+
 /* ---- reindex and reindex_reduce ----------------------------------------------- */
 
-static int reindex_text(struct ir_graph *g, int op, int x, int rank, const int64_t *shape,
-                        int nexprs, const char *const *exprs, int nconds, const char *const *conds,
-                        int nextras, const int *extras, struct ir_scalar ovf)
-{
-    struct ir_error err;
-    struct ir_reindex_text t = {
-        .nexprs = nexprs, .nconds = nconds, .nextras = nextras, .extras = extras, .overflow = ovf};
-    size_t cl[8];
-    for (int d = 0; d < nexprs; d++) {
-        t.exprs[d] = exprs[d];
-        t.expr_len[d] = strlen(exprs[d]);
-    }
-    for (int k = 0; k < nconds; k++)
-        cl[k] = strlen(conds[k]);
-    t.conds = conds;
-    t.cond_len = cl;
-    int r = op ? ir_add_reindex_reduce(g, op, x, rank, shape, &t, &err)
-               : ir_add_reindex(g, x, rank, shape, &t, &err);
-    ck_assert_msg(r >= 0, "reindex refused: %s %s", err.field, err.message);
-    return r;
-}
-
-/* test_run.c's reindex_every_dtype: extras, a condition, the overflow
+/* tgraph.h's build_reindex: extras, a condition, the overflow
  * value, then a transpose-and-flip of a computed value. */
 START_TEST(reindex_every_dtype)
 {
     for (int dt = 1; dt < IR_DTYPE_COUNT; dt++) {
         struct ir_graph g;
-        struct ir_error err;
         ir_graph_init(&g);
-        int64_t xs[2] = {4, 5}, ys[3] = {3, 6, 2}, is[1] = {6};
-        int x = ir_add_extern(&g, dt, 2, xs, &err);
-        int ix = ir_add_extern(&g, IR_DTYPE_INT32, 1, is, &err);
-        const char *ex[2] = {"i0 + i2 - 1", "@e0(i1) % 7"};
-        const char *co[1] = {"i1 == 4"};
-        struct ir_scalar ovf = {.i = 1, .f = -7.25};
-        int r = reindex_text(&g, 0, x, 3, ys, 2, ex, 1, co, 1, &ix, ovf);
-        int n = ir_add_unary(&g, IR_OP_LOGICAL_NOT, r, &err);
-        int64_t ts[3] = {2, 6, 3};
-        const char *tx[3] = {"i2", "yshape1 - 1 - i1", "i0"};
-        reindex_text(&g, 0, n, 3, ts, 3, tx, 0, NULL, 0, NULL, (struct ir_scalar){0});
+        build_reindex(&g, dt);
         compile_graph(&g, NULL, "reindex");
         ir_graph_fini(&g);
     }
 }
 END_TEST
 
-/* test_run.c's reindex_reduce_every_op, over the dtypes with distinct
+/* tgraph.h's build_reindex_reduce of every op, over the dtypes with distinct
  * code: float32 (the scratch), float64, int32 and uint8 (in place). */
 START_TEST(reindex_reduce_every_op)
 {
@@ -382,16 +442,8 @@ START_TEST(reindex_reduce_every_op)
     for (int op = IR_REDUCE_ADD; op <= IR_REDUCE_MIN; op++)
         for (size_t t = 0; t < 4; t++) {
             struct ir_graph g;
-            struct ir_error err;
             ir_graph_init(&g);
-            int64_t xs[2] = {6, 5}, ys[2] = {4, 3}, es[2] = {6, 5};
-            int x = ir_add_extern(&g, dts[t], 2, xs, &err);
-            int e = ir_add_extern(&g, IR_DTYPE_INT64, 2, es, &err);
-            const char *ex[2] = {"i0 / 2 + @e0(i0, i1) % 2", "i1 - 1"};
-            const char *co[1] = {"i0 == 5 && i1 == 4"};
-            int x2 = ir_add_unary(&g, IR_OP_ABS, x, &err);
-            ck_assert_int_ge(x2, 0);
-            reindex_text(&g, op, x2, 2, ys, 2, ex, 1, co, 1, &e, (struct ir_scalar){0});
+            build_reindex_reduce(&g, op, dts[t]);
             char what[64];
             snprintf(what, sizeof what, "reindex_reduce op %d %s", op, ir_dtype_name(dts[t]));
             compile_graph(&g, NULL, what);
@@ -468,6 +520,7 @@ static Suite *suite(void)
     tcase_add_test(tc, broadcasting);
     tcase_add_test(tc, sources_random_reshape);
     tcase_add_test(tc, reductions);
+    tcase_add_test(tc, reduce_launch_plans);
     tcase_add_test(tc, reindex_every_dtype);
     tcase_add_test(tc, reindex_reduce_every_op);
     tcase_add_test(tc, random_graphs);

@@ -209,22 +209,8 @@ START_TEST(broadcasting)
 {
     for (int dt = 1; dt < IR_DTYPE_COUNT; dt++) {
         struct ir_graph g;
-        struct ir_error err;
         ir_graph_init(&g);
-        int64_t s31[2] = {3, 1}, s34[2] = {3, 4}, s4[1] = {4}, s234[3] = {2, 3, 4};
-        int a = ir_add_extern(&g, dt, 2, s31, &err);
-        int b = ir_add_extern(&g, dt, 1, s4, &err);
-        int c = ir_add_extern(&g, dt, 0, NULL, &err);
-        int ab = ir_add_broadcast(&g, a, 2, s34, 0, &err);
-        int bb = ir_add_broadcast(&g, b, 2, s34, 1u << 0, &err);
-        int cb = ir_add_broadcast(&g, c, 2, s34, 3u, &err);
-        ck_assert_int_ge(cb, 0);
-        int w = ir_add_where(&g, ab, bb, cb, &err);
-        ck_assert_int_ge(w, 0);
-        ck_assert_int_ge(ir_add_broadcast(&g, w, 3, s234, 1u << 0, &err), 0);
-        int m = ir_add_binary(&g, IR_OP_MAXIMUM, ab, bb, &err);
-        if (m >= 0)
-            ck_assert_int_ge(ir_add_binary(&g, IR_OP_MUL, m, cb, &err), 0);
+        build_broadcasting(&g, dt);
         compare(&g, NULL);
         ir_graph_fini(&g);
     }
@@ -254,30 +240,10 @@ END_TEST
 START_TEST(sources)
 {
     struct ir_graph g;
-    struct ir_error err;
     ir_graph_init(&g);
-    int64_t sh[3] = {4, 3, 5}, fl[2] = {12, 5};
-    for (int dt = 1; dt < IR_DTYPE_COUNT; dt++) {
-        struct ir_scalar v = {.i = dt == IR_DTYPE_BOOL ? 1 : 100, .f = -0.0};
-        ck_assert_int_ge(ir_add_const(&g, dt, 3, sh, v, &err), 0);
-    }
-    for (int d = 0; d < 3; d++) {
-        ck_assert_int_ge(ir_add_index(&g, IR_DTYPE_INT32, 3, sh, d, &err), 0);
-        ck_assert_int_ge(ir_add_index(&g, IR_DTYPE_INT64, 3, sh, d, &err), 0);
-    }
-    for (int dist = 1; dist <= 2; dist++) {
-        ck_assert_int_ge(ir_add_random(&g, IR_DTYPE_FLOAT32, 3, sh, dist, 7, 1000, &err), 0);
-        int r = ir_add_random(&g, IR_DTYPE_FLOAT64, 3, sh, dist, 99, UINT64_MAX - 5, &err);
-        ck_assert_int_ge(r, 0);
-        int rs = ir_add_reshape(&g, r, 2, fl, &err);
-        ck_assert_int_ge(ir_add_unary(&g, IR_OP_EXP, rs, &err), 0);
-    }
-    int x = ir_add_extern(&g, IR_DTYPE_BOOL, 3, sh, &err);
-    ck_assert_int_ge(ir_add_reshape(&g, x, 2, fl, &err), 0); /* bools canonicalised */
     uint8_t bytes[60];
     fill(IR_DTYPE_INT8, bytes, 60);
-    int arr = ir_add_array(&g, IR_DTYPE_INT8, 3, sh, bytes, 60, &err);
-    ck_assert_int_ge(ir_add_reshape(&g, arr, 2, fl, &err), 0);
+    build_sources(&g, bytes);
     compare(&g, NULL);
     ir_graph_fini(&g);
 }
@@ -461,47 +427,12 @@ START_TEST(reduce_layouts_order)
 }
 END_TEST
 
-static int reindex_text(struct ir_graph *g, int op, int x, int rank, const int64_t *shape,
-                        int nexprs, const char *const *exprs, int nconds,
-                        const char *const *conds, int nextras, const int *extras,
-                        struct ir_scalar ovf)
-{
-    struct ir_error err;
-    struct ir_reindex_text t = {.nexprs = nexprs, .nconds = nconds, .nextras = nextras,
-                                .extras = extras, .overflow = ovf};
-    size_t cl[8];
-    for (int d = 0; d < nexprs; d++) {
-        t.exprs[d] = exprs[d];
-        t.expr_len[d] = strlen(exprs[d]);
-    }
-    for (int k = 0; k < nconds; k++)
-        cl[k] = strlen(conds[k]);
-    t.conds = conds;
-    t.cond_len = cl;
-    int r = op ? ir_add_reindex_reduce(g, op, x, rank, shape, &t, &err)
-               : ir_add_reindex(g, x, rank, shape, &t, &err);
-    ck_assert_msg(r >= 0, "reindex refused: %s %s", err.field, err.message);
-    return r;
-}
-
 START_TEST(reindex_every_dtype)
 {
     for (int dt = 1; dt < IR_DTYPE_COUNT; dt++) {
         struct ir_graph g;
-        struct ir_error err;
         ir_graph_init(&g);
-        int64_t xs[2] = {4, 5}, ys[3] = {3, 6, 2}, is[1] = {6};
-        int x = ir_add_extern(&g, dt, 2, xs, &err);
-        int ix = ir_add_extern(&g, IR_DTYPE_INT32, 1, is, &err);
-        const char *ex[2] = {"i0 + i2 - 1", "@e0(i1) % 7"};
-        const char *co[1] = {"i1 == 4"};
-        struct ir_scalar ovf = {.i = 1, .f = -7.25};
-        int r = reindex_text(&g, 0, x, 3, ys, 2, ex, 1, co, 1, &ix, ovf);
-        /* Transpose and flip through a second reindex of a computed value. */
-        int n = ir_add_unary(&g, IR_OP_LOGICAL_NOT, r, &err);
-        int64_t ts[3] = {2, 6, 3};
-        const char *tx[3] = {"i2", "yshape1 - 1 - i1", "i0"};
-        reindex_text(&g, 0, n, 3, ts, 3, tx, 0, NULL, 0, NULL, (struct ir_scalar){0});
+        build_reindex(&g, dt);
         compare(&g, NULL);
         ir_graph_fini(&g);
     }
@@ -513,16 +444,9 @@ START_TEST(reindex_reduce_every_op)
     for (int op = IR_REDUCE_ADD; op <= IR_REDUCE_MIN; op++)
         for (int dt = 2; dt < IR_DTYPE_COUNT; dt++) {
             struct ir_graph g;
-            struct ir_error err;
             ir_graph_init(&g);
-            int64_t xs[2] = {6, 5}, ys[2] = {4, 3}, es[2] = {6, 5};
-            int x = ir_add_extern(&g, dt, 2, xs, &err);
-            int e = ir_add_extern(&g, IR_DTYPE_INT64, 2, es, &err);
-            const char *ex[2] = {"i0 / 2 + @e0(i0, i1) % 2", "i1 - 1"};
-            const char *co[1] = {"i0 == 5 && i1 == 4"};
-            int x2 = ir_add_unary(&g, IR_OP_ABS, x, &err);
-            ck_assert_int_ge(x2, 0);
-            reindex_text(&g, op, x2, 2, ys, 2, ex, 1, co, 1, &e, (struct ir_scalar){0});
+            int x = build_reindex_reduce(&g, op, dt);
+            int64_t ys[2] = {4, 3};
             /* Nothing lands: the output is the identity. */
             const char *far[2] = {"i0 + 100", "i1"};
             reindex_text(&g, op, x, 2, ys, 2, far, 0, NULL, 0, NULL, (struct ir_scalar){0});
