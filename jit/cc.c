@@ -329,7 +329,7 @@ int jit_cc_new(const struct jit_cc_opts *o, struct jit_cc **out, char *why, size
     cc->cache_max = o && o->cache_max_bytes ? o->cache_max_bytes : JIT_CC_CACHE_MAX_DEFAULT;
     if (o && o->cache_dir && *o->cache_dir) {
         char reason[512];
-        if (cc_dir_prepare(o->cache_dir, reason, sizeof reason) != 0)
+        if (jit_disk_dir_prepare(o->cache_dir, reason, sizeof reason) != 0)
             say(why, whylen, "%s: compiled kernels are not kept on disk", reason);
         else if ((cc->cache_dir = strdup(o->cache_dir)) == NULL) {
             jit_cc_free(cc);
