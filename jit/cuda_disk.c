@@ -20,6 +20,7 @@
 #include "codegen_cuda.h"
 #include "disk_cache.h"
 #include "kiln_err.h"
+#include "lru.h"
 #include "sha256.h"
 
 #define PTX_FORMAT  "kiln-ptx-1"
@@ -34,13 +35,13 @@ static const struct jit_disk_format ptx_format = {
 
 struct mc_ent {
     uint8_t key[JIT_SHA256_BYTES];
-    struct mc_ent *hnext;           /* the table's chain */
-    struct mc_ent *older, *newer;   /* the LRU list (done and kept) */
-    bool done, kept;                /* kept: in the table and on the list */
-    int rc;                         /* done: the result */
-    char *ptx;                      /* done and KILN_OK: NUL-terminated */
+    struct mc_ent *hnext;     /* the table's chain */
+    struct jit_lru_link link; /* the LRU list (done and kept) */
+    bool done, kept;          /* kept: in the table and on the list */
+    int rc;                   /* done: the result */
+    char *ptx;                /* done and KILN_OK: NUL-terminated */
     size_t len;
-    char *log;                      /* done and failed, for waiters */
+    char *log; /* done and failed, for waiters */
     unsigned waiters;
 };
 
@@ -53,7 +54,7 @@ struct jit_cuda_modcache {
     pthread_mutex_t lock;            /* everything below */
     pthread_cond_t finished;         /* a record became done */
     struct mc_ent *map[MC_BUCKETS];
-    struct mc_ent *oldest, *newest;
+    struct jit_lru lru;
     size_t nkept, kept_bytes;
     uint64_t seq; /* temporary file names */
     struct jit_cuda_modcache_stats st;
@@ -174,42 +175,19 @@ static void unmap(struct jit_cuda_modcache *m, struct mc_ent *e)
         }
 }
 
-static void lru_unlink(struct jit_cuda_modcache *m, struct mc_ent *e)
-{
-    if (e->older != NULL)
-        e->older->newer = e->newer;
-    else
-        m->oldest = e->newer;
-    if (e->newer != NULL)
-        e->newer->older = e->older;
-    else
-        m->newest = e->older;
-    e->older = e->newer = NULL;
-}
-
-static void lru_push(struct jit_cuda_modcache *m, struct mc_ent *e)
-{
-    e->older = m->newest;
-    e->newer = NULL;
-    if (m->newest != NULL)
-        m->newest->newer = e;
-    else
-        m->oldest = e;
-    m->newest = e;
-}
-
 /* Drops the least recently used records (but `keep` and those with
  * waiters) until the memory bounds hold. */
 static void lru_trim(struct jit_cuda_modcache *m, const struct mc_ent *keep)
 {
-    for (struct mc_ent *e = m->oldest, *next; e != NULL; e = next) {
+    for (struct jit_lru_link *l = m->lru.oldest, *next; l != NULL; l = next) {
         if (m->nkept <= JIT_CUDA_MODCACHE_MEM_ENTRIES &&
             m->kept_bytes <= JIT_CUDA_MODCACHE_MEM_BYTES)
             return;
-        next = e->newer;
+        next = l->newer;
+        struct mc_ent *e = JIT_LRU_OWNER(l, struct mc_ent, link);
         if (e == keep || e->waiters > 0)
             continue;
-        lru_unlink(m, e);
+        jit_lru_unlink(&m->lru, l);
         unmap(m, e);
         m->nkept--;
         m->kept_bytes -= e->len;
@@ -267,8 +245,7 @@ static int disk_get(struct jit_cuda_modcache *m, const uint8_t *key, char **ptx,
 
 /* Writes key's entry (a temporary file renamed into place) and keeps the
  * directory under its cap; counts what happened. */
-static void disk_put(struct jit_cuda_modcache *m, const uint8_t *key, const char *ptx,
-                     size_t len)
+static void disk_put(struct jit_cuda_modcache *m, const uint8_t *key, const char *ptx, size_t len)
 {
     char tmp[4200], path[4096];
     pthread_mutex_lock(&m->lock);
@@ -300,9 +277,8 @@ static bool arch_ok(const char *arch)
     size_t n = 0;
     for (; arch[n] != '\0'; n++) {
         char c = arch[n];
-        if (n == JIT_CUDA_MODCACHE_ARCH_MAX ||
-            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_'))
+        if (n == JIT_CUDA_MODCACHE_ARCH_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                                 (c >= '0' && c <= '9') || c == '_'))
             return false;
     }
     return n > 0;
@@ -372,8 +348,8 @@ int jit_cuda_modcache_ptx(struct jit_cuda_modcache *m, const char *src, const ch
         rc = copy_out(e, ptx, len);
         if (rc == KILN_OK) {
             m->st.mem_hits++;
-            lru_unlink(m, e);
-            lru_push(m, e);
+            jit_lru_unlink(&m->lru, &e->link);
+            jit_lru_push(&m->lru, &e->link);
         }
         pthread_mutex_unlock(&m->lock);
         return rc;
@@ -444,7 +420,7 @@ int jit_cuda_modcache_ptx(struct jit_cuda_modcache *m, const char *src, const ch
         rc = copy_out(e, ptx, len);
         if (n <= JIT_CUDA_MODCACHE_MAX_PTX) {
             e->kept = true;
-            lru_push(m, e);
+            jit_lru_push(&m->lru, &e->link);
             m->nkept++;
             m->kept_bytes += n;
             lru_trim(m, e);

@@ -21,13 +21,14 @@
 #include <stdlib.h>
 
 #include "kiln_err.h"
+#include "lru.h"
 
 struct dp_block {
     uint64_t ptr;
-    size_t size;                    /* rounded: what the backend gave */
-    uint64_t tag;                   /* cached: the stream that may still use it */
-    struct dp_block *hnext;         /* in use: hash chain; evicted: the give-back list */
-    struct dp_block *older, *newer; /* cached with tag 0: the free-order list */
+    size_t size;              /* rounded: what the backend gave */
+    uint64_t tag;             /* cached: the stream that may still use it */
+    struct dp_block *hnext;   /* in use: hash chain; evicted: the give-back list */
+    struct jit_lru_link link; /* cached with tag 0: the free-order list */
 };
 
 struct jit_devpool {
@@ -40,7 +41,7 @@ struct jit_devpool {
     size_t nlive;
     struct dp_block **cache; /* cached, sorted by (tag, size, ptr) */
     size_t ncache, capcache;
-    struct dp_block *oldest, *newest; /* cached tag-0 blocks, oldest first */
+    struct jit_lru free_order; /* cached tag-0 blocks, the least recently freed first */
     struct jit_devpool_stats st;
 };
 
@@ -140,30 +141,6 @@ static size_t cache_lower(const struct jit_devpool *p, uint64_t tag, size_t size
     return lo;
 }
 
-static void lru_push(struct jit_devpool *p, struct dp_block *b)
-{
-    b->newer = NULL;
-    b->older = p->newest;
-    if (p->newest != NULL)
-        p->newest->newer = b;
-    else
-        p->oldest = b;
-    p->newest = b;
-}
-
-static void lru_unlink(struct jit_devpool *p, struct dp_block *b)
-{
-    if (b->older != NULL)
-        b->older->newer = b->newer;
-    else
-        p->oldest = b->newer;
-    if (b->newer != NULL)
-        b->newer->older = b->older;
-    else
-        p->newest = b->older;
-    b->older = b->newer = NULL;
-}
-
 static bool cache_insert(struct jit_devpool *p, struct dp_block *b)
 {
     if (p->ncache == p->capcache) {
@@ -181,7 +158,7 @@ static bool cache_insert(struct jit_devpool *p, struct dp_block *b)
     p->ncache++;
     p->st.cached += b->size;
     if (b->tag == 0)
-        lru_push(p, b);
+        jit_lru_push(&p->free_order, &b->link);
     return true;
 }
 
@@ -194,15 +171,14 @@ static void cache_remove(struct jit_devpool *p, struct dp_block *b)
     p->ncache--;
     p->st.cached -= b->size;
     if (b->tag == 0)
-        lru_unlink(p, b);
+        jit_lru_unlink(&p->free_order, &b->link);
 }
 
 /* The best cached block for `size` bytes on stream `tag`: the smallest
  * that fits among the tag's own and the tag-0 ones (the tag's own on a
  * tie), at most twice `size` unless `any_slack`. Moved to the blocks in
  * use; NULL when none. */
-static struct dp_block *cache_take(struct jit_devpool *p, uint64_t tag, size_t size,
-                                   bool any_slack)
+static struct dp_block *cache_take(struct jit_devpool *p, uint64_t tag, size_t size, bool any_slack)
 {
     struct dp_block *best = NULL;
     for (int pass = 0; pass < 2; pass++) {
@@ -230,8 +206,9 @@ static struct dp_block *cache_take(struct jit_devpool *p, uint64_t tag, size_t s
 static struct dp_block *evict(struct jit_devpool *p, size_t size, bool all)
 {
     struct dp_block *gone = NULL;
-    while (p->oldest != NULL && (all || p->held > p->limit || p->limit - p->held < size)) {
-        struct dp_block *b = p->oldest;
+    while (p->free_order.oldest != NULL &&
+           (all || p->held > p->limit || p->limit - p->held < size)) {
+        struct dp_block *b = JIT_LRU_OWNER(p->free_order.oldest, struct dp_block, link);
         cache_remove(p, b);
         p->held -= b->size;
         p->st.backend_frees++;
@@ -324,7 +301,6 @@ int jit_devpool_alloc(struct jit_devpool *p, size_t bytes, uint64_t tag, uint64_
                 b->ptr = got;
                 b->size = size;
                 b->tag = 0;
-                b->older = b->newer = NULL;
                 live_add(p, b);
                 p->st.backend_allocs++;
                 if (p->held > p->st.peak)
@@ -334,7 +310,7 @@ int jit_devpool_alloc(struct jit_devpool *p, size_t bytes, uint64_t tag, uint64_
                 return KILN_OK;
             }
             p->held -= size;
-            bool retry = !flush_all && p->oldest != NULL;
+            bool retry = !flush_all && p->free_order.oldest != NULL;
             flush_all = true;
             if (retry)
                 continue;
@@ -409,7 +385,7 @@ void jit_devpool_release_tag(struct jit_devpool *p, uint64_t tag)
     size_t lo = cache_lower(p, tag, 0, 0), hi = lo;
     while (hi < p->ncache && p->cache[hi]->tag == tag) {
         p->cache[hi]->tag = 0;
-        lru_push(p, p->cache[hi]);
+        jit_lru_push(&p->free_order, &p->cache[hi]->link);
         hi++;
     }
     if (hi > lo)

@@ -52,8 +52,8 @@ static uint64_t get64(const uint8_t *p)
 }
 
 /* The checksum of an entry: its first 24 bytes, keys and payload. */
-static void entry_sum(const uint8_t *head24, const void *keys, size_t nkeys,
-                      const uint8_t *payload, size_t payload_bytes, uint8_t out[32])
+static void entry_sum(const uint8_t *head24, const void *keys, size_t nkeys, const uint8_t *payload,
+                      size_t payload_bytes, uint8_t out[32])
 {
     struct jit_sha256 s;
     jit_sha256_init(&s);
@@ -63,10 +63,11 @@ static void entry_sum(const uint8_t *head24, const void *keys, size_t nkeys,
     jit_sha256_final(&s, out);
 }
 
-static bool read_all(int fd, uint8_t *p, size_t n)
+/* Reads or writes all n bytes, through EINTR and short transfers. */
+static bool io_all(int fd, uint8_t *p, size_t n, bool writing)
 {
     while (n > 0) {
-        ssize_t r = read(fd, p, n);
+        ssize_t r = writing ? write(fd, p, n) : read(fd, p, n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -77,18 +78,14 @@ static bool read_all(int fd, uint8_t *p, size_t n)
     return true;
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
+static bool read_all(int fd, uint8_t *p, size_t n)
 {
-    while (n > 0) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t) r;
-    }
-    return true;
+    return io_all(fd, p, n, false);
+}
+
+bool jit_disk_write_all(int fd, const void *p, size_t n)
+{
+    return io_all(fd, (uint8_t *) (uintptr_t) p, n, true); /* write() only reads it */
 }
 
 /* Deletes a bad entry, unless what is at `path` now is no longer the file
@@ -184,9 +181,9 @@ int jit_disk_write_temp(const struct jit_disk_format *f, const char *tmp, const 
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return KILN_EINTERNAL;
-    bool ok = write_all(fd, head, sizeof head) &&
-              write_all(fd, keys, (size_t) n * JIT_DISK_KEY) &&
-              write_all(fd, payload, payload_bytes);
+    bool ok = jit_disk_write_all(fd, head, sizeof head) &&
+              jit_disk_write_all(fd, keys, (size_t) n * JIT_DISK_KEY) &&
+              jit_disk_write_all(fd, payload, payload_bytes);
     ok = close(fd) == 0 && ok;
     if (!ok) {
         unlink(tmp);

@@ -75,6 +75,10 @@ int jit_disk_write_temp(const struct jit_disk_format *f, const char *tmp, const 
  * entry, as after any other miss. */
 uint64_t jit_disk_trim(const char *dir, const char *suffix, uint64_t max);
 
+/* Writes all n bytes to fd (through EINTR and short writes): true, or
+ * false with errno set. */
+bool jit_disk_write_all(int fd, const void *p, size_t n);
+
 /* Makes `dir` (and missing parents) 0700, or checks an existing one is a
  * real directory owned by us, tightening its mode to 0700. 0, or -1 with
  * a sentence in why. */

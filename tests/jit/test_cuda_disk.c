@@ -27,6 +27,7 @@
 #include "cuda_disk.h"
 #include "cuda_dl.h"
 #include "kiln_err.h"
+#include "nvrtc_main.h"
 
 static struct jit_cuda *cu;
 static char dir[256];
@@ -78,8 +79,7 @@ static struct jit_cuda_modcache *cache(const char *d, uint64_t cap)
 enum { MEM, DISK, NVRTC };
 
 /* Asks m for source k and checks where the answer came from. */
-static char *get(struct jit_cuda_modcache *m, unsigned k, const char *arch, int want,
-                 size_t *len)
+static char *get(struct jit_cuda_modcache *m, unsigned k, const char *arch, int want, size_t *len)
 {
     char *ptx = NULL, *log = NULL;
     size_t n = 0;
@@ -257,9 +257,9 @@ START_TEST(other_arch_or_nvrtc_misses)
     /* A bad architecture name never reaches NVRTC. */
     char *ptx = (char *) 1;
     size_t len = 1;
-    ck_assert_int_eq(jit_cuda_modcache_ptx(m, source(5), "compute 80; rm", &ptx, &len, NULL,
-                                           NULL, NULL),
-                     KILN_EVALUE);
+    ck_assert_int_eq(
+        jit_cuda_modcache_ptx(m, source(5), "compute 80; rm", &ptx, &len, NULL, NULL, NULL),
+        KILN_EVALUE);
     ck_assert_ptr_null(ptx);
     ck_assert_int_eq(jit_cuda_modcache_ptx(m, source(5), "", &ptx, &len, NULL, NULL, NULL),
                      KILN_EVALUE);
@@ -308,8 +308,7 @@ static void *ask(void *arg)
     struct asker *a = arg;
     size_t n;
     pthread_barrier_wait(a->go);
-    a->rc = jit_cuda_modcache_ptx(a->m, a->src, JIT_CUDA_ARCH, &a->ptx, &n, NULL, NULL,
-                                  NULL);
+    a->rc = jit_cuda_modcache_ptx(a->m, a->src, JIT_CUDA_ARCH, &a->ptx, &n, NULL, NULL, NULL);
     return NULL;
 }
 
@@ -381,9 +380,9 @@ START_TEST(refused_source_gives_its_log)
         char *ptx = NULL, *log = NULL;
         size_t n;
         bool from_disk = true, compiled = false;
-        ck_assert_int_eq(jit_cuda_modcache_ptx(m, bad, JIT_CUDA_ARCH, &ptx, &n, &from_disk,
-                                               &compiled, &log),
-                         KILN_EINTERNAL);
+        ck_assert_int_eq(
+            jit_cuda_modcache_ptx(m, bad, JIT_CUDA_ARCH, &ptx, &n, &from_disk, &compiled, &log),
+            KILN_EINTERNAL);
         ck_assert_ptr_null(ptx);
         ck_assert(compiled && !from_disk);
         ck_assert_ptr_nonnull(log);
@@ -416,19 +415,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    /* Without NVRTC there is nothing to test: say why, and skip. */
-    struct jit_cuda *c = NULL;
-    if (jit_cuda_open(JIT_CUDA_NVRTC, &c) != KILN_OK)
-        return EXIT_FAILURE;
-    if (!jit_cuda_info(c)->nvrtc) {
-        printf("SKIP: no NVRTC, so no PTX cache test: %s\n", jit_cuda_info(c)->nvrtc_why);
-        jit_cuda_close(c);
-        return 77;
-    }
-    jit_cuda_close(c);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return nvrtc_suite_main(suite, "PTX cache test");
 }

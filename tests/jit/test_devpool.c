@@ -364,8 +364,7 @@ START_TEST(random_operations)
             }
             for (unsigned k = 0; k < nlv; k++)
                 ck_assert_msg(p + bytes <= lv[k].ptr || lv[k].ptr + lv[k].bytes <= p,
-                              "op %u: block %#llx overlaps a live one", op,
-                              (unsigned long long) p);
+                              "op %u: block %#llx overlaps a live one", op, (unsigned long long) p);
             for (unsigned k = 0; k < npd; k++)
                 if (pd[k].ptr == p) {
                     ck_assert_msg(pd[k].tag == tag, "op %u: tag %llu got tag %llu's block", op,
