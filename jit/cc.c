@@ -329,7 +329,7 @@ int jit_cc_new(const struct jit_cc_opts *o, struct jit_cc **out, char *why, size
     cc->cache_max = o && o->cache_max_bytes ? o->cache_max_bytes : JIT_CC_CACHE_MAX_DEFAULT;
     if (o && o->cache_dir && *o->cache_dir) {
         char reason[512];
-        if (cc_dir_prepare(o->cache_dir, reason, sizeof reason) != 0)
+        if (jit_disk_dir_prepare(o->cache_dir, reason, sizeof reason) != 0)
             say(why, whylen, "%s: compiled kernels are not kept on disk", reason);
         else if ((cc->cache_dir = strdup(o->cache_dir)) == NULL) {
             jit_cc_free(cc);
@@ -483,20 +483,6 @@ static bool lib_kernel(struct jit_cc_lib *lib, const struct jit_cc_key *key,
 
 /* ---- loading an object --------------------------------------------------------- */
 
-static int write_fd(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t) r;
-    }
-    return 0;
-}
-
 /* glibc knows loaded objects by the path they were opened as: a memfd
  * loaded as /proc/self/fd/N, then closed, leaves "/proc/self/fd/N" the
  * name of that object, and a later memfd given the same number would be
@@ -558,7 +544,7 @@ static void *dlopen_bytes(struct jit_cc *cc, const uint8_t *obj, size_t n, int *
     if (fd >= 0 && (fd = name_reserve(cc, fd)) >= 0) {
         char path[64];
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        if (write_fd(fd, obj, n) == 0)
+        if (jit_disk_write_all(fd, obj, n))
             h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         close(fd);
         if (h != NULL)
@@ -573,7 +559,7 @@ static void *dlopen_bytes(struct jit_cc *cc, const uint8_t *obj, size_t n, int *
         if (cc_temp_name(cc, cc->work_dir, "l", path, sizeof path)) {
             int f = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0700);
             if (f >= 0) {
-                bool ok = write_fd(f, obj, n) == 0;
+                bool ok = jit_disk_write_all(f, obj, n);
                 ok = close(f) == 0 && ok;
                 if (ok)
                     h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -777,7 +763,7 @@ static int compile_text(struct jit_cc *cc, const struct jit_buf *tu, uint8_t **o
     int status = -1;
     int fd = open(src, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
-        bool ok = write_fd(fd, (const uint8_t *) tu->data, tu->len) == 0;
+        bool ok = jit_disk_write_all(fd, tu->data, tu->len);
         ok = close(fd) == 0 && ok;
         enum { NF = sizeof cc_flags / sizeof cc_flags[0], NL = sizeof cc_libs / sizeof cc_libs[0] };
         char *argv[NF + NL + 8];

@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 #include "cc.h"
+#include "disk_cache.h"
 #include "sha256.h"
 
 #define CC_MAGIC        "KILNCC\x01\n" /* 8 bytes; the last two are the format version */
-#define CC_HEADER_FIXED 56             /* magic, nkeys, 0, object bytes, checksum */
 #define CC_MAX_OBJECT   ((uint64_t) 256 << 20)
 #define CC_MAX_KEYS     4096
 #define CC_MAP_BUCKETS  1024
@@ -58,6 +58,8 @@ struct jit_cc {
 
 /* ---- cc_disk.c -------------------------------------------------------------- */
 
+_Static_assert(JIT_CC_KEY_BYTES == JIT_DISK_KEY, "a cc key is a disk cache key");
+
 /* An entry read from disk and checked: the object's bytes and its keys
  * (both malloc'd; free with cc_entry_fini). */
 struct cc_entry {
@@ -79,11 +81,6 @@ int cc_disk_read(struct jit_cc *cc, const struct jit_cc_key *key, struct cc_entr
  * cache is best effort; the caller counts it). */
 int cc_disk_write(struct jit_cc *cc, const struct jit_cc_key *keys, uint32_t n,
                   const uint8_t *object, size_t object_bytes);
-
-/* Makes `dir` (and missing parents) 0700, or checks an existing one is a
- * real directory owned by us, tightening its mode to 0700. 0, or -1 with
- * a sentence in why. */
-int cc_dir_prepare(const char *dir, char *why, size_t whylen);
 
 /* Unique temporary name "<dir>/.<tag><pid>-<seq>" into buf; false if it
  * does not fit. */

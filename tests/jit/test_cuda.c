@@ -37,6 +37,7 @@
 #include "interp.h"
 #include "ir.h"
 #include "kiln_err.h"
+#include "nvrtc_main.h"
 #include "tgraph.h"
 
 static struct jit_cuda *cu;
@@ -532,19 +533,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    /* Without NVRTC there is nothing to test: say why, and skip. */
-    struct jit_cuda *c = NULL;
-    if (jit_cuda_open(JIT_CUDA_NVRTC, &c) != KILN_OK)
-        return EXIT_FAILURE;
-    if (!jit_cuda_info(c)->nvrtc) {
-        printf("SKIP: no NVRTC, so no CUDA compile test: %s\n", jit_cuda_info(c)->nvrtc_why);
-        jit_cuda_close(c);
-        return 77;
-    }
-    jit_cuda_close(c);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return nvrtc_suite_main(suite, "CUDA compile test");
 }
