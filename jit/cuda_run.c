@@ -997,8 +997,13 @@ int jit_gpu_run_budgeted(struct jit_gpu *d, struct jit_gpu_stream *s, const stru
     memset(err, 0, sizeof *err);
     err->node = -1;
     int rc = failed_error(d, err);
-    if (rc != KILN_OK)
+    if (rc != KILN_OK) {
+        pthread_mutex_lock(&d->lock);
+        d->st.runs++;
+        d->st.failed_runs++;
+        pthread_mutex_unlock(&d->lock);
         return rc;
+    }
     uint32_t cnt = g->count ? g->count : 1;
     struct grun R = {.d = d, .s = s, .cu = d->cu, .g = g, .is_output = is_output,
                      .externs = externs, .extern_tags = extern_tags, .budget = budget,

@@ -105,7 +105,9 @@ def test_fake_device_path_keeps_values_resident():
         (y2,) = c.fetch([4])
         after = c.status()["memory"]["tiers"][0]
         assert y2["data"] == y.tobytes()
-        assert after["restores"] == before["restores"]  # nothing uploaded
+        # a and b are not uploaded again; the one upload is the relay's result
+        # coming back from the host (the stand-in has no cuBLAS).
+        assert after["restores"] == before["restores"] + 1
         assert after["in_use"] > 0
         c.close()
     finally:

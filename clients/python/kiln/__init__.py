@@ -150,7 +150,7 @@ def _daemon_has_cuda():
         st = _graph.runtime().conn.status()
     except KilnError:
         return False
-    return bool(st.get("devices", {}).get("cuda"))
+    return len(st.get("devices", {}).get("cuda") or ()) > 0  # (`bool` is the dtype here)
 
 
 def __getattr__(name):
