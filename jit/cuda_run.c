@@ -363,8 +363,7 @@ void jit_gpu_close(struct jit_gpu *d)
     for (struct centry *e = ctable_drain(&d->mods), *n; e != NULL; e = n) {
         n = e->next;
         struct dmod *m = (struct dmod *) e;
-        if (!d->failed)
-            d->cu->module_unload(m->mod);
+        d->cu->module_unload(m->mod); /* after a sticky error it fails, harmlessly */
         free(m->c.check);
         free(m);
     }
