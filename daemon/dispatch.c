@@ -262,6 +262,7 @@ static int on_status(struct disp *d, msgpack_sbuffer *reply, struct proto_error 
         device_tier(d->exec->gpu, &s);
     if (d->cuda != NULL)
         fill_devices(d->cuda, &s);
+    snprintf(s.cuda_state, sizeof s.cuda_state, "off");
     if (d->exec->gpu != NULL) {
         char why[PROTO_DEVICE_WHY_MAX - 8];
         if (jit_gpu_failed(d->exec->gpu, why, sizeof why))

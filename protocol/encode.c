@@ -459,7 +459,7 @@ static int pack_devices(msgpack_packer *pk, const struct proto_status *s)
     rc |= pack_kv_u64(pk, "cuda_driver", s->cuda_driver);
     rc |= proto_pack_key(pk, "nvrtc") | pack_str(pk, s->nvrtc);
     rc |= proto_pack_key(pk, "nvrtc_why") | pack_str(pk, s->nvrtc_why);
-    rc |= proto_pack_key(pk, "cuda_state") | pack_str(pk, s->cuda_state[0] ? s->cuda_state : "off");
+    rc |= proto_pack_key(pk, "cuda_state") | pack_str(pk, s->cuda_state);
     rc |= pack_kv_u64(pk, "cuda_steps", s->cuda_steps);
     rc |= pack_kv_u64(pk, "cuda_fallbacks", s->cuda_fallbacks);
     return rc;

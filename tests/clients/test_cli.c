@@ -170,8 +170,9 @@ START_TEST(error_labels_say_who_failed)
                  "daemon\n");
     refused_says(KILN_EINTERNAL, "", "oops", "kiln: connect: daemon error INTERNAL: oops\n");
     /* A code this client has no name for: a newer daemon's. Still the daemon's. */
-    refused_says(20, "body.x", "from the future",
-                 "kiln: connect: daemon error code 20 (body.x): from the future\n");
+    refused_says(KILN_ERR_WIRE_COUNT, "body.x", "from the future",
+                 "kiln: connect: daemon error code 21 (body.x): from the future\n");
+    _Static_assert(KILN_ERR_WIRE_COUNT == 21, "the message above names the first unused code");
     refused_says(99, "", "last wire code", "kiln: connect: daemon error code 99: last wire code\n");
     /* NOMEM may be the daemon's or libkiln's own: no claim either way. */
     refused_says(KILN_ENOMEM, "", "out of memory", "kiln: connect: error NOMEM: out of memory\n");

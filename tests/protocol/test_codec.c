@@ -250,6 +250,9 @@ START_TEST(roundtrip_replies)
         .name = "NVIDIA A100", .cc_major = 8, .cc_minor = 0, .memory = (uint64_t) 40 << 30};
     s.cuda_driver = 13000;
     strcpy(s.nvrtc, "13.0");
+    strcpy(s.cuda_state, "ready");
+    s.cuda_steps = 3;
+    s.cuda_fallbacks = 1;
     for (int k = 0; k < 2; k++) {
         msgpack_sbuffer_init(&sb);
         ck_assert_int_eq(proto_encode_reply_status(&sb, &s), KILN_OK);
@@ -589,6 +592,43 @@ static void assert_node_eq(const struct proto_node *a, const struct proto_node *
     if (a->npads > 0)
         ck_assert_mem_eq(a->pads, b->pads, a->npads * sizeof(a->pads[0]));
 }
+
+/* SUBMIT's optional device: absent is the CPU, "cuda" arrives as such, any
+ * other name is VALUE naming the field. */
+START_TEST(submit_device)
+{
+    struct proto_node nodes[4];
+    full_graph(nodes);
+    uint64_t keep[] = {2};
+    struct proto_submit sub = {.nnodes = 4, .nodes = nodes, .nkeep = 1, .keep = keep,
+                               .device = PROTO_DEVICE_CUDA};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(proto_encode_submit(&sb, 5, &sub), KILN_OK);
+    struct proto_request req;
+    struct proto_error err;
+    ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_uint_eq(req.u.submit.device, PROTO_DEVICE_CUDA);
+    proto_request_fini(&req);
+    char *at = memmem(sb.data, sb.size, "\xa4" "cuda", 5); /* the value: fixstr 4 */
+    ck_assert_ptr_nonnull(at);
+    at[4] = 'x';
+    ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_EVALUE);
+    ck_assert_str_eq(err.field, "body.device");
+    proto_request_fini(&req);
+    msgpack_sbuffer_clear(&sb);
+    sub.device = PROTO_DEVICE_CPU;
+    ck_assert_int_eq(proto_encode_submit(&sb, 5, &sub), KILN_OK);
+    ck_assert_ptr_null(memmem(sb.data, sb.size, "device", 6)); /* the default is not sent */
+    ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_OK);
+    ck_assert_uint_eq(req.u.submit.device, PROTO_DEVICE_CPU);
+    proto_request_fini(&req);
+    msgpack_sbuffer_clear(&sb);
+    sub.device = 7;
+    ck_assert_int_eq(proto_encode_submit(&sb, 5, &sub), KILN_EARG);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
 
 START_TEST(roundtrip_submit_fetch)
 {
@@ -1246,6 +1286,7 @@ static Suite *codec_suite(void)
     tcase_add_test(t, limit_message_bytes);
     tcase_add_test(t, limit_name_token_var_ids);
     tcase_add_test(t, roundtrip_submit_fetch);
+    tcase_add_test(t, submit_device);
     tcase_add_test(t, roundtrip_graph_replies);
     tcase_add_test(t, encoders_refuse_bad_graphs);
     tcase_add_test(t, limit_graph);
