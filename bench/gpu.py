@@ -582,14 +582,15 @@ def kiln_device(results):
     seen = {r.get("has_cuda", "absent") for row in results.values()
             for fw, r in row.items() if fw == "kiln" and "error" not in r}
     if not seen:
-        return "unknown (no kiln cell finished)"
+        return "an unknown device (no kiln cell finished)"
     if seen == {True}:
         return "the daemon's CUDA device (jt.has_cuda is True)"
     if seen == {False}:
-        return "the CPU: the daemon has no CUDA device (jt.has_cuda is False), so steps fell back"
+        return ("the CPU (jt.has_cuda is False: the daemon has no CUDA device, so the steps "
+                "fell back)")
     if seen == {None}:
-        return ("not reported: this client has no jt.has_cuda (steps asked for the GPU with "
-                "jt.flags.use_cuda = 1)")
+        return ("a device this client does not report (it has no jt.has_cuda; the steps asked "
+                "for the GPU with jt.flags.use_cuda = 1)")
     return f"mixed across cells (jt.has_cuda: {sorted(map(str, seen))})"
 
 
@@ -653,7 +654,7 @@ def render(results, meta, smoke):
          f"- kiln: kilnd {meta['kilnd']} ({meta['buildtype']}), commit {meta['commit']}; "
          f"steps ran on {kiln_device(results)}.",
          f"- PyTorch: eager, default settings ({meta['torch_settings']}).",
-         f"- Method: each (framework, workload) cell in its own process; "
+         "- Method: each (framework, workload) cell in its own process; "
          + ("1 warm-up step, then the median of 2 timed steps"
             if smoke else
             f"warm-up ≥ 3 steps and ≥ 3 s (kiln compiles its kernels then), then the median "

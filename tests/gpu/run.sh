@@ -74,8 +74,12 @@ if [ -d "$carry/lib" ]; then
     mkdir -p "$libdir"
     for f in "$carry"/lib/*; do
         case "$f" in
-            *.xz) xz -dc "$f" >"$libdir/$(basename "$f" .xz)" \
-                      || echo "run.sh: warning: cannot unpack $f" ;;
+            *.xz) dst="$libdir/$(basename "$f" .xz)"
+                  if command -v xz >/dev/null; then
+                      xz -dc "$f" >"$dst"
+                  else
+                      "$py" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$f" "$dst"
+                  fi || echo "run.sh: warning: cannot unpack $f" ;;
             *) cp "$f" "$libdir/" ;;
         esac
     done
