@@ -174,16 +174,6 @@ bench_reserve=200
 [ "$skip_bench" = 1 ] && bench_reserve=0
 [ "$cpu_side" = 1 ] && bench_reserve=90
 
-# Use `meson test` only where this meson wrote the build (a different
-# version would try to regenerate it, without kiln's dependencies here).
-use_meson=0
-if [ "$cpu_side" = 0 ] && command -v meson >/dev/null && [ -f "$build/meson-info/meson-info.json" ]; then
-    bv=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['meson_version']['full'])" \
-         "$build/meson-info/meson-info.json" 2>/dev/null)
-    [ -n "$bv" ] && [ "$bv" = "$(meson --version 2>/dev/null)" ] && use_meson=1
-fi
-meson_tests=""
-[ "$use_meson" = 1 ] && meson_tests=$(meson test -C "$build" --no-rebuild --list 2>/dev/null)
 
 # -- build
 t0=$(date +%s)
@@ -227,14 +217,10 @@ test_step() {
         record "$name" SKIP 0 "not enough of the budget left"
         return
     fi
-    if [ "$#" = 0 ] && [ "$use_meson" = 1 ] && grep -qE "/ $mtest\$" <<<"$meson_tests"; then
-        run_step "$name" "$t" meson test -C "$build" --no-rebuild --print-errorlogs "$mtest"
-        if [ "$rc" = 0 ] && grep -qE '^Skipped: +[1-9]' "$work/$name.log"; then
-            rc=77
-        fi
-    else
-        run_step "$name" "$t" "$@" "$build/tests/jit/$bin"
-    fi
+    # The binary itself, never `meson test`: meson runs cuda and cuda_run
+    # against tests/jit's stand-in driver (LD_LIBRARY_PATH), and here they
+    # must find the real one.
+    run_step "$name" "$t" "$@" "$build/tests/jit/$bin"
     local why
     why=$(grep -m1 -E '^SKIP' "$work/$name.log" | cut -c1-150)
     case "$rc" in

@@ -22,6 +22,10 @@
  * Also the loader: without a driver (this machine), the info says why;
  * with one, it lists devices.
  *
+ * On a real GPU (tests/gpu/run.sh) every one of these graphs also runs on
+ * the device, through the device executor, and every output is compared
+ * with the reference interpreter (gpu_check.h).
+ *
  * NVRTC comes from the CUDA toolkit, which the build machines have; where
  * it is absent the suite says so and exits 77 (meson: SKIP).
  */
@@ -37,22 +41,27 @@
 #include "interp.h"
 #include "ir.h"
 #include "kiln_err.h"
+#include "gpu_check.h"
 #include "nvrtc_main.h"
 #include "tgraph.h"
 
 static struct jit_cuda *cu;
 static unsigned kernels_compiled;
+static struct gpu_check *gc; /* a real GPU: every graph also runs there (gpu_check.h) */
 
 static void setup(void)
 {
     ck_assert_int_eq(jit_cuda_open(JIT_CUDA_NVRTC, &cu), KILN_OK);
     ck_assert_msg(jit_cuda_info(cu)->nvrtc, "NVRTC: %s", jit_cuda_info(cu)->nvrtc_why);
+    gc = gpu_check_open();
 }
 
 static void teardown(void)
 {
     if (kernels_compiled > 0)
         fprintf(stderr, "test_cuda: %u kernels compiled to PTX\n", kernels_compiled);
+    gpu_check_close(gc);
+    gc = NULL;
     jit_cuda_close(cu);
     cu = NULL;
 }
@@ -200,6 +209,7 @@ static void compile_graph(const struct ir_graph *g, const bool *out, const char 
     }
     jit_plan_fini(&p);
     free(marks);
+    gpu_check_graph(gc, g, out, what);
 }
 
 /* ---- element-wise --------------------------------------------------------- */
