@@ -422,8 +422,23 @@ def cell_main(a):
         res = cell_train(a.cell_fw, wl, a)
     else:
         raise SystemExit(f"unknown workload {wl}")
+    if a.cell_fw == "kiln" and not wl.startswith("check_"):
+        res.update(kiln_device_counts())
     sys.stdout.flush()
     print("RESULT " + json.dumps(res), flush=True)
+
+
+def kiln_device_counts():
+    """Where the daemon ran this cell's steps (STATUS devices): steps on the
+    CUDA device, steps that asked for it and fell back to the CPU, and the
+    device's state."""
+    import kiln as jt
+    try:
+        d = jt.connection().status().get("devices", {})
+    except jt.KilnError as e:
+        return {"cuda_state": f"STATUS failed: {e}"}
+    return {"cuda_state": d.get("cuda_state", ""), "cuda_steps": d.get("cuda_steps", 0),
+            "cuda_fallbacks": d.get("cuda_fallbacks", 0)}
 
 
 # =========================================================================
@@ -584,7 +599,12 @@ def kiln_device(results):
     if not seen:
         return "an unknown device (no kiln cell finished)"
     if seen == {True}:
-        return "the daemon's CUDA device (jt.has_cuda is True)"
+        steps = sum(r.get("cuda_steps", 0) for row in results.values()
+                    for fw, r in row.items() if fw == "kiln" and "error" not in r)
+        falls = sum(r.get("cuda_fallbacks", 0) for row in results.values()
+                    for fw, r in row.items() if fw == "kiln" and "error" not in r)
+        return (f"the daemon's CUDA device (jt.has_cuda is True; {steps} steps ran there, "
+                f"{falls} fell back to the CPU)")
     if seen == {False}:
         return ("the CPU (jt.has_cuda is False: the daemon has no CUDA device, so the steps "
                 "fell back)")

@@ -65,8 +65,6 @@ static const char usage[] =
     "  --device-memory BYTES device memory kilnd may hold (kernels' buffers and\n"
     "                        values kept on the device); K, M, G suffixes. Default:\n"
     "                        90% of the memory free on the device at start\n"
-    "  --tf32                let device matmuls and convolutions use TF32 tensor\n"
-    "                        cores (faster, about 3 decimal digits; default: off)\n"
     "  --config FILE         users, their token hashes and weights (JSON; see\n"
     "                        deploy/kilnd.conf.example). Without it every client is\n"
     "                        anonymous, which tcp:// listeners refuse\n"
@@ -85,7 +83,7 @@ static const char usage[] =
     "CUDA error: restart kilnd; deploy/kilnd.service does).\n";
 
 enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_IDLE, OPT_BUDGET, OPT_MAX_MESSAGE,
-       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_SPILL_DIR, OPT_SPILL_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_LOOK_AHEAD, OPT_CUDA, OPT_DEVICE_MEMORY, OPT_TF32, OPT_HELP, OPT_VERSION };
+       OPT_EXECUTOR, OPT_NO_CC, OPT_RELAYS, OPT_CC_THRESHOLD, OPT_CACHE_DIR, OPT_CACHE_MAX, OPT_SPILL_DIR, OPT_SPILL_MAX, OPT_CONFIG, OPT_ALLOW_ANON, OPT_HASH_TOKEN, OPT_LOOK_AHEAD, OPT_CUDA, OPT_DEVICE_MEMORY, OPT_HELP, OPT_VERSION };
 
 static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -108,7 +106,6 @@ static const struct option options[] = {
     {"look-ahead", required_argument, NULL, OPT_LOOK_AHEAD},
     {"cuda", required_argument, NULL, OPT_CUDA},
     {"device-memory", required_argument, NULL, OPT_DEVICE_MEMORY},
-    {"tf32", no_argument, NULL, OPT_TF32},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -279,9 +276,6 @@ static bool apply(struct cfg *cfg, int opt, const char *arg, FILE *err)
             return bad_value(err, "--device-memory", arg,
                              "bytes, at least 16M (K, M, G suffixes)");
         cfg->device_memory = v;
-        return true;
-    case OPT_TF32:
-        cfg->tf32 = true;
         return true;
     case OPT_CACHE_MAX:
         if (!cfg_parse_bytes(arg, &v) || v < (1u << 20))

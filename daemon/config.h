@@ -45,7 +45,6 @@ struct cfg {
     uint64_t spill_max;       /* --spill-max: bytes spilled at most; 0: off; CFG_SPILL_MAX_AUTO */
     bool no_cuda;             /* --cuda off: every step on the CPU */
     uint64_t device_memory;   /* --device-memory: the device pool's limit (0: 90% of free) */
-    bool tf32;                /* --tf32: device relays may use TF32 */
     uint32_t look_ahead;      /* --look-ahead: queued steps merged into one (merge.h); 1: off */
 };
 

@@ -29,6 +29,10 @@
 #include "spill.h"
 
 #define DRAIN_GRACE_MS 2000
+/* After the device failed, clients get this long to FETCH their failed
+ * steps' DEVICE errors (a client usually FETCHes right after it SUBMITs)
+ * before the daemon drains and exits. */
+#define DEVICE_EXIT_GRACE_MS 1000
 #define DRAIN_POLL_MS  10
 #define PROBE_TIMEOUT_MS 1000 /* for a live daemon's handshake */
 
@@ -51,6 +55,7 @@ struct kilnd {
     uv_signal_t sig_term, sig_int;
     uv_timer_t sweep; /* ends idle sessions */
     uv_timer_t drain; /* polls for the end of draining */
+    uv_timer_t device_exit; /* after a device failure: the grace before draining */
     struct wd watchdog; /* reopens ipc:// listeners NNG 1.5.2 wedges */
     struct auth auth;   /* users and tokens (--config) */
     struct jit_cuda *cuda; /* the CUDA driver and NVRTC if present (start_cuda) */
@@ -88,10 +93,19 @@ static void drain(struct kilnd *kd)
     uv_timer_start(&kd->drain, on_drain_tick, 0, DRAIN_POLL_MS);
 }
 
+static void on_device_exit(uv_timer_t *h)
+{
+    struct kilnd *kd = h->data;
+    if (!kd->disp.draining)
+        drain(kd);
+}
+
 /* The CUDA device failed (exec.h): the steps that were on it have failed
- * with DEVICE and their clients are told; nothing more may run on a
- * context that can no longer be trusted, so the daemon drains and exits
- * with KILND_EXIT_DEVICE for its supervisor to restart it. */
+ * with DEVICE, and so does every later step that asks for the device.
+ * Nothing more may run on a context that can no longer be trusted: after
+ * DEVICE_EXIT_GRACE_MS, in which clients can still FETCH their DEVICE
+ * errors, the daemon drains and exits with KILND_EXIT_DEVICE for its
+ * supervisor to restart it. */
 static void on_device_failed(void *arg, const char *why)
 {
     struct kilnd *kd = arg;
@@ -101,8 +115,7 @@ static void on_device_failed(void *arg, const char *why)
     log_u64(&l, "exit_status", KILND_EXIT_DEVICE);
     log_end(&l);
     kd->device_failed = true;
-    if (!kd->disp.draining)
-        drain(kd);
+    uv_timer_start(&kd->device_exit, on_device_exit, DEVICE_EXIT_GRACE_MS, 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -344,7 +357,7 @@ static void start_gpu(struct kilnd *kd, const char *cache_dir)
     if (cache_dir != NULL)
         snprintf(dir, sizeof dir, "%s/cuda", cache_dir);
     struct jit_gpu_opts o = {.ordinal = 0, .mem_limit = kd->cfg->device_memory,
-                             .cache_dir = dir[0] ? dir : NULL, .tf32 = kd->cfg->tf32};
+                             .cache_dir = dir[0] ? dir : NULL};
     char why[256] = "";
     int rc = exec_gpu_start(&kd->exec, kd->cuda, &o, why, sizeof why);
     struct log_line l;
@@ -362,7 +375,6 @@ static void start_gpu(struct kilnd *kd, const char *cache_dir)
     log_str(&l, "name", st.name);
     log_u64(&l, "multiprocessors", (uint64_t) st.sms);
     log_u64(&l, "pool_limit", st.pool_limit);
-    log_str(&l, "tf32", kd->cfg->tf32 ? "on" : "off");
     log_end(&l);
 }
 
@@ -545,7 +557,9 @@ int kilnd_run(const struct cfg *cfg)
     uv_signal_init(&kd.loop, &kd.sig_int);
     uv_timer_init(&kd.loop, &kd.sweep);
     uv_timer_init(&kd.loop, &kd.drain);
+    uv_timer_init(&kd.loop, &kd.device_exit);
     kd.sig_term.data = kd.sig_int.data = kd.sweep.data = kd.drain.data = &kd;
+    kd.device_exit.data = &kd;
     wd_init(&kd.watchdog, &kd.loop, &kd.srv, &kd.log);
 
     int status = 1;

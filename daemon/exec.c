@@ -151,9 +151,10 @@ static bool gpu_work(const struct exec *x, struct step *st, const bool *mark)
         in_tags[k] = st->bind[k]->dtag;
     for (uint32_t j = 0; j < st->nkeep; j++)
         out_tags[st->keep[j].node] = st->keep[j].var->dtag;
-    st->rc = jit_gpu_run_budgeted(x->gpu, st->gs, &st->graph, mark, st->inputs, in_tags, out_tags,
-                                  st->mem, (size_t) st->quota, &st->budget, &st->outs, &st->jinfo,
-                                  &st->ierr);
+    struct jit_gpu_run_opts o = {.in_tags = in_tags, .out_tags = out_tags, .budget = &st->budget,
+                                 .tf32 = st->tf32};
+    st->rc = jit_gpu_run_opt(x->gpu, st->gs, &st->graph, mark, st->inputs, st->mem,
+                             (size_t) st->quota, &o, &st->outs, &st->jinfo, &st->ierr);
     free(in_tags);
     free(out_tags);
     return st->rc != KILN_ELIMIT && st->rc != KILN_EINTERNAL;

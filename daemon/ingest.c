@@ -781,6 +781,7 @@ int ingest_submit(struct sess_table *t, struct sess *s, const struct proto_submi
     ir_graph_init(&st->graph);
     st->session = s->id;
     st->device = sub->device;
+    st->tf32 = sub->tf32;
     st->acct = s->acct;
     struct ingest in = {.s = s, .sub = sub, .st = st, .err = err,
                         .lower_relays = t->lower_relays};

@@ -38,7 +38,8 @@ static bool same_value(const struct ir_node *a, const struct ir_node *b)
 static bool may_join(const struct merging *g, const struct step *p)
 {
     const struct step *m = g->m;
-    if (p->no_merge || p->nparts != 0 || p->session != m->session || p->device != m->device)
+    if (p->no_merge || p->nparts != 0 || p->session != m->session || p->device != m->device ||
+        p->tf32 != m->tf32)
         return false;
     if (p->graph.count > MERGE_MAX_NODES - m->graph.count)
         return false;
@@ -157,6 +158,7 @@ static struct step *build(struct sess_table *t, struct sess *s, struct step *hea
     ir_graph_init(&m->graph);
     m->session = head->session;
     m->device = head->device;
+    m->tf32 = head->tf32;
     m->acct = head->acct;
     m->number = head->number;
     m->exec = head->exec;

@@ -52,6 +52,7 @@ struct step {
     uint32_t merged_at; /* a part: its first node in the merged graph */
     bool no_merge;     /* runs alone (a merged run of it failed) */
     uint8_t device;    /* where the SUBMIT asked it to run: enum proto_submit_device */
+    bool tf32;         /* the SUBMIT allowed TF32 on the device */
 
     /* The executor's. */
     void *exec;        /* the struct exec running it */

@@ -61,7 +61,6 @@ struct jit_gpu {
     cu_context ctx;
     bool ctx_held;
     char arch[16];
-    bool tf32;
     struct jit_devpool *pool;
     struct jit_cuda_modcache *mc;
     struct jit_cuda_relay *relay;
@@ -304,7 +303,6 @@ int jit_gpu_open(struct jit_cuda *cuda, struct jit_runtime *rt, const struct jit
     d->cuda = cuda;
     d->cu = cu;
     d->rt = rt;
-    d->tf32 = o->tf32;
     pthread_mutex_init(&d->lock, NULL);
     snprintf(d->arch, sizeof d->arch, "compute_%d%d", dv->cc_major, dv->cc_minor);
     snprintf(d->st.name, sizeof d->st.name, "%s", dv->name);
@@ -448,6 +446,7 @@ struct grun {
     const void *const *externs;
     const uint64_t *extern_tags;
     const struct jit_run_budget *budget;
+    bool tf32;
     cu_devptr *dv;    /* per node: its device buffer */
     uint8_t *dk;      /* per node: DV_* */
     struct res **rs;  /* per node: the resident value it reads (DV_RES) */
@@ -877,7 +876,7 @@ static int run_relay(struct grun *R, uint32_t gi)
         return rc;
     struct ir_error e2 = {.node = -1};
     rc = jit_cuda_relay_run(s->rh, R->g, n, R->dv[nd->in[0]], R->dv[nd->in[1]], R->dv[n], ws, wsb,
-                            R->d->tf32, &e2);
+                            R->tf32, &e2);
     if (ws != 0)
         dev_release(R, ws, wsb);
     if (rc == KILN_EUNSUPPORTED)
@@ -977,17 +976,19 @@ int jit_gpu_run(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir_gra
                 const uint64_t *out_tags, struct jit_mem *mem, size_t max_bytes, void ***out,
                 struct jit_run_info *info, struct ir_error *err)
 {
-    return jit_gpu_run_budgeted(d, s, g, is_output, externs, extern_tags, out_tags, mem,
-                                max_bytes, NULL, out, info, err);
+    struct jit_gpu_run_opts o = {.in_tags = extern_tags, .out_tags = out_tags};
+    return jit_gpu_run_opt(d, s, g, is_output, externs, mem, max_bytes, &o, out, info, err);
 }
 
-int jit_gpu_run_budgeted(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir_graph *g,
-                         const bool *is_output, const void *const *externs,
-                         const uint64_t *extern_tags, const uint64_t *out_tags,
-                         struct jit_mem *mem, size_t max_bytes,
-                         const struct jit_run_budget *budget, void ***out,
-                         struct jit_run_info *info, struct ir_error *err)
+int jit_gpu_run_opt(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir_graph *g,
+                    const bool *is_output, const void *const *externs, struct jit_mem *mem,
+                    size_t max_bytes, const struct jit_gpu_run_opts *o, void ***out,
+                    struct jit_run_info *info, struct ir_error *err)
 {
+    static const struct jit_gpu_run_opts none;
+    if (o == NULL)
+        o = &none;
+    const uint64_t *extern_tags = o->in_tags, *out_tags = o->out_tags;
     struct jit_run_info own_info;
     if (info == NULL)
         info = &own_info;
@@ -1005,7 +1006,8 @@ int jit_gpu_run_budgeted(struct jit_gpu *d, struct jit_gpu_stream *s, const stru
     }
     uint32_t cnt = g->count ? g->count : 1;
     struct grun R = {.d = d, .s = s, .cu = d->cu, .g = g, .is_output = is_output,
-                     .externs = externs, .extern_tags = extern_tags, .budget = budget,
+                     .externs = externs, .extern_tags = extern_tags, .budget = o->budget,
+                     .tf32 = o->tf32,
                      .max = max_bytes, .mem = mem, .info = info, .err = err};
     R.dv = calloc(cnt, sizeof *R.dv);
     R.dk = calloc(cnt, 1);

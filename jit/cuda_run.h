@@ -75,7 +75,6 @@ struct jit_gpu_opts {
     size_t mem_limit;      /* device pool limit; 0: 90 % of the memory free at open */
     const char *cache_dir; /* compiled modules on disk (cuda_disk.h); NULL: memory only */
     uint64_t cache_max;    /* its byte cap; 0: its default */
-    bool tf32;             /* let matmuls and convolutions use TF32 */
     bool host_relays;      /* don't load cuBLAS/cuDNN: relays run on the host (tests) */
 };
 
@@ -123,14 +122,18 @@ int jit_gpu_run(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir_gra
                 const uint64_t *out_tags, struct jit_mem *mem, size_t max_bytes, void ***out,
                 struct jit_run_info *info, struct ir_error *err);
 
-/* jit_gpu_run within a compile budget (run.h's jit_run_budget: module
- * misses that NVRTC compiled count; NULL: none). */
-int jit_gpu_run_budgeted(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir_graph *g,
-                         const bool *is_output, const void *const *externs,
-                         const uint64_t *extern_tags, const uint64_t *out_tags,
-                         struct jit_mem *mem, size_t max_bytes,
-                         const struct jit_run_budget *budget, void ***out,
-                         struct jit_run_info *info, struct ir_error *err);
+/* What else a run may be told. */
+struct jit_gpu_run_opts {
+    const uint64_t *in_tags, *out_tags; /* as jit_gpu_run's extern_tags and out_tags */
+    const struct jit_run_budget *budget; /* module misses NVRTC compiled count; NULL: none */
+    bool tf32; /* the client allows TF32 in this run's matmuls and convolutions */
+};
+
+/* jit_gpu_run with options (o NULL: none). */
+int jit_gpu_run_opt(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir_graph *g,
+                    const bool *is_output, const void *const *externs, struct jit_mem *mem,
+                    size_t max_bytes, const struct jit_gpu_run_opts *o, void ***out,
+                    struct jit_run_info *info, struct ir_error *err);
 
 /* Drops the resident buffer of `tag`, if any (at once, or when the last
  * run reading it ends). Any thread. */

@@ -259,13 +259,15 @@ int proto_encode_submit(msgpack_sbuffer *sb, uint64_t session, const struct prot
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     if (s->device > PROTO_DEVICE_CUDA)
         return KILN_EARG;
-    int rc = pack_request_head(&pk, PROTO_SUBMIT, session, s->device ? 3 : 2);
+    int rc = pack_request_head(&pk, PROTO_SUBMIT, session, 2 + (s->device != 0) + s->tf32);
     rc |= proto_pack_key(&pk, "nodes") | msgpack_pack_array(&pk, s->nnodes);
     for (uint32_t i = 0; i < s->nnodes && rc == 0; i++)
         rc |= pack_node(&pk, &s->nodes[i]);
     rc |= proto_pack_key(&pk, "keep") | pack_u64s(&pk, s->keep, s->nkeep);
     if (s->device == PROTO_DEVICE_CUDA)
         rc |= proto_pack_key(&pk, "device") | proto_pack_key(&pk, "cuda"); /* a string, as keys are */
+    if (s->tf32)
+        rc |= proto_pack_key(&pk, "tf32") | msgpack_pack_true(&pk);
     if (rc != 0)
         return roll_back(sb, start, KILN_ENOMEM);
     /* Each part was within its limit, but the whole may not be: many nodes

@@ -397,11 +397,14 @@ static int decode_node(const msgpack_object *o, uint32_t i, struct proto_node *n
 int proto_decode_submit(struct proto_request *req, const msgpack_object *body,
                         struct proto_error *err)
 {
-    static const char *const keys[] = {"nodes", "keep", "device"};
+    static const char *const keys[] = {"nodes", "keep", "device", "tf32"};
     struct proto_submit *s = &req->u.submit;
     int rc;
 
-    if ((rc = proto_check_keys(body, keys, 3, false, "body", err)) != KILN_OK)
+    if ((rc = proto_check_keys(body, keys, 4, false, "body", err)) != KILN_OK)
+        return rc;
+    const msgpack_object *tf32 = proto_map_get(body, "tf32");
+    if (tf32 != NULL && (rc = proto_get_bool(tf32, "body.tf32", &s->tf32, KILN_ETYPE, err)) != KILN_OK)
         return rc;
     const msgpack_object *device = proto_map_get(body, "device");
     if (device != NULL) {

@@ -185,6 +185,7 @@ struct proto_submit {
     uint32_t nkeep;
     uint64_t *keep; /* owned by the request */
     uint8_t device; /* enum proto_submit_device */
+    bool tf32;      /* `tf32`: device matmuls and convolutions may use TF32 */
 };
 
 struct proto_fetch {

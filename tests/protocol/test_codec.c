@@ -601,7 +601,7 @@ START_TEST(submit_device)
     full_graph(nodes);
     uint64_t keep[] = {2};
     struct proto_submit sub = {.nnodes = 4, .nodes = nodes, .nkeep = 1, .keep = keep,
-                               .device = PROTO_DEVICE_CUDA};
+                               .device = PROTO_DEVICE_CUDA, .tf32 = true};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     ck_assert_int_eq(proto_encode_submit(&sb, 5, &sub), KILN_OK);
@@ -609,6 +609,7 @@ START_TEST(submit_device)
     struct proto_error err;
     ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_OK);
     ck_assert_uint_eq(req.u.submit.device, PROTO_DEVICE_CUDA);
+    ck_assert(req.u.submit.tf32);
     proto_request_fini(&req);
     char *at = memmem(sb.data, sb.size, "\xa4" "cuda", 5); /* the value: fixstr 4 */
     ck_assert_ptr_nonnull(at);
@@ -618,10 +619,13 @@ START_TEST(submit_device)
     proto_request_fini(&req);
     msgpack_sbuffer_clear(&sb);
     sub.device = PROTO_DEVICE_CPU;
+    sub.tf32 = false;
     ck_assert_int_eq(proto_encode_submit(&sb, 5, &sub), KILN_OK);
-    ck_assert_ptr_null(memmem(sb.data, sb.size, "device", 6)); /* the default is not sent */
+    ck_assert_ptr_null(memmem(sb.data, sb.size, "device", 6)); /* the defaults are not sent */
+    ck_assert_ptr_null(memmem(sb.data, sb.size, "tf32", 4));
     ck_assert_int_eq(proto_request_decode(&req, sb.data, sb.size, &err), KILN_OK);
     ck_assert_uint_eq(req.u.submit.device, PROTO_DEVICE_CPU);
+    ck_assert(!req.u.submit.tf32);
     proto_request_fini(&req);
     msgpack_sbuffer_clear(&sb);
     sub.device = 7;

@@ -60,6 +60,12 @@ def test_bad_device_is_a_value_error(kilnd):
     with pytest.raises(DaemonTypeError):
         c.request(4, {"nodes": [{"id": 1, "op": 2, "dtype": 6, "shape": [2], "value": 1.0}],
                       "keep": [1], "device": 1})
+    with pytest.raises(DaemonTypeError) as e:
+        c.request(4, {"nodes": [{"id": 1, "op": 2, "dtype": 6, "shape": [2], "value": 1.0}],
+                      "keep": [1], "tf32": "yes"})
+    assert e.value.field == "body.tf32"
+    c.submit([{"id": 2, "op": 2, "dtype": 6, "shape": [2], "value": 1.0}], [2], "cuda", tf32=True)
+    assert list(c.fetch([2])[0]["shape"]) == [2]
     c.close()
 
 

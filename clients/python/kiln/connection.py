@@ -231,19 +231,21 @@ class Connection:
         """The daemon's counters (PROTOCOL.md, STATUS), as a dict."""
         return self.request(wire.STATUS, {})
 
-    def submit(self, nodes, keep, device=None):
+    def submit(self, nodes, keep, device=None, tf32=False):
         """Submit one graph (a list of node dicts) and keep `keep`; returns
         the step number. `device`: "cuda" asks for the daemon's CUDA device
         (PROTOCOL.md, SUBMIT), None or "cpu" the CPU. The daemon's refusal
         raises its typed error."""
-        return self.submit_step(nodes, keep, device)["step"]
+        return self.submit_step(nodes, keep, device, tf32)["step"]
 
-    def submit_step(self, nodes, keep, device=None):
+    def submit_step(self, nodes, keep, device=None, tf32=False):
         """As submit, but returns the reply: `step` and `warnings` (a list
         of dicts node, field, message; empty when the daemon had none)."""
         body = {"nodes": nodes, "keep": list(keep)}
         if device is not None and device != "cpu":
             body["device"] = device
+        if tf32:
+            body["tf32"] = True
         return self.request(wire.SUBMIT, body)
 
     def fetch(self, ids, timeout_ms=60000):

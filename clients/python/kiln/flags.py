@@ -10,6 +10,8 @@ be accepted. The flags kiln acts on:
 - use_cuda (default 0): 1 asks the daemon to run steps on its CUDA device
   (SUBMIT `device`); a daemon without one runs them on the CPU. jt.has_cuda
   says whether it has one.
+- allow_tf32 (default 0): 1 lets the device's matmuls and convolutions use
+  TF32 tensor cores (SUBMIT `tf32`): faster, about 3 significant digits.
 - no_grad: set by jt.no_grad(); vars made while it is set are read
   through a stop_grad node by what is made outside it (autograd.py).
 
@@ -24,7 +26,7 @@ class Flags:
     def __init__(self):
         object.__setattr__(self, "_values", {
             "use_cuda": 0, "auto_convert_64_to_32": 1, "lazy_execution": 1,
-            "no_grad": 0, "log_silent": 0, "use_device": 0,
+            "no_grad": 0, "log_silent": 0, "use_device": 0, "allow_tf32": 0,
         })
 
     def __getattr__(self, name):

@@ -347,7 +347,8 @@ class Runtime:
             defined, keep_ids = self._definitions(nodes)
             try:
                 reply = self.conn.submit_step([n.wire() for n in nodes], sorted(keep_ids),
-                                              "cuda" if flags.use_cuda else None)
+                                              "cuda" if flags.use_cuda else None,
+                                              bool(flags.allow_tf32))
             except errors.KilnError as e:
                 self._submit_failed(nodes, e)
                 raise
