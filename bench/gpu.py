@@ -108,13 +108,20 @@ def shape(wl, smoke):
     return dict(SHAPES[wl][1 if smoke else 0])
 
 
+TF32 = False  # --tf32: set by the cell's arguments
+
+
 def import_fw(fw, smoke):
-    """(module, device, info) for fw; kiln asks for the GPU either way."""
+    """(module, device, info) for fw; kiln asks for the GPU either way. Both
+    compute in full float32 unless --tf32 (then both may use TF32)."""
     if fw == "kiln":
         import kiln as jt
         jt.flags.use_cuda = 1
+        jt.flags.allow_tf32 = int(TF32)
         return jt, None, {"has_cuda": kiln_has_cuda(jt)}
     import torch
+    torch.backends.cuda.matmul.allow_tf32 = TF32
+    torch.backends.cudnn.allow_tf32 = TF32
     if torch.cuda.is_available():
         dev = torch.device("cuda")
         info = {"device": torch.cuda.get_device_name(0)}
@@ -413,6 +420,8 @@ def cell_check(wl, a):
 
 
 def cell_main(a):
+    global TF32
+    TF32 = bool(a.tf32)
     wl = a.cell_wl
     if wl.startswith("check_"):
         res = cell_check(wl[6:], a)
@@ -509,7 +518,8 @@ def git_rev():
 
 def run_cell(fw, wl, env, timeout, a):
     argv = [PY, os.path.abspath(__file__), "--cell", fw, wl, "--iters", str(a.iters),
-            "--budget", str(a.budget)] + (["--smoke"] if a.smoke else [])
+            "--budget", str(a.budget)] + (["--smoke"] if a.smoke else []) + \
+        (["--tf32"] if a.tf32 else [])
     t0 = time.monotonic()
     # Own process group: on a timeout the whole cell goes (its embedded
     # kilnd follows its parent anyway).
@@ -736,6 +746,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds per cell (RN50, GAN, W7 and their checks: 1.5×)")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--tf32", action="store_true",
+                    help="timed cells of both frameworks may use TF32 (default: full float32 "
+                         "on both: PyTorch's allow_tf32 flags off, kiln's allow_tf32 0)")
     ap.add_argument("--budget", type=float, default=8.0,
                     help="seconds of timed steps per cell before a slow cell stops (≥ 3)")
     ap.add_argument("--only", default="", help="comma-separated workloads (W1,W7,RN50,GAN,"
@@ -851,9 +864,8 @@ def main():
             f"CUDA (PyTorch's) {tinfo['cuda']}" if tinfo.get("cuda") else None,
             f"cuDNN {tinfo['cudnn']}" if tinfo.get("cudnn") else None,
             f"kiln client {kout}" if okk else None) if x),
-        "torch_settings": (f"cudnn.benchmark={tinfo.get('cudnn_benchmark')}, "
-                           f"cudnn.allow_tf32={tinfo.get('cudnn_tf32')}, "
-                           f"matmul.allow_tf32={tinfo.get('matmul_tf32')}"),
+        "torch_settings": (f"cudnn.benchmark={tinfo.get('cudnn_benchmark')}; timed cells: "
+                           f"TF32 {'on in both frameworks (--tf32)' if a.tf32 else 'off in both (PyTorch allow_tf32 flags False, kiln allow_tf32 0)'}"),
         "kilnd": os.path.relpath(kilnd, REPO) if kilnd else "none",
         "buildtype": buildtype, "commit": git_rev(), "iters": a.iters, "budget": a.budget,
         "deadline": a.deadline, "total_s": total,

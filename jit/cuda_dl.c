@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cuda_impl.h"
+#include "dl.h"
 #include "kiln_err.h"
 
 #ifndef JIT_CUDA_HOME
@@ -55,9 +56,9 @@ struct nv_fns {
 
 #ifdef KILN_CUDA_HEADERS
 #define SAME(field, fn)                                                                            \
-    _Static_assert(                                                                                \
-        __builtin_types_compatible_p(__typeof__(((struct jit_cu_fns *) 0)->field), __typeof__(&fn)),   \
-        #fn " is declared as in cuda.h")
+    _Static_assert(__builtin_types_compatible_p(__typeof__(((struct jit_cu_fns *) 0)->field),      \
+                                                __typeof__(&fn)),                                  \
+                   #fn " is declared as in cuda.h")
 SAME(init, cuInit);
 SAME(driver_get_version, cuDriverGetVersion);
 SAME(device_get_count, cuDeviceGetCount);
@@ -73,7 +74,8 @@ SAME(mem_alloc_host, cuMemAllocHost_v2);
 /* Handles and device pointers are declared apart from cuda.h's (opaque
  * struct pointers of our own, uint64_t): same size and passing, which is
  * what the ABI sees; the prototypes using them are checked by shape. */
-_Static_assert(sizeof(CUdeviceptr) == sizeof(cu_devptr) && sizeof(CUcontext) == sizeof(cu_context) &&
+_Static_assert(sizeof(CUdeviceptr) == sizeof(cu_devptr) &&
+                   sizeof(CUcontext) == sizeof(cu_context) &&
                    sizeof(CUstream) == sizeof(cu_stream) && sizeof(CUmodule) == sizeof(cu_module) &&
                    sizeof(CUfunction) == sizeof(cu_function) && sizeof(CUevent) == sizeof(cu_event),
                "handle sizes");
@@ -107,12 +109,7 @@ SAME(destroy_program, nvrtcDestroyProgram);
 _Static_assert(NVRTC_ERROR_OUT_OF_MEMORY == NV_ERROR_OUT_OF_MEMORY, "nvrtc.h's numbers");
 #endif
 
-struct sym {
-    const char *name;
-    size_t off;
-};
-
-static const struct sym cu_syms[] = {
+static const struct jit_dl_sym cu_syms[] = {
     {"cuInit", offsetof(struct jit_cu_fns, init)},
     {"cuDriverGetVersion", offsetof(struct jit_cu_fns, driver_get_version)},
     {"cuDeviceGetCount", offsetof(struct jit_cu_fns, device_get_count)},
@@ -145,10 +142,11 @@ static const struct sym cu_syms[] = {
     {"cuModuleGetFunction", offsetof(struct jit_cu_fns, module_get_function)},
     {"cuLaunchKernel", offsetof(struct jit_cu_fns, launch_kernel)},
 };
-_Static_assert(sizeof cu_syms / sizeof cu_syms[0] == sizeof(struct jit_cu_fns) / sizeof(void (*)(void)),
+_Static_assert(sizeof cu_syms / sizeof cu_syms[0] ==
+                   sizeof(struct jit_cu_fns) / sizeof(void (*)(void)),
                "every driver entry point is looked up");
 
-static const struct sym nv_syms[] = {
+static const struct jit_dl_sym nv_syms[] = {
     {"nvrtcGetErrorString", offsetof(struct nv_fns, get_error_string)},
     {"nvrtcVersion", offsetof(struct nv_fns, version)},
     {"nvrtcCreateProgram", offsetof(struct nv_fns, create_program)},
@@ -168,22 +166,6 @@ struct jit_cuda {
     struct nv_fns nv;
     struct jit_cuda_info info;
 };
-
-/* Fills `table` from `lib`; on a missing symbol writes why and returns false. */
-static bool resolve(void *lib, const struct sym *syms, size_t n, void *table, char *why,
-                    size_t whylen, const char *libname)
-{
-    for (size_t k = 0; k < n; k++) {
-        void *p = dlsym(lib, syms[k].name);
-        if (p == NULL) {
-            snprintf(why, whylen, "%s has no %s (too old?)", libname, syms[k].name);
-            return false;
-        }
-        /* POSIX guarantees a data pointer from dlsym converts to a function pointer. */
-        memcpy((char *) table + syms[k].off, &p, sizeof p);
-    }
-    return true;
-}
 
 const char *jit_cuda_strerror(const struct jit_cuda *c, cu_result r, char *buf, size_t len)
 {
@@ -211,8 +193,8 @@ static void open_driver(struct jit_cuda *c)
                  e ? e : "libcuda.so.1 not found");
         return;
     }
-    if (!resolve(c->cu_lib, cu_syms, sizeof cu_syms / sizeof cu_syms[0], &c->cu, in->why,
-                 sizeof in->why, "libcuda.so.1")) {
+    if (!jit_dl_resolve(c->cu_lib, cu_syms, sizeof cu_syms / sizeof cu_syms[0], &c->cu, in->why,
+                        sizeof in->why, "libcuda.so.1")) {
         dlclose(c->cu_lib);
         c->cu_lib = NULL;
         return;
@@ -229,7 +211,8 @@ static void open_driver(struct jit_cuda *c)
     int n = 0;
     r = c->cu.device_get_count(&n);
     if (r != CU_SUCCESS) {
-        snprintf(in->why, sizeof in->why, "cuDeviceGetCount: %s", jit_cuda_strerror(c, r, eb, sizeof eb));
+        snprintf(in->why, sizeof in->why, "cuDeviceGetCount: %s",
+                 jit_cuda_strerror(c, r, eb, sizeof eb));
         return;
     }
     for (int k = 0; k < n && in->ndevices < JIT_CUDA_MAX_DEVICES; k++) {
@@ -243,7 +226,8 @@ static void open_driver(struct jit_cuda *c)
             (r = c->cu.device_get_attribute(&d->cc_minor, CU_ATTR_COMPUTE_CAPABILITY_MINOR, dev)) !=
                 CU_SUCCESS ||
             (r = c->cu.device_total_mem(&mem, dev)) != CU_SUCCESS) {
-            snprintf(in->why, sizeof in->why, "device %d: %s", k, jit_cuda_strerror(c, r, eb, sizeof eb));
+            snprintf(in->why, sizeof in->why, "device %d: %s", k,
+                     jit_cuda_strerror(c, r, eb, sizeof eb));
             memset(d, 0, sizeof *d);
             continue;
         }
@@ -268,21 +252,12 @@ static void open_nvrtc(struct jit_cuda *c)
         "/usr/local/cuda/lib64/libnvrtc.so",
     };
     struct jit_cuda_info *in = &c->info;
-    char first[128] = ""; /* why the first name failed: the loader's own words */
-    for (size_t k = 0; k < sizeof names / sizeof names[0] && c->nv_lib == NULL; k++) {
-        dlerror();
-        c->nv_lib = dlopen(names[k], RTLD_NOW | RTLD_LOCAL);
-        const char *e = c->nv_lib ? NULL : dlerror();
-        if (k == 0 && e != NULL)
-            snprintf(first, sizeof first, "%s", e);
-    }
-    if (c->nv_lib == NULL) {
-        snprintf(in->nvrtc_why, sizeof in->nvrtc_why, "no NVRTC (%s; nor in %.40s/lib64)",
-                 first[0] ? first : "libnvrtc.so.13 not found", JIT_CUDA_HOME);
+    c->nv_lib = jit_dl_open_first(names, sizeof names / sizeof names[0], "NVRTC", in->nvrtc_why,
+                                  sizeof in->nvrtc_why);
+    if (c->nv_lib == NULL)
         return;
-    }
-    if (!resolve(c->nv_lib, nv_syms, sizeof nv_syms / sizeof nv_syms[0], &c->nv, in->nvrtc_why,
-                 sizeof in->nvrtc_why, "libnvrtc")) {
+    if (!jit_dl_resolve(c->nv_lib, nv_syms, sizeof nv_syms / sizeof nv_syms[0], &c->nv,
+                        in->nvrtc_why, sizeof in->nvrtc_why, "libnvrtc")) {
         dlclose(c->nv_lib);
         c->nv_lib = NULL;
         return;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cuda_relay_impl.h"
+#include "dl.h"
 #include "kiln_err.h"
 #include "relay_ref.h"
 
@@ -107,19 +108,14 @@ _Static_assert(sizeof(cudnnConvolutionFwdAlgo_t) == sizeof(unsigned int) &&
 
 /* ---- loading --------------------------------------------------------------- */
 
-struct sym {
-    const char *name;
-    size_t off;
-};
-
-static const struct sym cu_syms[] = {
+static const struct jit_dl_sym cu_syms[] = {
     {"cuCtxGetCurrent", offsetof(struct cu_fns, ctx_get_current)},
     {"cuCtxGetDevice", offsetof(struct cu_fns, ctx_get_device)},
     {"cuDeviceGetAttribute", offsetof(struct cu_fns, device_get_attribute)},
     {"cuMemsetD8Async", offsetof(struct cu_fns, memset_d8_async)},
     {"cuGetErrorName", offsetof(struct cu_fns, get_error_name)},
 };
-static const struct sym blas_syms[] = {
+static const struct jit_dl_sym blas_syms[] = {
     {"cublasCreate_v2", offsetof(struct blas_fns, create)},
     {"cublasDestroy_v2", offsetof(struct blas_fns, destroy)},
     {"cublasSetStream_v2", offsetof(struct blas_fns, set_stream)},
@@ -130,7 +126,7 @@ static const struct sym blas_syms[] = {
     {"cublasGetStatusString", offsetof(struct blas_fns, get_status_string)},
     {"cublasGemmStridedBatchedEx_64", offsetof(struct blas_fns, gemm)},
 };
-static const struct sym dnn_syms[] = {
+static const struct jit_dl_sym dnn_syms[] = {
     {"cudnnGetVersion", offsetof(struct dnn_fns, get_version)},
     {"cudnnGetErrorString", offsetof(struct dnn_fns, get_error_string)},
     {"cudnnCnnVersionCheck", offsetof(struct dnn_fns, cnn_version_check)},
@@ -166,50 +162,16 @@ _Static_assert(NSYMS(blas_syms) == sizeof(struct blas_fns) / sizeof(void (*)(voi
 _Static_assert(NSYMS(dnn_syms) == sizeof(struct dnn_fns) / sizeof(void (*)(void)),
                "every cuDNN entry point is looked up");
 
-/* Opens the first of `names` that loads; on failure writes why (the
- * loader's words for the first name) and returns NULL. */
-static void *open_first(const char *const *names, size_t n, const char *what, char *why,
-                        size_t whylen)
-{
-    char first[128] = "";
-    for (size_t k = 0; k < n; k++) {
-        dlerror();
-        void *lib = dlopen(names[k], RTLD_NOW | RTLD_LOCAL);
-        if (lib != NULL)
-            return lib;
-        const char *e = dlerror();
-        if (k == 0 && e != NULL)
-            snprintf(first, sizeof first, "%s", e);
-    }
-    snprintf(why, whylen, "no %s (%s)", what, first[0] ? first : "not found");
-    return NULL;
-}
-
-/* Fills `table` from `lib`; on a missing symbol writes why and returns false. */
-static bool resolve(void *lib, const struct sym *syms, size_t n, void *table, char *why,
-                    size_t whylen, const char *libname)
-{
-    for (size_t k = 0; k < n; k++) {
-        void *p = dlsym(lib, syms[k].name);
-        if (p == NULL) {
-            snprintf(why, whylen, "%s has no %s (too old?)", libname, syms[k].name);
-            return false;
-        }
-        memcpy((char *) table + syms[k].off, &p, sizeof p);
-    }
-    return true;
-}
-
 static void open_driver(struct jit_cuda_relay *r)
 {
     static const char *const names[] = {"libcuda.so.1"};
     struct jit_cuda_relay_info *in = &r->info;
-    r->cu_lib =
-        open_first(names, NSYMS(names), "NVIDIA driver", in->driver_why, sizeof in->driver_why);
+    r->cu_lib = jit_dl_open_first(names, NSYMS(names), "NVIDIA driver", in->driver_why,
+                                  sizeof in->driver_why);
     if (r->cu_lib == NULL)
         return;
-    if (!resolve(r->cu_lib, cu_syms, NSYMS(cu_syms), &r->cu, in->driver_why, sizeof in->driver_why,
-                 "libcuda.so.1")) {
+    if (!jit_dl_resolve(r->cu_lib, cu_syms, NSYMS(cu_syms), &r->cu, in->driver_why,
+                        sizeof in->driver_why, "libcuda.so.1")) {
         dlclose(r->cu_lib);
         r->cu_lib = NULL;
         return;
@@ -225,11 +187,12 @@ static void open_cublas(struct jit_cuda_relay *r)
         "/usr/local/cuda/lib64/libcublas.so.13",
     };
     struct jit_cuda_relay_info *in = &r->info;
-    r->blas_lib = open_first(names, NSYMS(names), "cuBLAS", in->cublas_why, sizeof in->cublas_why);
+    r->blas_lib =
+        jit_dl_open_first(names, NSYMS(names), "cuBLAS", in->cublas_why, sizeof in->cublas_why);
     if (r->blas_lib == NULL)
         return;
-    if (!resolve(r->blas_lib, blas_syms, NSYMS(blas_syms), &r->blas, in->cublas_why,
-                 sizeof in->cublas_why, "libcublas.so.13")) {
+    if (!jit_dl_resolve(r->blas_lib, blas_syms, NSYMS(blas_syms), &r->blas, in->cublas_why,
+                        sizeof in->cublas_why, "libcublas.so.13")) {
         dlclose(r->blas_lib);
         r->blas_lib = NULL;
         return;
@@ -253,11 +216,12 @@ static void open_cudnn(struct jit_cuda_relay *r)
         "/usr/local/cuda/lib64/libcudnn.so.9",
     };
     struct jit_cuda_relay_info *in = &r->info;
-    r->dnn_lib = open_first(names, NSYMS(names), "cuDNN", in->cudnn_why, sizeof in->cudnn_why);
+    r->dnn_lib =
+        jit_dl_open_first(names, NSYMS(names), "cuDNN", in->cudnn_why, sizeof in->cudnn_why);
     if (r->dnn_lib == NULL)
         return;
-    if (!resolve(r->dnn_lib, dnn_syms, NSYMS(dnn_syms), &r->dnn, in->cudnn_why,
-                 sizeof in->cudnn_why, "libcudnn.so.9")) {
+    if (!jit_dl_resolve(r->dnn_lib, dnn_syms, NSYMS(dnn_syms), &r->dnn, in->cudnn_why,
+                        sizeof in->cudnn_why, "libcudnn.so.9")) {
         dlclose(r->dnn_lib);
         r->dnn_lib = NULL;
         return;

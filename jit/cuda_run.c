@@ -157,7 +157,8 @@ static int failed_error(struct jit_gpu *d, struct ir_error *err)
     if (!jit_gpu_failed(d, why, sizeof why))
         return KILN_OK;
     set_err(err, KILN_EDEVICE, -1,
-            "the CUDA device failed earlier (%s); it serves nothing more until kilnd restarts", why);
+            "the CUDA device failed earlier (%s); it serves nothing more until kilnd restarts",
+            why);
     return KILN_EDEVICE;
 }
 
@@ -293,8 +294,8 @@ int jit_gpu_open(struct jit_cuda *cuda, struct jit_runtime *rt, const struct jit
     }
     const struct jit_cuda_device *dv = &in->devices[o->ordinal];
     if (dv->cc_major * 10 + dv->cc_minor < 75) {
-        snprintf(why, whylen, "%s has compute capability %d.%d; kiln needs 7.5 or later",
-                 dv->name, dv->cc_major, dv->cc_minor);
+        snprintf(why, whylen, "%s has compute capability %d.%d; kiln needs 7.5 or later", dv->name,
+                 dv->cc_major, dv->cc_minor);
         return KILN_EUNSUPPORTED;
     }
     struct jit_gpu *d = calloc(1, sizeof *d);
@@ -332,8 +333,8 @@ int jit_gpu_open(struct jit_cuda *cuda, struct jit_runtime *rt, const struct jit
         goto fail;
     }
     size_t limit = o->mem_limit ? o->mem_limit : free_b / 10 * 9;
-    struct jit_devpool_backend be = {.ctx = d, .alloc = be_alloc, .free = be_free,
-                                     .reclaim = reclaim};
+    struct jit_devpool_backend be = {
+        .ctx = d, .alloc = be_alloc, .free = be_free, .reclaim = reclaim};
     d->rb = calloc(RES_BUCKETS, sizeof *d->rb);
     rc = KILN_ENOMEM;
     if (d->rb == NULL || !ctable_init(&d->mods, MAX_MODULES) ||
@@ -680,7 +681,8 @@ static struct dmod *module_get(struct grun *R, uint32_t gi, bool *owned)
     }
     const struct jit_run_budget *b = R->budget;
     struct jit_run_info *in = R->info;
-    if (b != NULL && in != NULL && (in->kernels_compiled >= b->kernels || in->compile_ns >= b->compile_ns)) {
+    if (b != NULL && in != NULL &&
+        (in->kernels_compiled >= b->kernels || in->compile_ns >= b->compile_ns)) {
         free(check);
         set_err(R->err, KILN_EQUOTA, at, "no %s left to compile kernel %u (ending at %s)",
                 in->kernels_compiled >= b->kernels ? "kernel budget" : "compile time", gi,
@@ -1005,10 +1007,19 @@ int jit_gpu_run_opt(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir
         return rc;
     }
     uint32_t cnt = g->count ? g->count : 1;
-    struct grun R = {.d = d, .s = s, .cu = d->cu, .g = g, .is_output = is_output,
-                     .externs = externs, .extern_tags = extern_tags, .budget = o->budget,
+    struct grun R = {.d = d,
+                     .s = s,
+                     .cu = d->cu,
+                     .g = g,
+                     .is_output = is_output,
+                     .externs = externs,
+                     .extern_tags = extern_tags,
+                     .budget = o->budget,
                      .tf32 = o->tf32,
-                     .max = max_bytes, .mem = mem, .info = info, .err = err};
+                     .max = max_bytes,
+                     .mem = mem,
+                     .info = info,
+                     .err = err};
     R.dv = calloc(cnt, sizeof *R.dv);
     R.dk = calloc(cnt, 1);
     R.rs = calloc(cnt, sizeof *R.rs);

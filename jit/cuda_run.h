@@ -81,17 +81,17 @@ struct jit_gpu_opts {
 struct jit_gpu_stats {
     char name[JIT_CUDA_NAME_MAX + 1];
     int cc_major, cc_minor, sms;
-    uint64_t mem_total;  /* bytes on the card */
+    uint64_t mem_total; /* bytes on the card */
     uint64_t pool_limit, pool_in_use, pool_cached, pool_peak;
     uint64_t resident, resident_bytes; /* values kept on the device now */
-    uint64_t resident_hits;  /* inputs served by a resident buffer */
-    uint64_t evictions;      /* resident buffers dropped under memory pressure */
+    uint64_t resident_hits;            /* inputs served by a resident buffer */
+    uint64_t evictions;                /* resident buffers dropped under memory pressure */
     uint64_t uploads, upload_bytes, downloads, download_bytes;
-    uint64_t modules;        /* loaded now */
+    uint64_t modules; /* loaded now */
     uint64_t module_loads, module_hits;
     uint64_t ptx_compiles, ptx_disk_hits, compile_ns;
     uint64_t launches, relay_runs, relay_fallbacks, runs, failed_runs;
-    bool failed;             /* a sticky error: the device serves nothing more */
+    bool failed;                    /* a sticky error: the device serves nothing more */
     char why[JIT_CUDA_WHY_MAX + 1]; /* failed: the error */
 };
 
@@ -124,7 +124,7 @@ int jit_gpu_run(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir_gra
 
 /* What else a run may be told. */
 struct jit_gpu_run_opts {
-    const uint64_t *in_tags, *out_tags; /* as jit_gpu_run's extern_tags and out_tags */
+    const uint64_t *in_tags, *out_tags;  /* as jit_gpu_run's extern_tags and out_tags */
     const struct jit_run_budget *budget; /* module misses NVRTC compiled count; NULL: none */
     bool tf32; /* the client allows TF32 in this run's matmuls and convolutions */
 };

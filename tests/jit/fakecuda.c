@@ -110,10 +110,18 @@ EXPORT res_t cuDeviceGetAttribute(int *v, unsigned int attr, int dev)
 {
     (void) dev;
     switch (attr) {
-    case 16: *v = 4; return OK;  /* multiprocessors */
-    case 75: *v = 9; return OK;  /* compute capability */
-    case 76: *v = 0; return OK;
-    default: *v = 0; return OK;
+    case 16:
+        *v = 4;
+        return OK; /* multiprocessors */
+    case 75:
+        *v = 9;
+        return OK; /* compute capability */
+    case 76:
+        *v = 0;
+        return OK;
+    default:
+        *v = 0;
+        return OK;
     }
 }
 

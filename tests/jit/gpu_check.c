@@ -79,10 +79,17 @@ static void fill(void *p, int dt, int64_t n, uint64_t *seed)
         uint64_t r = rng(seed);
         double f = (double) (r % 4001) / 1000.0 - 2.0;
         switch (dt) {
-        case IR_DTYPE_FLOAT32: ((float *) p)[i] = (float) f; break;
-        case IR_DTYPE_FLOAT64: ((double *) p)[i] = f; break;
-        case IR_DTYPE_BOOL: ((uint8_t *) p)[i] = (uint8_t) (r & 1); break;
-        default: memcpy((char *) p + (size_t) i * ir_dtype_size(dt), &r, ir_dtype_size(dt));
+        case IR_DTYPE_FLOAT32:
+            ((float *) p)[i] = (float) f;
+            break;
+        case IR_DTYPE_FLOAT64:
+            ((double *) p)[i] = f;
+            break;
+        case IR_DTYPE_BOOL:
+            ((uint8_t *) p)[i] = (uint8_t) (r & 1);
+            break;
+        default:
+            memcpy((char *) p + (size_t) i * ir_dtype_size(dt), &r, ir_dtype_size(dt));
         }
     }
 }
@@ -179,12 +186,16 @@ void gpu_check_graph(struct gpu_check *gc, const struct ir_graph *g, const bool 
         ck_assert_msg(loose, "%s: node %u (%s %s) differs from the interpreter", what, i,
                       ir_op_name(nd->op), ir_dtype_name(nd->dtype));
         double tol = nd->dtype == IR_DTYPE_FLOAT64 ? 1e-12 : 1e-5;
-        for (int64_t k = 0; k < nd->numel && (nd->dtype == IR_DTYPE_FLOAT32 || nd->dtype == IR_DTYPE_FLOAT64); k++) {
-            double a = nd->dtype == IR_DTYPE_FLOAT32 ? ((float *) dev[i])[k] : ((double *) dev[i])[k];
-            double b = nd->dtype == IR_DTYPE_FLOAT32 ? ((float *) ref[i])[k] : ((double *) ref[i])[k];
+        for (int64_t k = 0;
+             k < nd->numel && (nd->dtype == IR_DTYPE_FLOAT32 || nd->dtype == IR_DTYPE_FLOAT64);
+             k++) {
+            double a =
+                nd->dtype == IR_DTYPE_FLOAT32 ? ((float *) dev[i])[k] : ((double *) dev[i])[k];
+            double b =
+                nd->dtype == IR_DTYPE_FLOAT32 ? ((float *) ref[i])[k] : ((double *) ref[i])[k];
             ck_assert_msg(near(a, b, tol),
-                          "%s: node %u (%s) element %lld: device %.17g, interpreter %.17g", what,
-                          i, ir_op_name(nd->op), (long long) k, a, b);
+                          "%s: node %u (%s) element %lld: device %.17g, interpreter %.17g", what, i,
+                          ir_op_name(nd->op), (long long) k, a, b);
         }
         /* (an integer or bool from an inexact float, a cast or a
          * comparison, is let through: its inputs were checked above) */

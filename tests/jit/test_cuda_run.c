@@ -76,8 +76,8 @@ static int run_both(struct tg *t, const void *const *ext, const uint64_t *in_tag
 {
     void **dev = NULL, **ref = NULL;
     struct ir_error e;
-    int rc = jit_gpu_run(gpu, gs, &t->g, t->out, ext, in_tags, out_tags, NULL, SIZE_MAX, &dev,
-                         info, &e);
+    int rc =
+        jit_gpu_run(gpu, gs, &t->g, t->out, ext, in_tags, out_tags, NULL, SIZE_MAX, &dev, info, &e);
     if (rc != KILN_OK)
         return rc;
     ck_assert_int_eq(ir_interp_run(&t->g, ext, &ref, &e), KILN_OK);
@@ -249,17 +249,17 @@ START_TEST(sticky_error_fails_device)
     const void *ext_[1] = {xa};
     void **out = NULL;
     struct ir_error err;
-    ck_assert_int_eq(jit_gpu_run(gpu, gs, &t.g, t.out, ext_, NULL, NULL, NULL, SIZE_MAX, &out,
-                                 NULL, &err),
-                     KILN_EDEVICE);
+    ck_assert_int_eq(
+        jit_gpu_run(gpu, gs, &t.g, t.out, ext_, NULL, NULL, NULL, SIZE_MAX, &out, NULL, &err),
+        KILN_EDEVICE);
     ck_assert_ptr_null(out);
     ck_assert_msg(strstr(err.message, "ILLEGAL_ADDRESS") != NULL, "%s", err.message);
     char why[256];
     ck_assert(jit_gpu_failed(gpu, why, sizeof why));
     ck_assert_msg(strstr(why, "cuLaunchKernel") != NULL, "%s", why);
-    ck_assert_int_eq(jit_gpu_run(gpu, gs, &t.g, t.out, ext_, NULL, NULL, NULL, SIZE_MAX, &out,
-                                 NULL, &err),
-                     KILN_EDEVICE);
+    ck_assert_int_eq(
+        jit_gpu_run(gpu, gs, &t.g, t.out, ext_, NULL, NULL, NULL, SIZE_MAX, &out, NULL, &err),
+        KILN_EDEVICE);
     struct jit_gpu_stats st;
     jit_gpu_stats(gpu, &st);
     ck_assert(st.failed);

@@ -254,9 +254,9 @@ def test_many_backward_passes_split_by_grad_passes(ad):
     sizes = []
     orig = rt.conn.submit_step
 
-    def spy(nodes, keep):
+    def spy(nodes, keep, *rest):
         sizes.append(sum(1 for nd in nodes if nd["op"] == 128))
-        return orig(nodes, keep)
+        return orig(nodes, keep, *rest)
     rt.conn.submit_step = spy
     try:
         with warnings.catch_warnings():
