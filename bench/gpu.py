@@ -54,6 +54,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
+sys.path.insert(0, PEERS)
+import cellproc  # noqa: E402  (bench/peers: one cell in its own process)
 PY = sys.executable
 now = time.perf_counter
 
@@ -520,47 +522,7 @@ def run_cell(fw, wl, env, timeout, a):
     argv = [PY, os.path.abspath(__file__), "--cell", fw, wl, "--iters", str(a.iters),
             "--budget", str(a.budget)] + (["--smoke"] if a.smoke else []) + \
         (["--tf32"] if a.tf32 else [])
-    t0 = time.monotonic()
-    # Own process group: on a timeout the whole cell goes (its embedded
-    # kilnd follows its parent anyway).
-    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=HERE, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        out, err = p.communicate()
-        msg = f"timeout after {timeout:.0f} s"
-        for line in reversed(out.splitlines()):
-            if line.startswith("PROGRESS "):
-                pr = json.loads(line[9:])
-                msg += f" (its first step, compiles included, took {pr['first_s']:.1f} s)"
-                break
-        else:
-            if not wl.startswith("check_"):
-                msg += " (its first step did not finish)"
-        return {"error": msg, "stderr_tail": tail(err)}, time.monotonic() - t0
-    wall = time.monotonic() - t0
-    for line in reversed(out.splitlines()):
-        if line.startswith("RESULT "):
-            res = json.loads(line[7:])
-            res["wall_s"] = wall
-            warn = [l for l in err.splitlines() if "warn" in l.lower()]
-            if warn:
-                res["warnings"] = warn[-3:]
-            return res, wall
-    errs = [l for l in err.strip().splitlines() if l.strip()]
-    msg = errs[-1] if errs else f"exit status {p.returncode}, no output"
-    if p.returncode < 0:
-        msg = f"killed by signal {-p.returncode}; " + msg
-    return {"error": msg[:300], "stderr_tail": tail(err)}, wall
-
-
-def tail(text, n=15):
-    return "\n".join([l for l in (text or "").strip().splitlines() if l.strip()][-n:])
+    return cellproc.run(argv, env, HERE, timeout, first_may_hang=wl.startswith("check_"))
 
 
 def fmt(v):

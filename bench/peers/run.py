@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+import cellproc
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 PY = sys.executable
@@ -167,41 +169,7 @@ def cell_env(env, fw):
 def run_cell(fw, wl, env, timeout, budget, iters):
     argv = [PY, os.path.join(HERE, "cell.py"), fw, wl, "--budget", str(budget),
             "--iters", str(iters)]
-    t0 = time.monotonic()
-    # Own process group: on timeout the whole cell goes (Jittor's compile
-    # workers included; kiln's embedded kilnd follows its parent anyway).
-    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=HERE, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        out, _ = p.communicate()
-        msg = f"timeout after {timeout:.0f} s"
-        for line in reversed(out.splitlines()):
-            if line.startswith("PROGRESS "):
-                pr = json.loads(line[9:])
-                msg += f" (its first run, compiles included, took {pr['first_s']:.0f} s)"
-                break
-        else:
-            if wl not in ("W6", "check_W1"):
-                msg += " (its first run did not finish)"
-        return {"error": msg}, time.monotonic() - t0
-    r = subprocess.CompletedProcess(argv, p.returncode, out, err)
-    wall = time.monotonic() - t0
-    for line in reversed(r.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            res = json.loads(line[7:])
-            res["wall_s"] = wall
-            return res, wall
-    errs = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    msg = errs[-1] if errs else f"exit status {r.returncode}, no output"
-    if r.returncode < 0:
-        msg = f"killed by signal {-r.returncode}; " + msg
-    return {"error": msg[:300], "stderr_tail": "\n".join(errs[-15:])}, wall
+    return cellproc.run(argv, env, HERE, timeout, first_may_hang=wl in ("W6", "check_W1"))
 
 
 def fmt(v, unit):
