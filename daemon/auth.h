@@ -28,8 +28,11 @@
  *                          sessions hold in host memory (tensors spilled
  *                          to disk under the daemon's budget do not count
  *                          until they come back)
- *   device_memory          bytes on accelerators (enforced by the device
- *                          tier; no effect on a CPU-only daemon)
+ *   device_memory          bytes of device memory its running steps hold
+ *                          at once (inputs, intermediates and results on
+ *                          the device; values the device keeps between
+ *                          steps are its cache and do not count; no effect
+ *                          on steps that run on the CPU)
  *   queued_steps           steps submitted and not yet finished
  *   kernels                kernel-cache misses its steps compiled since
  *                          kilnd started (kernels another user compiled

@@ -152,7 +152,8 @@ static bool gpu_work(const struct exec *x, struct step *st, const bool *mark)
     for (uint32_t j = 0; j < st->nkeep; j++)
         out_tags[st->keep[j].node] = st->keep[j].var->dtag;
     struct jit_gpu_run_opts o = {.in_tags = in_tags, .out_tags = out_tags, .budget = &st->budget,
-                                 .tf32 = st->tf32};
+                                 .tf32 = st->tf32, .dev_account = &st->acct->dev_in_use,
+                                 .dev_limit = st->acct->user->quota.device_memory};
     st->rc = jit_gpu_run_opt(x->gpu, st->gs, &st->graph, mark, st->inputs, st->mem,
                              (size_t) st->quota, &o, &st->outs, &st->jinfo, &st->ierr);
     free(in_tags);
@@ -326,7 +327,10 @@ static void quota_error(struct proto_error *e, const struct step *st, int64_t at
     const struct sess_user *u = st->acct;
     const struct auth_quota *q = &u->user->quota;
     bool kernels = st->budget.kernels == 0 || st->jinfo.kernels_compiled >= st->budget.kernels;
-    if (kernels)
+    if (strncmp(st->ierr.message, "device_memory quota", 19) == 0)
+        proto_error_set(e, KILN_EQUOTA, "", "step %" PRIu64 " of user \"%s\": %s", st->number,
+                        u->user->name, st->ierr.message);
+    else if (kernels)
         proto_error_set(e, KILN_EQUOTA, "",
                         "step %" PRIu64 " needs a new kernel, and user \"%s\" has compiled %" PRIu64
                         " kernels: its kernels quota is %" PRIu64,

@@ -79,6 +79,8 @@ struct sess_user {
     uint32_t sessions;       /* open now */
     uint64_t sessions_total; /* opened since start */
     uint64_t mem_in_use;     /* bytes charged by its sessions (quota host_memory) */
+    uint64_t dev_in_use;     /* device bytes its running steps hold (quota device_memory);
+                                workers update it with __atomic builtins (cuda_run.h) */
     /* The executor's (exec.c). */
     uint64_t queued;         /* steps submitted and not finished (quota queued_steps) */
     uint64_t running;        /* of which on a worker now */

@@ -448,6 +448,9 @@ struct grun {
     const uint64_t *extern_tags;
     const struct jit_run_budget *budget;
     bool tf32;
+    uint64_t *acct;  /* the user's device bytes (NULL: not counted) */
+    uint64_t limit;  /* its device_memory quota (0: none) */
+    size_t dev_held; /* of which this run's */
     cu_devptr *dv;    /* per node: its device buffer */
     uint8_t *dk;      /* per node: DV_* */
     struct res **rs;  /* per node: the resident value it reads (DV_RES) */
@@ -463,10 +466,42 @@ static size_t node_bytes(const struct ir_node *nd)
     return (size_t) nd->numel * ir_dtype_size((enum ir_dtype) nd->dtype);
 }
 
+/* `bytes` more device memory held by this run, within the user's
+ * device_memory quota (jit_gpu_run_opts.dev_account). */
+static int dev_charge(struct grun *R, int64_t node, size_t bytes)
+{
+    if (R->acct == NULL)
+        return KILN_OK;
+    uint64_t now = __atomic_add_fetch(R->acct, (uint64_t) bytes, __ATOMIC_RELAXED);
+    if (R->limit != 0 && now > R->limit) {
+        __atomic_sub_fetch(R->acct, (uint64_t) bytes, __ATOMIC_RELAXED);
+        set_err(R->err, KILN_EQUOTA, node,
+                "device_memory quota: %s needs %zu more bytes on the device, and the user's "
+                "running steps hold %llu of its %llu",
+                node >= 0 ? ir_op_name(R->g->nodes[node].op) : "the step", bytes,
+                (unsigned long long) (now - bytes), (unsigned long long) R->limit);
+        return KILN_EQUOTA;
+    }
+    R->dev_held += bytes;
+    return KILN_OK;
+}
+
+static void dev_uncharge(struct grun *R, size_t bytes)
+{
+    if (R->acct == NULL)
+        return;
+    __atomic_sub_fetch(R->acct, (uint64_t) bytes, __ATOMIC_RELAXED);
+    R->dev_held -= bytes;
+}
+
 static int dev_alloc(struct grun *R, uint32_t node, size_t bytes, cu_devptr *p)
 {
     uint64_t v = 0;
+    int rc = dev_charge(R, node, bytes);
+    if (rc != KILN_OK)
+        return rc;
     if (jit_devpool_alloc(R->d->pool, bytes, R->s->tag, &v) != KILN_OK) {
+        dev_uncharge(R, bytes);
         struct jit_devpool_stats ps;
         jit_devpool_stats(R->d->pool, &ps);
         set_err(R->err, KILN_ENOMEM, node,
@@ -482,6 +517,7 @@ static int dev_alloc(struct grun *R, uint32_t node, size_t bytes, cu_devptr *p)
 static void dev_release(struct grun *R, cu_devptr p, size_t bytes)
 {
     jit_devpool_free(R->d->pool, p, bytes, R->s->tag);
+    dev_uncharge(R, bytes);
 }
 
 /* Host bytes for an output, charged against the step's quota. */
@@ -587,8 +623,16 @@ static int dev_input(struct grun *R, uint32_t n)
             R->rs[n] = r;
         }
         pthread_mutex_unlock(&d->lock);
-        if (R->dk[n] == DV_RES)
-            return KILN_OK;
+        if (R->dk[n] == DV_RES) {
+            int rc = dev_charge(R, n, bytes); /* held by this run while it reads it */
+            if (rc != KILN_OK) {
+                res_unuse(d, R->rs[n]);
+                R->dk[n] = DV_NONE;
+                R->dv[n] = 0;
+                R->rs[n] = NULL;
+            }
+            return rc;
+        }
     }
     const void *src = host_input(R, n);
     if (src == NULL && bytes > 0) {
@@ -631,8 +675,10 @@ static void dev_drop(struct grun *R, uint32_t n)
 {
     if (R->dk[n] == DV_POOL)
         dev_release(R, R->dv[n], node_bytes(&R->g->nodes[n]));
-    else if (R->dk[n] == DV_RES)
+    else if (R->dk[n] == DV_RES) {
         res_unuse(R->d, R->rs[n]);
+        dev_uncharge(R, node_bytes(&R->g->nodes[n]));
+    }
     R->dk[n] = DV_NONE;
     R->dv[n] = 0;
     R->rs[n] = NULL;
@@ -966,7 +1012,8 @@ static void keep(struct grun *R, uint32_t i, uint64_t tag)
         *l = r;
         d->st.resident++;
         d->st.resident_bytes += r->bytes;
-        R->dk[i] = DV_NONE; /* the resident table owns it now */
+        R->dk[i] = DV_NONE; /* the resident table owns it now, */
+        dev_uncharge(R, r->bytes); /* and no user's quota holds it */
         r = NULL;
     }
     pthread_mutex_unlock(&d->lock);
@@ -1015,7 +1062,7 @@ int jit_gpu_run_opt(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir
                      .externs = externs,
                      .extern_tags = extern_tags,
                      .budget = o->budget,
-                     .tf32 = o->tf32,
+                     .tf32 = o->tf32, .acct = o->dev_account, .limit = o->dev_limit,
                      .max = max_bytes,
                      .mem = mem,
                      .info = info,

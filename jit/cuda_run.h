@@ -127,6 +127,15 @@ struct jit_gpu_run_opts {
     const uint64_t *in_tags, *out_tags;  /* as jit_gpu_run's extern_tags and out_tags */
     const struct jit_run_budget *budget; /* module misses NVRTC compiled count; NULL: none */
     bool tf32; /* the client allows TF32 in this run's matmuls and convolutions */
+    /* The device memory the run holds (its inputs, intermediates and
+     * results while it runs; values kept resident afterwards are the
+     * device's cache, not the run's) is added to *dev_account (atomically:
+     * several runs of one user share it) and taken off as it is released;
+     * an allocation that would take it past dev_limit (0: none) fails the
+     * run with KILN_EQUOTA, its message starting "device_memory quota".
+     * dev_account NULL: not counted. */
+    uint64_t *dev_account;
+    uint64_t dev_limit;
 };
 
 /* jit_gpu_run with options (o NULL: none). */

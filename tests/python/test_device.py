@@ -137,3 +137,27 @@ def test_sticky_device_error_fails_the_step_and_exits_3():
         assert "the CUDA device failed" in log
     finally:
         d.stop()
+
+
+def test_device_memory_quota_on_the_fake_device(tmp_path):
+    """A step whose device buffers would pass its user's device_memory
+    quota fails with QUOTA naming it; smaller steps of the same user run."""
+    from kiln.errors import QuotaError
+    from test_auth import write_config
+    conf = write_config({"quota": {"device_memory": "1M"}})
+    d = Kilnd("--config", conf, env={"LD_LIBRARY_PATH": fake_driver_dir()})
+    try:
+        c = d.connect()
+        rs = np.random.RandomState(3)
+        big = rs.randn(512, 512).astype(np.float32)  # 1 MiB each, 3 MiB with the result
+        with pytest.raises(QuotaError) as e:
+            matmul_steps(c, big, big, "cuda")
+        assert "device_memory" in str(e.value)
+        c.release([1, 2, 3])
+        a = rs.randn(64, 32).astype(np.float32)
+        b = rs.randn(32, 16).astype(np.float32)
+        np.testing.assert_allclose(matmul_steps(c, a, b, "cuda"), a @ b, rtol=1e-5, atol=1e-5)
+        c.close()
+    finally:
+        d.stop()
+        os.unlink(conf)
