@@ -158,7 +158,11 @@ static bool gpu_work(const struct exec *x, struct step *st, const bool *mark)
                              (size_t) st->quota, &o, &st->outs, &st->jinfo, &st->ierr);
     free(in_tags);
     free(out_tags);
-    return st->rc != KILN_ELIMIT && st->rc != KILN_EINTERNAL;
+    if (st->rc == KILN_ELIMIT || st->rc == KILN_EINTERNAL) {
+        snprintf(st->gpu_why, sizeof st->gpu_why, "%.150s", st->ierr.message);
+        return false;
+    }
+    return true;
 }
 
 static void step_work(uv_work_t *w)
@@ -182,6 +186,10 @@ static void step_work(uv_work_t *w)
         for (uint32_t j = 0; j < st->nkeep; j++)
             mark[st->keep[j].node] = true;
         st->rc = KILN_EINTERNAL;
+        if (st->want_gs && st->gs == NULL) { /* a CUDA stream is made off the loop thread */
+            st->gs_new = jit_gpu_stream_new(x->gpu, &st->gs) == KILN_OK;
+            st->gs_failed = !st->gs_new;
+        }
         if (st->gs != NULL && gpu_work(x, st, mark)) {
             st->on_gpu = true;
         } else {
@@ -460,6 +468,55 @@ static void device_failed(struct exec *x)
         x->device_failed(x->device_failed_arg, why);
 }
 
+static void stream_free_work(uv_work_t *w)
+{
+    jit_gpu_stream_free(w->data);
+}
+
+static void stream_free_done(uv_work_t *w, int status)
+{
+    if (status != 0) /* cancelled at shutdown: before the device closes */
+        jit_gpu_stream_free(w->data);
+    free(w);
+}
+
+/* Frees a session's CUDA stream on a worker: destroying its library
+ * handles may wait for the whole device, which the loop thread must not. */
+static void stream_free_async(struct exec *x, struct jit_gpu_stream *gs)
+{
+    if (gs == NULL)
+        return;
+    uv_work_t *w = malloc(sizeof *w);
+    if (w != NULL) {
+        w->data = gs;
+        if (uv_queue_work(x->loop, w, stream_free_work, stream_free_done) == 0)
+            return;
+        free(w);
+    }
+    jit_gpu_stream_free(gs); /* out of memory: here, then */
+}
+
+/* The step's stream after it ran: one its worker made goes to its session
+ * (if the session lives and has none), one its ended session left it is
+ * freed. */
+static void step_stream_done(struct exec *x, struct step *st)
+{
+    struct jit_gpu_stream *gs = st->gs;
+    st->gs = NULL;
+    struct sess *s = st->orphan ? NULL : sess_find(x->sessions, st->session);
+    struct exec_sess *es = s != NULL ? s->exec : NULL;
+    if (st->gs_failed && es != NULL && !es->gs_failed) {
+        es->gs_failed = true;
+        log_msg(x->log, LOG_WARN, "cannot make a CUDA stream: the session runs on the CPU");
+    }
+    if (!st->gs_new && !st->gs_free)
+        return; /* the session's own, still its */
+    if (es != NULL && es->gs == NULL && !st->gs_free)
+        es->gs = gs;
+    else
+        stream_free_async(x, gs);
+}
+
 static void step_done(uv_work_t *w, int status)
 {
     struct step *st = w->data;
@@ -469,11 +526,22 @@ static void step_done(uv_work_t *w, int status)
     x->running--;
     x->reserved -= st->quota;
     x->run_ns += st->ran_ns;
-    if (status == 0 && st->gs != NULL)
+    if (status == 0 && (st->gs != NULL || st->gs_failed)) {
         st->on_gpu ? x->gpu_steps++ : x->gpu_fallbacks++;
-    if (st->gs_free) /* its session ended while it ran */
-        jit_gpu_stream_free(st->gs);
-    st->gs = NULL;
+        /* Said the first time and every thousandth: a driver that refuses
+         * every kernel (PTX newer than it reads) should not flood the log. */
+        if (!st->on_gpu && st->gpu_why[0] != '\0' &&
+            (x->gpu_fallbacks == 1 || x->gpu_fallbacks % 1000 == 0)) {
+            struct log_line l;
+            log_begin(&l, x->log, LOG_WARN, "a step that asked for CUDA ran on the CPU");
+            log_u64(&l, "fallbacks", x->gpu_fallbacks);
+            log_str(&l, "why", st->gpu_why);
+            log_end(&l);
+        }
+    }
+    step_stream_done(x, st);
+    if (status == 0 && st->rc == KILN_EDEVICE)
+        device_failed(x); /* arms the daemon's exit; the errors below still go out */
     if (st->nparts > 0 && (status != 0 || st->rc != KILN_OK)) {
         account(x, st, false);
         merged_failed(x, st);
@@ -490,7 +558,6 @@ static void step_done(uv_work_t *w, int status)
         log_end(&l);
     }
     struct sess_table *t = x->sessions;
-    bool dev_failed = status == 0 && st->rc == KILN_EDEVICE;
     if (status != 0 || st->rc != KILN_OK) {
         struct proto_error e;
         int64_t at = -1;
@@ -550,8 +617,6 @@ static void step_done(uv_work_t *w, int status)
     step_free(t, st);
     schedule(x);
     resolve_waits(x, session);
-    if (dev_failed) /* after its FETCHes got DEVICE: the drain answers the rest */
-        device_failed(x);
 }
 
 /* Gather the inputs of `st`: KILN_OK, or an error in *e (an input that
@@ -596,19 +661,15 @@ static struct jit_run_budget compile_budget(struct exec *x, struct sess_user *u)
     return b;
 }
 
-/* The device stream st runs on, or NULL for the CPU: steps that ask for
- * the device run there while the daemon has one, on their session's
- * stream (made by its first such step). */
-static struct jit_gpu_stream *step_stream(struct exec *x, struct exec_sess *es,
-                                          const struct step *st)
+/* Where st runs: steps that ask for the device run there while the daemon
+ * has one, on their session's stream; a session's first such step has its
+ * worker make the stream (want_gs), which the session then keeps. */
+static void step_stream(struct exec *x, struct exec_sess *es, struct step *st)
 {
-    if (st->device != PROTO_DEVICE_CUDA || x->gpu == NULL || x->jit == NULL)
-        return NULL;
-    if (es->gs == NULL && !es->gs_failed && jit_gpu_stream_new(x->gpu, &es->gs) != KILN_OK) {
-        es->gs_failed = true; /* its steps run on the CPU from now on */
-        log_msg(x->log, LOG_WARN, "cannot make a CUDA stream: the session runs on the CPU");
-    }
-    return es->gs;
+    if (st->device != PROTO_DEVICE_CUDA || x->gpu == NULL || x->jit == NULL || es->gs_failed)
+        return;
+    st->gs = es->gs;
+    st->want_gs = es->gs == NULL;
 }
 
 /* Hand the head step of `es` to a worker. False when it could not start
@@ -633,12 +694,13 @@ static bool start_head(struct exec *x, struct exec_sess *es)
         st->mem = es->mem;
         if (st->mem != NULL)
             jit_mem_ref(st->mem);
-        st->gs = step_stream(x, es, st);
+        step_stream(x, es, st);
         queued = uv_queue_work(x->loop, &st->work, step_work, step_done) == 0;
         if (!queued) {
             jit_mem_unref(st->mem);
             st->mem = NULL;
             st->gs = NULL;
+            st->want_gs = false;
             proto_error_set(&e, KILN_EINTERNAL, "", "cannot queue step %" PRIu64, st->number);
             if (x->sessions->spill != NULL)
                 spill_step_done(x->sessions->spill, st);
@@ -1050,7 +1112,7 @@ void exec_session_closed(void *arg, struct sess *s)
             step_free(x->sessions, st);
             x->queued--;
         }
-        if (es->running != NULL && es->gs != NULL) {
+        if (es->running != NULL && es->gs != NULL && es->running->gs == es->gs) {
             es->running->gs_free = true; /* the running step still uses it */
             es->gs = NULL;
         }
@@ -1064,7 +1126,7 @@ void exec_session_closed(void *arg, struct sess *s)
         answer_all(x, s->id, KILN_ESESSION, "the session ended");
     if (es != NULL) {
         jit_mem_unref(es->mem);
-        jit_gpu_stream_free(es->gs);
+        stream_free_async(x, es->gs);
     }
     free(es);
     s->exec = NULL;

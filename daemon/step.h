@@ -75,8 +75,12 @@ struct step {
     struct spill_step *spill;  /* its pinned inputs and those read back from disk (spill.h) */
     /* The device (cuda_run.h): its session's stream when it runs there. */
     struct jit_gpu_stream *gs;
+    bool want_gs;              /* asks for the device, and its session has no stream yet */
+    bool gs_new;               /* its worker made gs (the session adopts it) */
+    bool gs_failed;            /* its worker could not make one: it ran on the CPU */
     bool gs_free;              /* the session ended while it ran: free gs when done */
     bool on_gpu;               /* it ran on the device */
+    char gpu_why[160];         /* asked for it and ran on the CPU: why */
 };
 
 /* Build a step from `sub` for session `s`. On success *out is a new step

@@ -83,7 +83,8 @@ _Static_assert(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT == CU_ATTR_MULTIPROCESSO
                    CU_STREAM_NON_BLOCKING == CU_STREAM_NON_BLOCKING_FLAG &&
                    CU_EVENT_DISABLE_TIMING == CU_EVENT_DISABLE_TIMING_FLAG &&
                    CUDA_ERROR_OUT_OF_MEMORY == CU_ERROR_OUT_OF_MEMORY &&
-                   CUDA_ERROR_NOT_READY == CU_ERROR_NOT_READY,
+                   CUDA_ERROR_NOT_READY == CU_ERROR_NOT_READY &&
+                   CU_CTX_SCHED_BLOCKING_SYNC == CU_CTX_SCHED_BLOCKING_SYNC_FLAG,
                "cuda.h's numbers (2)");
 /* The attribute parameter is an enum type of its own: its ABI is unsigned. */
 _Static_assert(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == CU_ATTR_COMPUTE_CAPABILITY_MAJOR &&
@@ -121,6 +122,7 @@ static const struct jit_dl_sym cu_syms[] = {
     {"cuGetErrorString", offsetof(struct jit_cu_fns, get_error_string)},
     {"cuDevicePrimaryCtxRetain", offsetof(struct jit_cu_fns, primary_ctx_retain)},
     {"cuDevicePrimaryCtxRelease_v2", offsetof(struct jit_cu_fns, primary_ctx_release)},
+    {"cuDevicePrimaryCtxSetFlags_v2", offsetof(struct jit_cu_fns, primary_ctx_set_flags)},
     {"cuCtxSetCurrent", offsetof(struct jit_cu_fns, ctx_set_current)},
     {"cuStreamCreate", offsetof(struct jit_cu_fns, stream_create)},
     {"cuStreamDestroy_v2", offsetof(struct jit_cu_fns, stream_destroy)},

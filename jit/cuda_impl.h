@@ -35,6 +35,7 @@ typedef struct cu_event_s *cu_event;
 #define CU_ATTR_COMPUTE_CAPABILITY_MINOR 76u
 #define CU_STREAM_NON_BLOCKING_FLAG      1u
 #define CU_EVENT_DISABLE_TIMING_FLAG     2u
+#define CU_CTX_SCHED_BLOCKING_SYNC_FLAG  4u
 
 /* The driver entry points (cuda_dl.c's list names the symbol of each: the
  * _v2 ones where cuda.h #defines the name to it). */
@@ -51,6 +52,7 @@ struct jit_cu_fns {
     /* Contexts and streams. */
     cu_result (*primary_ctx_retain)(cu_context *ctx, cu_device dev);
     cu_result (*primary_ctx_release)(cu_device dev);
+    cu_result (*primary_ctx_set_flags)(cu_device dev, unsigned int flags);
     cu_result (*ctx_set_current)(cu_context ctx);
     cu_result (*stream_create)(cu_stream *s, unsigned int flags);
     cu_result (*stream_destroy)(cu_stream s);

@@ -185,6 +185,7 @@ static void open_cublas(struct jit_cuda_relay *r)
         "libcublas.so.13",
         JIT_CUDA_HOME "/lib64/libcublas.so.13",
         "/usr/local/cuda/lib64/libcublas.so.13",
+        "libcublas.so.12", /* CUDA 12: the same entry points (the _64 GEMM since 12.0) */
     };
     struct jit_cuda_relay_info *in = &r->info;
     r->blas_lib =
@@ -192,7 +193,7 @@ static void open_cublas(struct jit_cuda_relay *r)
     if (r->blas_lib == NULL)
         return;
     if (!jit_dl_resolve(r->blas_lib, blas_syms, NSYMS(blas_syms), &r->blas, in->cublas_why,
-                        sizeof in->cublas_why, "libcublas.so.13")) {
+                        sizeof in->cublas_why, "libcublas")) {
         dlclose(r->blas_lib);
         r->blas_lib = NULL;
         return;

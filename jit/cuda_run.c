@@ -70,6 +70,7 @@ struct jit_gpu {
     struct res **rb;
     uint64_t rtick;
     uint64_t stream_tags; /* the last stream tag given out */
+    struct stage *stages; /* free staging pairs */
     bool failed;
     struct jit_gpu_stats st; /* counters; why is the failure */
 };
@@ -78,12 +79,20 @@ struct jit_gpu_stream {
     struct jit_gpu *d;
     cu_stream s;
     uint64_t tag; /* the pool's tag for blocks this stream may still use */
-    void *stage[2];
-    cu_event ev[2];
-    bool pending[2]; /* an upload from stage[k] may still be in flight */
-    unsigned next;
     struct jit_cuda_relay_handles *rh;
     bool rh_tried;
+};
+
+/* Two pinned staging buffers and their events, taken by a run for its
+ * uploads and downloads and given back once its stream is synchronised:
+ * the daemon holds as many pairs as runs were ever on the device at once
+ * (its workers), not one per session. */
+struct stage {
+    struct stage *next; /* the free list */
+    void *buf[2];
+    cu_event ev[2];
+    bool pending[2]; /* a copy from buf[k] may still be in flight */
+    unsigned next_k;
 };
 
 static uint64_t now_ns(void)
@@ -110,6 +119,19 @@ static void set_err(struct ir_error *err, int code, int64_t node, const char *fm
     va_end(ap);
 }
 
+/* A sticky error r from `call`: the device serves nothing more. */
+static void mark_failed(struct jit_gpu *d, cu_result r, const char *call)
+{
+    char eb[160];
+    jit_cuda_strerror(d->cuda, r, eb, sizeof eb);
+    pthread_mutex_lock(&d->lock);
+    if (!d->failed) {
+        d->failed = true;
+        snprintf(d->st.why, sizeof d->st.why, "%s: %s", call, eb);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* A driver call `call` failed with r while working on `node` (-1: none).
  * Returns the kiln code the run fails with. */
 static int cu_fail(struct jit_gpu *d, cu_result r, const char *call, int64_t node,
@@ -118,12 +140,7 @@ static int cu_fail(struct jit_gpu *d, cu_result r, const char *call, int64_t nod
     char eb[160];
     jit_cuda_strerror(d->cuda, r, eb, sizeof eb);
     if (jit_cuda_error_is_sticky(r)) {
-        pthread_mutex_lock(&d->lock);
-        if (!d->failed) {
-            d->failed = true;
-            snprintf(d->st.why, sizeof d->st.why, "%s: %s", call, eb);
-        }
-        pthread_mutex_unlock(&d->lock);
+        mark_failed(d, r, call);
         set_err(err, KILN_EDEVICE, node,
                 "the CUDA device failed (%s: %s); it serves nothing more until kilnd restarts",
                 call, eb);
@@ -256,9 +273,15 @@ static int be_alloc(void *ctx, size_t bytes, uint64_t *ptr)
 {
     struct jit_gpu *d = ctx;
     cu_devptr p = 0;
-    if (d->cu->ctx_set_current(d->ctx) != CU_SUCCESS ||
-        d->cu->mem_alloc(&p, bytes ? bytes : 1) != CU_SUCCESS)
+    cu_result r = d->cu->ctx_set_current(d->ctx);
+    if (r == CU_SUCCESS)
+        r = d->cu->mem_alloc(&p, bytes ? bytes : 1);
+    if (r != CU_SUCCESS) {
+        /* A sticky error is not a shortage: the device is failed. */
+        if (jit_cuda_error_is_sticky(r))
+            mark_failed(d, r, "cuMemAlloc");
         return KILN_ENOMEM;
+    }
     *ptr = p;
     return KILN_OK;
 }
@@ -318,6 +341,10 @@ int jit_gpu_open(struct jit_cuda *cuda, struct jit_runtime *rt, const struct jit
         snprintf(why, whylen, "cuDeviceGet: %s", jit_cuda_strerror(cuda, r, eb, sizeof eb));
         goto fail;
     }
+    /* Waits block the worker instead of spinning on a core that CPU steps
+     * need. (Refused when another user of the primary context made it
+     * first with other flags: then its flags stay.) */
+    cu->primary_ctx_set_flags(d->dev, CU_CTX_SCHED_BLOCKING_SYNC_FLAG);
     if ((r = cu->primary_ctx_retain(&d->ctx, d->dev)) != CU_SUCCESS) {
         snprintf(why, whylen, "cuDevicePrimaryCtxRetain: %s",
                  jit_cuda_strerror(cuda, r, eb, sizeof eb));
@@ -353,6 +380,17 @@ fail:
     return rc;
 }
 
+static void stage_free(const struct jit_cu_fns *cu, struct stage *g)
+{
+    for (int k = 0; k < 2; k++) {
+        if (g->ev[k] != NULL)
+            cu->event_destroy(g->ev[k]);
+        if (g->buf[k] != NULL)
+            cu->mem_free_host(g->buf[k]);
+    }
+    free(g);
+}
+
 void jit_gpu_close(struct jit_gpu *d)
 {
     if (d == NULL)
@@ -374,6 +412,10 @@ void jit_gpu_close(struct jit_gpu *d)
             free(r);
         }
     free(d->rb);
+    for (struct stage *g = d->stages, *n; g != NULL; g = n) {
+        n = g->next;
+        stage_free(d->cu, g);
+    }
     jit_devpool_free_pool(d->pool);
     jit_cuda_modcache_free(d->mc);
     jit_cuda_relay_close(d->relay);
@@ -381,6 +423,40 @@ void jit_gpu_close(struct jit_gpu *d)
         d->cu->primary_ctx_release(d->dev);
     pthread_mutex_destroy(&d->lock);
     free(d);
+}
+
+/* A free staging pair, or a new one (the context current). NULL: no
+ * memory (pinned memory is a scarce resource of the host). */
+static struct stage *stage_take(struct jit_gpu *d)
+{
+    pthread_mutex_lock(&d->lock);
+    struct stage *g = d->stages;
+    if (g != NULL)
+        d->stages = g->next;
+    pthread_mutex_unlock(&d->lock);
+    if (g != NULL)
+        return g;
+    if ((g = calloc(1, sizeof *g)) == NULL)
+        return NULL;
+    for (int k = 0; k < 2; k++)
+        if (d->cu->mem_alloc_host(&g->buf[k], JIT_GPU_STAGE_BYTES) != CU_SUCCESS ||
+            d->cu->event_create(&g->ev[k], CU_EVENT_DISABLE_TIMING_FLAG) != CU_SUCCESS) {
+            stage_free(d->cu, g);
+            return NULL;
+        }
+    return g;
+}
+
+/* Back to the free list, once nothing of it is in flight. */
+static void stage_put(struct jit_gpu *d, struct stage *g)
+{
+    if (g == NULL)
+        return;
+    g->pending[0] = g->pending[1] = false;
+    pthread_mutex_lock(&d->lock);
+    g->next = d->stages;
+    d->stages = g;
+    pthread_mutex_unlock(&d->lock);
 }
 
 int jit_gpu_stream_new(struct jit_gpu *d, struct jit_gpu_stream **out)
@@ -395,10 +471,6 @@ int jit_gpu_stream_new(struct jit_gpu *d, struct jit_gpu_stream **out)
     if (cu->ctx_set_current(d->ctx) != CU_SUCCESS ||
         cu->stream_create(&s->s, CU_STREAM_NON_BLOCKING_FLAG) != CU_SUCCESS)
         rc = KILN_EINTERNAL;
-    for (int k = 0; k < 2 && rc == KILN_OK; k++)
-        if (cu->mem_alloc_host(&s->stage[k], JIT_GPU_STAGE_BYTES) != CU_SUCCESS ||
-            cu->event_create(&s->ev[k], CU_EVENT_DISABLE_TIMING_FLAG) != CU_SUCCESS)
-            rc = KILN_ENOMEM;
     if (rc != KILN_OK) {
         jit_gpu_stream_free(s);
         return rc;
@@ -420,12 +492,6 @@ void jit_gpu_stream_free(struct jit_gpu_stream *s)
     if (s->s != NULL)
         cu->stream_synchronize(s->s);
     jit_cuda_relay_handles_free(s->rh);
-    for (int k = 0; k < 2; k++) {
-        if (s->ev[k] != NULL)
-            cu->event_destroy(s->ev[k]);
-        if (s->stage[k] != NULL)
-            cu->mem_free_host(s->stage[k]);
-    }
     if (s->s != NULL)
         cu->stream_destroy(s->s);
     if (s->tag != 0)
@@ -448,9 +514,15 @@ struct grun {
     const uint64_t *extern_tags;
     const struct jit_run_budget *budget;
     bool tf32;
-    uint64_t *acct;  /* the user's device bytes (NULL: not counted) */
-    uint64_t limit;  /* its device_memory quota (0: none) */
-    size_t dev_held; /* of which this run's */
+    uint64_t *acct;      /* the user's device bytes (NULL: not counted) */
+    uint64_t limit;      /* its device_memory quota (0: none) */
+    size_t dev_held;     /* of which this run's */
+    struct stage *stage; /* its staging pair, once it copied */
+    /* Modules launched, unloaded or released only after the stream is
+     * synchronised (a queued kernel's module must stay loaded). */
+    struct dmod **mods;
+    bool *mods_owned;
+    uint32_t nmods;
     cu_devptr *dv;    /* per node: its device buffer */
     uint8_t *dk;      /* per node: DV_* */
     struct res **rs;  /* per node: the resident value it reads (DV_RES) */
@@ -502,6 +574,8 @@ static int dev_alloc(struct grun *R, uint32_t node, size_t bytes, cu_devptr *p)
         return rc;
     if (jit_devpool_alloc(R->d->pool, bytes, R->s->tag, &v) != KILN_OK) {
         dev_uncharge(R, bytes);
+        if ((rc = failed_error(R->d, R->err)) != KILN_OK)
+            return rc; /* the allocation met a sticky error */
         struct jit_devpool_stats ps;
         jit_devpool_stats(R->d->pool, &ps);
         set_err(R->err, KILN_ENOMEM, node,
@@ -539,23 +613,37 @@ static void *charge(struct grun *R, uint32_t node, size_t bytes)
     return m;
 }
 
-/* Host to device through the stream's pinned buffers: chunk k is copied
- * into stage[k % 2] while chunk k - 1 is on its way. */
+/* The run's staging pair, taken at its first copy. */
+static int stage_of(struct grun *R, uint32_t node, struct stage **g)
+{
+    if (R->stage == NULL && (R->stage = stage_take(R->d)) == NULL) {
+        set_err(R->err, KILN_ENOMEM, node, "no pinned host memory for staging buffers");
+        return KILN_ENOMEM;
+    }
+    *g = R->stage;
+    return KILN_OK;
+}
+
+/* Host to device through the run's pinned buffers: chunk k is copied into
+ * buf[k % 2] while chunk k - 1 is on its way. */
 static int upload(struct grun *R, uint32_t node, cu_devptr dst, const void *src, size_t bytes)
 {
-    struct jit_gpu_stream *s = R->s;
+    struct stage *g;
+    int rc = stage_of(R, node, &g);
+    if (rc != KILN_OK)
+        return rc;
     for (size_t off = 0; off < bytes; off += JIT_GPU_STAGE_BYTES) {
         size_t c = bytes - off < JIT_GPU_STAGE_BYTES ? bytes - off : JIT_GPU_STAGE_BYTES;
-        unsigned k = s->next;
-        s->next ^= 1;
-        if (s->pending[k]) {
-            CU(R, R->cu->event_synchronize(s->ev[k]), node);
-            s->pending[k] = false;
+        unsigned k = g->next_k;
+        g->next_k ^= 1;
+        if (g->pending[k]) {
+            CU(R, R->cu->event_synchronize(g->ev[k]), node);
+            g->pending[k] = false;
         }
-        memcpy(s->stage[k], (const char *) src + off, c);
-        CU(R, R->cu->memcpy_htod_async(dst + off, s->stage[k], c, s->s), node);
-        CU(R, R->cu->event_record(s->ev[k], s->s), node);
-        s->pending[k] = true;
+        memcpy(g->buf[k], (const char *) src + off, c);
+        CU(R, R->cu->memcpy_htod_async(dst + off, g->buf[k], c, R->s->s), node);
+        CU(R, R->cu->event_record(g->ev[k], R->s->s), node);
+        g->pending[k] = true;
     }
     pthread_mutex_lock(&R->d->lock);
     R->d->st.uploads++;
@@ -565,26 +653,29 @@ static int upload(struct grun *R, uint32_t node, cu_devptr dst, const void *src,
 }
 
 /* Device to host, after everything enqueued before it: chunk k lands in
- * stage[k % 2] and is copied out while chunk k + 1 is on its way. */
+ * buf[k % 2] and is copied out while chunk k + 1 is on its way. */
 static int download(struct grun *R, uint32_t node, void *dst, cu_devptr src, size_t bytes)
 {
-    struct jit_gpu_stream *s = R->s;
+    struct stage *g;
+    int rc = stage_of(R, node, &g);
+    if (rc != KILN_OK)
+        return rc;
     size_t n = (bytes + JIT_GPU_STAGE_BYTES - 1) / JIT_GPU_STAGE_BYTES;
     for (size_t j = 0; j <= n; j++) {
         if (j < n) {
             size_t off = j * JIT_GPU_STAGE_BYTES;
             size_t c = bytes - off < JIT_GPU_STAGE_BYTES ? bytes - off : JIT_GPU_STAGE_BYTES;
-            CU(R, R->cu->memcpy_dtoh_async(s->stage[j % 2], src + off, c, s->s), node);
-            CU(R, R->cu->event_record(s->ev[j % 2], s->s), node);
+            CU(R, R->cu->memcpy_dtoh_async(g->buf[j % 2], src + off, c, R->s->s), node);
+            CU(R, R->cu->event_record(g->ev[j % 2], R->s->s), node);
         }
         if (j > 0) {
             size_t off = (j - 1) * JIT_GPU_STAGE_BYTES;
             size_t c = bytes - off < JIT_GPU_STAGE_BYTES ? bytes - off : JIT_GPU_STAGE_BYTES;
-            CU(R, R->cu->event_synchronize(s->ev[(j - 1) % 2]), node);
-            memcpy((char *) dst + off, s->stage[(j - 1) % 2], c);
+            CU(R, R->cu->event_synchronize(g->ev[(j - 1) % 2]), node);
+            memcpy((char *) dst + off, g->buf[(j - 1) % 2], c);
         }
     }
-    s->pending[0] = s->pending[1] = false; /* every event recorded so far has completed */
+    g->pending[0] = g->pending[1] = false; /* every event recorded so far has completed */
     pthread_mutex_lock(&R->d->lock);
     R->d->st.downloads++;
     R->d->st.download_bytes += bytes;
@@ -864,7 +955,8 @@ static int run_kernel(struct grun *R, uint32_t gi)
     if (xp != 0)
         dev_release(R, xp, extra);
     free(blob);
-    module_put(R->d, m, owned);
+    R->mods[R->nmods] = m; /* released after the stream's sync */
+    R->mods_owned[R->nmods++] = owned;
     return rc;
 }
 
@@ -920,6 +1012,12 @@ static int run_relay(struct grun *R, uint32_t gi)
     size_t wsb = jit_cuda_relay_workspace(s->rh, R->g, n);
     cu_devptr ws = 0;
     int rc = wsb > 0 ? dev_alloc(R, n, wsb, &ws) : KILN_OK;
+    if (rc == KILN_ENOMEM) { /* the library's fastest choice does not fit: one that needs none */
+        memset(R->err, 0, sizeof *R->err);
+        R->err->node = -1;
+        wsb = 0;
+        rc = KILN_OK;
+    }
     if (rc != KILN_OK)
         return rc;
     struct ir_error e2 = {.node = -1};
@@ -956,14 +1054,17 @@ static int run_group(struct grun *R, uint32_t gi)
     return G->kind == JIT_GROUP_RELAY ? run_relay(R, gi) : run_kernel(R, gi);
 }
 
-/* Device buffers whose last reader was group gi and that are not outputs. */
+/* Device buffers whose last reader was group gi and that are not outputs
+ * go back to the pool, tagged with the stream: later groups of this run
+ * may take them (stream order keeps that safe), no other stream may
+ * before the run's sync. */
 static void release_inputs(struct grun *R, uint32_t gi)
 {
     const struct jit_group *G = &R->p->groups[gi];
     for (uint32_t s = 0; s < G->ninputs; s++) {
         uint32_t n = R->p->refs[G->input0 + s];
-        if (R->last[n] == gi && !R->is_output[n])
-            dev_drop(R, n);
+        if (R->last[n] == gi && !R->is_output[n] && R->dk[n] == DV_POOL)
+            dev_drop(R, n); /* resident values: after the stream's sync */
     }
 }
 
@@ -1012,7 +1113,7 @@ static void keep(struct grun *R, uint32_t i, uint64_t tag)
         *l = r;
         d->st.resident++;
         d->st.resident_bytes += r->bytes;
-        R->dk[i] = DV_NONE; /* the resident table owns it now, */
+        R->dk[i] = DV_NONE;        /* the resident table owns it now, */
         dev_uncharge(R, r->bytes); /* and no user's quota holds it */
         r = NULL;
     }
@@ -1062,7 +1163,9 @@ int jit_gpu_run_opt(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir
                      .externs = externs,
                      .extern_tags = extern_tags,
                      .budget = o->budget,
-                     .tf32 = o->tf32, .acct = o->dev_account, .limit = o->dev_limit,
+                     .tf32 = o->tf32,
+                     .acct = o->dev_account,
+                     .limit = o->dev_limit,
                      .max = max_bytes,
                      .mem = mem,
                      .info = info,
@@ -1091,6 +1194,12 @@ int jit_gpu_run_opt(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir
     }
     info->groups = p->ngroups;
     info->plan_hit = hit;
+    R.mods = calloc(p->ngroups + 1, sizeof *R.mods);
+    R.mods_owned = calloc(p->ngroups + 1, sizeof *R.mods_owned);
+    if (R.mods == NULL || R.mods_owned == NULL) {
+        set_err(err, KILN_ENOMEM, -1, "out of memory starting the run");
+        rc = KILN_ENOMEM;
+    }
     for (uint32_t gi = 0; gi < p->ngroups; gi++) {
         const struct jit_group *G = &p->groups[gi];
         for (uint32_t k = 0; k < G->ninputs; k++)
@@ -1108,16 +1217,35 @@ int jit_gpu_run_opt(struct jit_gpu *d, struct jit_gpu_stream *s, const struct ir
             if (is_output[i])
                 keep(&R, i, out_tags[i]);
     jit_runtime_plan_put(d->rt, &ref);
+    /* The run's own buffers go back to the pool under the stream's tag (only
+     * this stream may take them before the sync below)... */
+    for (uint32_t i = 0; i < g->count; i++)
+        if (R.dk[i] == DV_POOL)
+            dev_drop(&R, i);
+    /* ...and everything it enqueued is done (or failed) before its blocks
+     * go to other streams, resident values it read may be evicted, and the
+     * modules it launched may be unloaded. A sticky error that only shows
+     * here (a kernel's illegal address) fails the device whatever the run
+     * had failed with before. */
+    cr = d->cu->stream_synchronize(s->s);
+    if (cr != CU_SUCCESS) {
+        struct ir_error e2 = {.node = -1};
+        int rc2 = cu_fail(d, cr, "cuStreamSynchronize", -1, &e2);
+        if (rc == KILN_OK || rc2 == KILN_EDEVICE) {
+            rc = rc2;
+            *err = e2;
+        }
+    } else {
+        jit_devpool_release_tag(d->pool, s->tag);
+    }
     for (uint32_t i = 0; i < g->count; i++)
         dev_drop(&R, i);
-    /* Everything this run enqueued is done (or failed) before its blocks
-     * may go to other streams. */
-    cr = d->cu->stream_synchronize(s->s);
-    if (cr != CU_SUCCESS && rc == KILN_OK)
-        rc = cu_fail(d, cr, "cuStreamSynchronize", -1, err);
+    for (uint32_t k = 0; k < R.nmods; k++)
+        module_put(d, R.mods[k], R.mods_owned[k]);
     if (cr == CU_SUCCESS)
-        jit_devpool_release_tag(d->pool, s->tag);
-    s->pending[0] = s->pending[1] = false;
+        stage_put(d, R.stage);
+    else if (R.stage != NULL)
+        stage_free(d->cu, R.stage); /* its events may never complete */
 done:
     pthread_mutex_lock(&d->lock);
     d->st.runs++;
@@ -1135,6 +1263,8 @@ done:
     free(R.dk);
     free(R.rs);
     free(R.last);
+    free(R.mods);
+    free(R.mods_owned);
     return rc;
 }
 

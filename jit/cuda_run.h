@@ -1,19 +1,24 @@
 /* cuda_run.h: the device executor — runs a graph's fused plan on a CUDA
  * device and computes what jit_run (run.h) computes on the CPU.
  *
- * One jit_gpu per device: the device's primary context, a cache of loaded
+ * One jit_gpu per device: the device's primary context (made with
+ * blocking synchronisation, so a worker waiting for the device sleeps
+ * instead of spinning on a core CPU steps need), a cache of loaded
  * modules (kernel key and check words -> CUmodule and its entry points),
  * the caching device pool (devpool.h) and the resident buffers, the
- * relays' libraries (cuda_relay.h). One jit_gpu_stream per session: a
- * CUDA stream, pinned staging buffers and the relays' handles bound to
- * the stream, so that sessions' uploads, kernels and downloads overlap
- * with each other's while each session's own work stays in order.
+ * relays' libraries (cuda_relay.h), and pairs of pinned staging buffers,
+ * one taken by each run while it copies (so pinned memory grows with the
+ * runs on the device at once, not with sessions). One jit_gpu_stream per
+ * session: a CUDA stream and the relays' handles bound to it, so that
+ * sessions' uploads, kernels and downloads overlap with each other's
+ * while each session's own work stays in order. Making and freeing a
+ * stream may wait for the device: the daemon does both on workers.
  *
  * A run (jit_gpu_run, on a daemon worker):
  *  1. takes the plan from the CPU runtime's plan cache (the same plans);
  *  2. gives each input a device buffer: a resident one (below) when the
  *     caller tagged the input and its tag is resident, else an upload
- *     through the stream's pinned staging buffers, in chunks, double
+ *     through the run's pinned staging buffers, in chunks, double
  *     buffered, so the copy of one chunk into pinned memory overlaps the
  *     transfer of the one before;
  *  3. for each group, producers first: its sinks come from the pool; a
@@ -23,12 +28,14 @@
  *     jit_codegen_cuda_launches() says; a relay group goes to cuBLAS or
  *     cuDNN, or, for what they refuse (float64 convolutions, a missing
  *     library), to the reference loops on the host between a download and
- *     an upload; a buffer goes back to the pool (tagged with the stream,
- *     so only this stream reuses it before the run ends) once its last
- *     reader is enqueued;
+ *     an upload; a buffer of the run's own goes back to the pool (tagged
+ *     with the stream, so only this stream reuses it before the run ends)
+ *     once its last reader is enqueued;
  *  4. downloads every output into host memory from the caller's jit_mem,
  *     as jit_run returns them; outputs the caller tagged stay resident;
- *  5. synchronises the stream and checks it.
+ *  5. synchronises the stream and checks it; only then may its pool
+ *     blocks go to other streams, the resident values it read be evicted
+ *     (their readers are done) and the modules it launched be unloaded.
  *
  * Resident buffers. Session values are immutable once computed, and the
  * daemon gives each value a tag that no other value ever gets (never
@@ -46,8 +53,10 @@
  *
  * Faults. A CUDA error that leaves the context unusable (illegal address,
  * launch failure, device-side trap, ECC: jit_cuda_error_is_sticky) fails
- * the run with KILN_EDEVICE naming the error and the group, and marks the
- * device failed: every later run fails at once with the same error, and
+ * the run with KILN_EDEVICE naming the error and the group (or, when it
+ * only shows at the final synchronisation, the call), also when the run
+ * had already failed otherwise, and marks the device failed (a sticky
+ * error met by an allocation too): every later run fails at once, and
  * jit_gpu_failed() says so; the daemon then stops (DESIGN.md "GPU": its
  * supervisor restarts it). Other driver errors fail the run alone
  * (KILN_ENOMEM for device memory, KILN_EINTERNAL otherwise).
@@ -67,7 +76,7 @@
 #include "mem.h"
 #include "run.h"
 
-/* Bytes of each of a stream's two pinned staging buffers. */
+/* Bytes of each of a staging pair's two pinned buffers. */
 #define JIT_GPU_STAGE_BYTES ((size_t) 8 << 20)
 
 struct jit_gpu_opts {

@@ -162,6 +162,12 @@ EXPORT res_t cuDevicePrimaryCtxRelease_v2(int dev)
     return OK;
 }
 
+EXPORT res_t cuDevicePrimaryCtxSetFlags_v2(int dev, unsigned int flags)
+{
+    (void) dev;
+    return flags == 4u ? OK : E_INVALID_VALUE; /* kiln asks for blocking sync */
+}
+
 EXPORT res_t cuCtxSetCurrent(void *ctx)
 {
     return ctx == &ctx_token ? st() : E_INVALID_VALUE;

@@ -116,6 +116,16 @@ def test_fake_device_path_keeps_values_resident():
         assert after["restores"] == before["restores"] + 1
         assert after["in_use"] > 0
         c.close()
+        # The session's stream was made by its first step's worker and kept
+        # for the next; the session's end frees it (off the loop thread) and
+        # a new session makes its own.
+        c2 = d.connect()
+        y3 = matmul_steps(c2, a, b, "cuda")
+        assert y3.tobytes() == y.tobytes()
+        dev = c2.status()["devices"]
+        assert dev["cuda_state"] == "ready"
+        assert dev["cuda_steps"] == 5 and dev["cuda_fallbacks"] == 0
+        c2.close()
     finally:
         d.stop()
     assert d.proc.returncode == 0
