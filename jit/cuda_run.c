@@ -151,11 +151,11 @@ static int cu_fail(struct jit_gpu *d, cu_result r, const char *call, int64_t nod
     return code;
 }
 
-#define CU(R, call, node)                                                                          \
+#define CU(R, name, call, node)                                                                    \
     do {                                                                                           \
         cu_result r_ = (call);                                                                     \
         if (r_ != CU_SUCCESS)                                                                      \
-            return cu_fail((R)->d, r_, #call, (node), (R)->err);                                   \
+            return cu_fail((R)->d, r_, name, (node), (R)->err);                                    \
     } while (0)
 
 bool jit_gpu_failed(struct jit_gpu *d, char *why, size_t whylen)
@@ -637,12 +637,13 @@ static int upload(struct grun *R, uint32_t node, cu_devptr dst, const void *src,
         unsigned k = g->next_k;
         g->next_k ^= 1;
         if (g->pending[k]) {
-            CU(R, R->cu->event_synchronize(g->ev[k]), node);
+            CU(R, "cuEventSynchronize", R->cu->event_synchronize(g->ev[k]), node);
             g->pending[k] = false;
         }
         memcpy(g->buf[k], (const char *) src + off, c);
-        CU(R, R->cu->memcpy_htod_async(dst + off, g->buf[k], c, R->s->s), node);
-        CU(R, R->cu->event_record(g->ev[k], R->s->s), node);
+        CU(R, "cuMemcpyHtoDAsync", R->cu->memcpy_htod_async(dst + off, g->buf[k], c, R->s->s),
+           node);
+        CU(R, "cuEventRecord", R->cu->event_record(g->ev[k], R->s->s), node);
         g->pending[k] = true;
     }
     pthread_mutex_lock(&R->d->lock);
@@ -665,13 +666,14 @@ static int download(struct grun *R, uint32_t node, void *dst, cu_devptr src, siz
         if (j < n) {
             size_t off = j * JIT_GPU_STAGE_BYTES;
             size_t c = bytes - off < JIT_GPU_STAGE_BYTES ? bytes - off : JIT_GPU_STAGE_BYTES;
-            CU(R, R->cu->memcpy_dtoh_async(g->buf[j % 2], src + off, c, R->s->s), node);
-            CU(R, R->cu->event_record(g->ev[j % 2], R->s->s), node);
+            CU(R, "cuMemcpyDtoHAsync",
+               R->cu->memcpy_dtoh_async(g->buf[j % 2], src + off, c, R->s->s), node);
+            CU(R, "cuEventRecord", R->cu->event_record(g->ev[j % 2], R->s->s), node);
         }
         if (j > 0) {
             size_t off = (j - 1) * JIT_GPU_STAGE_BYTES;
             size_t c = bytes - off < JIT_GPU_STAGE_BYTES ? bytes - off : JIT_GPU_STAGE_BYTES;
-            CU(R, R->cu->event_synchronize(g->ev[(j - 1) % 2]), node);
+            CU(R, "cuEventSynchronize", R->cu->event_synchronize(g->ev[(j - 1) % 2]), node);
             memcpy((char *) dst + off, g->buf[(j - 1) % 2], c);
         }
     }

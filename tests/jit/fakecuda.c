@@ -5,16 +5,23 @@
  * first in LD_LIBRARY_PATH and kiln's dlopen finds it instead of a
  * driver. It has every entry point kiln calls (jit/cuda_impl.h) and keeps
  * "device memory" in host memory, so uploads, downloads, the pool, the
- * resident buffers and the stream bookkeeping all really happen. It
- * cannot run PTX: a launch checks its arguments and does nothing, so
- * tests check kernels' results only on a real GPU (tests/gpu/run.sh).
+ * resident buffers and the stream bookkeeping all really happen. Work is
+ * asynchronous as on a GPU: copies and launches queue on their stream and
+ * run at the next synchronisation of it (an event's, the stream's, a
+ * cuMemFree), so a host buffer rewritten before its copy ran, or a result
+ * read before its event, gives wrong bytes here too; a kernel's fault
+ * shows at that synchronisation, not at the launch. It cannot run PTX: a
+ * launch checks its arguments and does nothing, so tests check kernels'
+ * results only on a real GPU (tests/gpu/run.sh).
  *
  * Knobs (environment, read at cuInit):
  *   KILN_FAKECUDA_MEM=BYTES      device memory (default 1 GiB); cuMemAlloc
  *                                fails with CUDA_ERROR_OUT_OF_MEMORY past it
- *   KILN_FAKECUDA_FAIL_LAUNCH=N  the Nth launch (1-based) fails with
- *                                CUDA_ERROR_ILLEGAL_ADDRESS, which then
- *                                sticks: every later call returns it
+ *   KILN_FAKECUDA_FAIL_LAUNCH=N  the Nth launch (1-based) faults with
+ *                                CUDA_ERROR_ILLEGAL_ADDRESS when it runs,
+ *                                which then sticks: the next
+ *                                synchronisation and every later call
+ *                                return it
  *   KILN_FAKECUDA_DEVICES=N      devices reported (default 1)
  */
 #include <pthread.h>
@@ -173,48 +180,204 @@ EXPORT res_t cuCtxSetCurrent(void *ctx)
     return ctx == &ctx_token ? st() : E_INVALID_VALUE;
 }
 
+/* ---- streams: work is queued and runs at the next synchronisation ---- */
+
+enum { OP_HTOD, OP_DTOH, OP_DTOD, OP_LAUNCH, OP_EVENT };
+
+struct op {
+    struct op *next;
+    int kind;
+    void *dst;       /* OP_DTOH */
+    const void *src; /* OP_HTOD: read when the copy runs, as a DMA engine would */
+    dptr_t ddst, dsrc;
+    size_t n;
+    struct fevent *ev; /* OP_EVENT */
+};
+
+struct fstream {
+    struct op *head, *tail;
+};
+
+struct fevent {
+    int pending; /* recorded, and its stream has not reached it yet */
+    struct fstream *s;
+};
+
+static int inside_locked(dptr_t p, size_t n);
+
+/* Runs the ops of s up to and including `until` (NULL: all). Under the lock. */
+static void run_ops(struct fstream *s, const struct op *until)
+{
+    while (s->head != NULL) {
+        struct op *o = s->head;
+        s->head = o->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        if (sticky == OK) {
+            switch (o->kind) {
+            case OP_HTOD:
+                if (inside_locked(o->ddst, o->n))
+                    memcpy((void *) (uintptr_t) o->ddst, o->src, o->n);
+                else
+                    sticky = E_ILLEGAL_ADDR; /* freed while the copy was queued */
+                break;
+            case OP_DTOH:
+                if (inside_locked(o->dsrc, o->n))
+                    memcpy(o->dst, (const void *) (uintptr_t) o->dsrc, o->n);
+                else
+                    sticky = E_ILLEGAL_ADDR;
+                break;
+            case OP_DTOD:
+                if (inside_locked(o->ddst, o->n) && inside_locked(o->dsrc, o->n))
+                    memmove((void *) (uintptr_t) o->ddst, (const void *) (uintptr_t) o->dsrc, o->n);
+                else
+                    sticky = E_ILLEGAL_ADDR;
+                break;
+            case OP_LAUNCH:
+                /* A kernel's fault shows at a later synchronisation, as on
+                 * a GPU; the launch call itself succeeded. */
+                if (++launches == fail_at)
+                    sticky = E_ILLEGAL_ADDR;
+                break;
+            default:
+                break;
+            }
+        }
+        if (o->kind == OP_EVENT && o->ev != NULL)
+            o->ev->pending = 0;
+        int last = o == until;
+        free(o);
+        if (last)
+            return;
+    }
+}
+
+static struct fstream **streams; /* every live stream, so cuMemFree can drain them */
+static size_t nstreams;
+
+static res_t enqueue(void *stream, struct op *o)
+{
+    struct fstream *s = stream;
+    if (s == NULL) {
+        free(o);
+        return E_INVALID_VALUE; /* kiln always names its stream */
+    }
+    o->next = NULL;
+    if (s->tail != NULL)
+        s->tail->next = o;
+    else
+        s->head = o;
+    s->tail = o;
+    return OK;
+}
+
 EXPORT res_t cuStreamCreate(void **s, unsigned int flags)
 {
     (void) flags;
-    *s = malloc(1);
-    return *s ? st() : E_OOM;
+    struct fstream *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return E_OOM;
+    pthread_mutex_lock(&lock);
+    struct fstream **n = realloc(streams, (nstreams + 1) * sizeof *n);
+    if (n == NULL) {
+        pthread_mutex_unlock(&lock);
+        free(f);
+        return E_OOM;
+    }
+    streams = n;
+    streams[nstreams++] = f;
+    res_t r = inited ? sticky : E_NOT_INIT;
+    pthread_mutex_unlock(&lock);
+    *s = f;
+    return r;
 }
 
-EXPORT res_t cuStreamDestroy_v2(void *s)
+EXPORT res_t cuStreamDestroy_v2(void *stream)
 {
+    struct fstream *s = stream;
+    pthread_mutex_lock(&lock);
+    run_ops(s, NULL); /* the driver finishes a destroyed stream's work */
+    for (size_t k = 0; k < nstreams; k++)
+        if (streams[k] == s) {
+            streams[k] = streams[--nstreams];
+            break;
+        }
+    if (nstreams == 0) {
+        free(streams);
+        streams = NULL;
+    }
+    pthread_mutex_unlock(&lock);
     free(s);
     return OK;
 }
 
-EXPORT res_t cuStreamSynchronize(void *s)
+EXPORT res_t cuStreamSynchronize(void *stream)
 {
-    (void) s;
-    return st();
+    pthread_mutex_lock(&lock);
+    run_ops(stream, NULL);
+    res_t r = sticky;
+    pthread_mutex_unlock(&lock);
+    return r;
 }
 
 EXPORT res_t cuEventCreate(void **e, unsigned int flags)
 {
     (void) flags;
-    *e = malloc(1);
+    *e = calloc(1, sizeof(struct fevent));
     return *e ? st() : E_OOM;
 }
 
 EXPORT res_t cuEventDestroy_v2(void *e)
 {
+    pthread_mutex_lock(&lock);
+    struct fevent *ev = e;
+    if (ev->pending) /* drop the stream's pointer to it */
+        for (struct op *o = ev->s->head; o != NULL; o = o->next)
+            if (o->ev == ev)
+                o->ev = NULL;
+    pthread_mutex_unlock(&lock);
     free(e);
     return OK;
 }
 
-EXPORT res_t cuEventRecord(void *e, void *s)
+EXPORT res_t cuEventRecord(void *e, void *stream)
 {
-    (void) e, (void) s;
-    return st();
+    struct op *o = calloc(1, sizeof *o);
+    if (o == NULL)
+        return E_OOM;
+    o->kind = OP_EVENT;
+    o->ev = e;
+    pthread_mutex_lock(&lock);
+    struct fevent *ev = e;
+    if (ev->pending) /* re-recorded: the earlier marker no longer names it */
+        for (struct op *q = ev->s->head; q != NULL; q = q->next)
+            if (q->ev == ev)
+                q->ev = NULL;
+    ev->pending = 1;
+    ev->s = stream;
+    res_t r = sticky != OK ? sticky : enqueue(stream, o);
+    if (sticky != OK) {
+        ev->pending = 0;
+        free(o);
+    }
+    pthread_mutex_unlock(&lock);
+    return r;
 }
 
 EXPORT res_t cuEventSynchronize(void *e)
 {
-    (void) e;
-    return st();
+    pthread_mutex_lock(&lock);
+    struct fevent *ev = e;
+    if (ev->pending) {
+        const struct op *marker = NULL;
+        for (struct op *o = ev->s->head; o != NULL && marker == NULL; o = o->next)
+            if (o->ev == ev)
+                marker = o;
+        run_ops(ev->s, marker);
+    }
+    res_t r = sticky;
+    pthread_mutex_unlock(&lock);
+    return r;
 }
 
 EXPORT res_t cuMemGetInfo_v2(size_t *free_b, size_t *total)
@@ -260,6 +423,10 @@ EXPORT res_t cuMemAlloc_v2(dptr_t *p, size_t bytes)
 EXPORT res_t cuMemFree_v2(dptr_t p)
 {
     pthread_mutex_lock(&lock);
+    /* Freeing waits for the work queued on the device (as cuMemFree does
+     * in practice), so queued copies never see a freed block. */
+    for (size_t k = 0; k < nstreams; k++)
+        run_ops(streams[k], NULL);
     for (struct block **l = &blocks; *l != NULL; l = &(*l)->next)
         if ((uintptr_t) (*l)->p == p) {
             struct block *b = *l;
@@ -274,14 +441,12 @@ EXPORT res_t cuMemFree_v2(dptr_t p)
     return E_INVALID_VALUE; /* not a block of ours: a bug in the caller */
 }
 
-/* True when [p, p + n) lies inside one live block. */
-static int inside(dptr_t p, size_t n)
+/* True when [p, p + n) lies inside one live block. Under the lock. */
+static int inside_locked(dptr_t p, size_t n)
 {
-    pthread_mutex_lock(&lock);
     int ok = 0;
     for (struct block *b = blocks; b != NULL && !ok; b = b->next)
         ok = p >= (uintptr_t) b->p && p + n <= (uintptr_t) b->p + b->bytes;
-    pthread_mutex_unlock(&lock);
     return ok;
 }
 
@@ -297,40 +462,46 @@ EXPORT res_t cuMemFreeHost(void *p)
     return OK;
 }
 
+/* Queues op o on stream s after checking the device ranges it names. */
+static res_t copy_op(struct op *o, void *stream, int dst_dev, int src_dev)
+{
+    if (o == NULL)
+        return E_OOM;
+    pthread_mutex_lock(&lock);
+    res_t r = !inited ? E_NOT_INIT : sticky;
+    if (r == OK &&
+        ((dst_dev && !inside_locked(o->ddst, o->n)) || (src_dev && !inside_locked(o->dsrc, o->n))))
+        r = E_INVALID_VALUE;
+    if (r == OK)
+        r = enqueue(stream, o);
+    else
+        free(o);
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
 EXPORT res_t cuMemcpyHtoDAsync_v2(dptr_t dst, const void *src, size_t n, void *s)
 {
-    (void) s;
-    res_t r = st();
-    if (r != OK)
-        return r;
-    if (!inside(dst, n))
-        return E_INVALID_VALUE;
-    memcpy((void *) (uintptr_t) dst, src, n);
-    return OK;
+    struct op *o = calloc(1, sizeof *o);
+    if (o != NULL)
+        *o = (struct op){.kind = OP_HTOD, .src = src, .ddst = dst, .n = n};
+    return copy_op(o, s, 1, 0);
 }
 
 EXPORT res_t cuMemcpyDtoHAsync_v2(void *dst, dptr_t src, size_t n, void *s)
 {
-    (void) s;
-    res_t r = st();
-    if (r != OK)
-        return r;
-    if (!inside(src, n))
-        return E_INVALID_VALUE;
-    memcpy(dst, (const void *) (uintptr_t) src, n);
-    return OK;
+    struct op *o = calloc(1, sizeof *o);
+    if (o != NULL)
+        *o = (struct op){.kind = OP_DTOH, .dst = dst, .dsrc = src, .n = n};
+    return copy_op(o, s, 0, 1);
 }
 
 EXPORT res_t cuMemcpyDtoDAsync_v2(dptr_t dst, dptr_t src, size_t n, void *s)
 {
-    (void) s;
-    res_t r = st();
-    if (r != OK)
-        return r;
-    if (!inside(dst, n) || !inside(src, n))
-        return E_INVALID_VALUE;
-    memmove((void *) (uintptr_t) dst, (const void *) (uintptr_t) src, n);
-    return OK;
+    struct op *o = calloc(1, sizeof *o);
+    if (o != NULL)
+        *o = (struct op){.kind = OP_DTOD, .ddst = dst, .dsrc = src, .n = n};
+    return copy_op(o, s, 1, 1);
 }
 
 /* A module keeps its PTX text, to answer which entries it has. */
@@ -367,18 +538,18 @@ EXPORT res_t cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned 
                             unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
                             void *s, void **params, void **extra)
 {
-    (void) s, (void) extra;
-    res_t r = st();
-    if (r != OK)
-        return r;
+    (void) extra;
     if (f == NULL || params == NULL || gx == 0 || gy != 1 || gz != 1 || bx == 0 || bx > 1024 ||
         by != 1 || bz != 1 || shared > 48 * 1024)
         return E_INVALID_VALUE;
+    struct op *o = calloc(1, sizeof *o);
+    if (o == NULL)
+        return E_OOM;
+    o->kind = OP_LAUNCH;
     pthread_mutex_lock(&lock);
-    uint64_t n = ++launches;
-    if (fail_at != 0 && n == fail_at)
-        sticky = E_ILLEGAL_ADDR;
-    r = sticky;
+    res_t r = sticky != OK ? sticky : enqueue(s, o);
+    if (sticky != OK)
+        free(o);
     pthread_mutex_unlock(&lock);
     return r;
 }
