@@ -63,6 +63,11 @@ struct jit_gpu {
     char arch[16];
     struct jit_devpool *pool;
     struct jit_cuda_modcache *mc;
+    /* cuBLAS and cuDNN: opened by the first relay run (a quarter of a
+     * second and some 160 MB of libraries that steps without a matmul or
+     * convolution never need). relay_lock guards the opening. */
+    pthread_mutex_t relay_lock;
+    bool relay_tried, host_relays;
     struct jit_cuda_relay *relay;
     pthread_mutex_t lock;
     struct ctable mods;
@@ -328,6 +333,7 @@ int jit_gpu_open(struct jit_cuda *cuda, struct jit_runtime *rt, const struct jit
     d->cu = cu;
     d->rt = rt;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->relay_lock, NULL);
     snprintf(d->arch, sizeof d->arch, "compute_%d%d", dv->cc_major, dv->cc_minor);
     snprintf(d->st.name, sizeof d->st.name, "%s", dv->name);
     d->st.cc_major = dv->cc_major;
@@ -371,8 +377,7 @@ int jit_gpu_open(struct jit_cuda *cuda, struct jit_runtime *rt, const struct jit
         goto fail;
     }
     d->st.pool_limit = limit;
-    if (o->host_relays || jit_cuda_relay_open(&d->relay) != KILN_OK)
-        d->relay = NULL; /* relays run the reference loops on the host */
+    d->host_relays = o->host_relays;
     *out = d;
     return KILN_OK;
 fail:
@@ -422,6 +427,7 @@ void jit_gpu_close(struct jit_gpu *d)
     if (d->ctx_held)
         d->cu->primary_ctx_release(d->dev);
     pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->relay_lock);
     free(d);
 }
 
@@ -1004,6 +1010,14 @@ static int run_relay(struct grun *R, uint32_t gi)
     pthread_mutex_lock(&R->d->lock);
     R->d->st.relay_runs++;
     pthread_mutex_unlock(&R->d->lock);
+    struct jit_gpu *d = R->d;
+    pthread_mutex_lock(&d->relay_lock);
+    if (!d->relay_tried) {
+        d->relay_tried = true;
+        if (d->host_relays || jit_cuda_relay_open(&d->relay) != KILN_OK)
+            d->relay = NULL; /* relays run the reference loops on the host */
+    }
+    pthread_mutex_unlock(&d->relay_lock);
     if (!s->rh_tried && R->d->relay != NULL) {
         s->rh_tried = true;
         if (jit_cuda_relay_handles_new(R->d->relay, s->s, &s->rh) != KILN_OK)
