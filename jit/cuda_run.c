@@ -28,6 +28,7 @@
 #include "fuse.h"
 #include "fuse_impl.h"
 #include "kiln_err.h"
+#include "lru.h"
 #include "relay_ref.h"
 
 #define MAX_MODULES 4096 /* loaded modules kept; the least recently used unloads */
@@ -46,7 +47,8 @@ struct dmod {
 /* A value kept on the device under its tag. */
 struct res {
     struct res *next;
-    uint64_t tag, tick;
+    uint64_t tag;
+    struct jit_lru_link lru; /* d->res_lru: least recently used first */
     cu_devptr p;
     size_t bytes;
     uint32_t users; /* runs reading it now */
@@ -73,7 +75,7 @@ struct jit_gpu {
     struct ctable mods;
     uint64_t tick;
     struct res **rb;
-    uint64_t rtick;
+    struct jit_lru res_lru;
     uint64_t stream_tags; /* the last stream tag given out */
     struct stage *stages; /* free staging pairs */
     bool failed;
@@ -198,8 +200,19 @@ static void res_unlink(struct jit_gpu *d, struct res **l)
 {
     struct res *r = *l;
     *l = r->next;
+    jit_lru_unlink(&d->res_lru, &r->lru);
     d->st.resident--;
     d->st.resident_bytes -= r->bytes;
+}
+
+/* Adds r (tag, p, bytes set) at the empty slot l, as the newest. */
+static void res_add(struct jit_gpu *d, struct res **l, struct res *r)
+{
+    r->next = NULL;
+    *l = r;
+    jit_lru_push(&d->res_lru, &r->lru);
+    d->st.resident++;
+    d->st.resident_bytes += r->bytes;
 }
 
 /* The pool's reclaim: drops least recently used resident values that no
@@ -210,16 +223,12 @@ static size_t reclaim(void *ctx, size_t need)
     struct res *victims = NULL;
     size_t freed = 0;
     pthread_mutex_lock(&d->lock);
-    while (freed < need) {
-        struct res **best = NULL;
-        for (uint32_t b = 0; b < RES_BUCKETS; b++)
-            for (struct res **l = &d->rb[b]; *l != NULL; l = &(*l)->next)
-                if ((*l)->users == 0 && (best == NULL || (*l)->tick < (*best)->tick))
-                    best = l;
-        if (best == NULL)
-            break;
-        struct res *r = *best;
-        res_unlink(d, best);
+    for (struct jit_lru_link *k = d->res_lru.oldest, *next; k != NULL && freed < need; k = next) {
+        next = k->newer;
+        struct res *r = JIT_LRU_OWNER(k, struct res, lru);
+        if (r->users > 0)
+            continue; /* a run reads it */
+        res_unlink(d, res_slot(d, r->tag));
         d->st.evictions++;
         freed += r->bytes;
         r->next = victims;
@@ -715,7 +724,8 @@ static int dev_input(struct grun *R, uint32_t n)
         struct res *r = *res_slot(d, tag);
         if (r != NULL && !r->dead && r->bytes == bytes) {
             r->users++;
-            r->tick = ++d->rtick;
+            jit_lru_unlink(&d->res_lru, &r->lru); /* used now: the newest */
+            jit_lru_push(&d->res_lru, &r->lru);
             d->st.resident_hits++;
             R->dv[n] = r->p;
             R->dk[n] = DV_RES;
@@ -756,10 +766,7 @@ static int dev_input(struct grun *R, uint32_t n)
         r->p = R->dv[n];
         r->bytes = bytes;
         r->users = 1;
-        r->tick = ++d->rtick;
-        *l = r;
-        d->st.resident++;
-        d->st.resident_bytes += bytes;
+        res_add(d, l, r);
         R->dk[n] = DV_RES;
         R->rs[n] = r;
         r = NULL;
@@ -1125,10 +1132,7 @@ static void keep(struct grun *R, uint32_t i, uint64_t tag)
         r->tag = tag;
         r->p = R->dv[i];
         r->bytes = node_bytes(&R->g->nodes[i]);
-        r->tick = ++d->rtick;
-        *l = r;
-        d->st.resident++;
-        d->st.resident_bytes += r->bytes;
+        res_add(d, l, r);
         R->dk[i] = DV_NONE;        /* the resident table owns it now, */
         dev_uncharge(R, r->bytes); /* and no user's quota holds it */
         r = NULL;
