@@ -374,6 +374,7 @@ static void start_gpu(struct kilnd *kd, const char *cache_dir)
     log_begin(&l, &kd->log, LOG_INFO, "steps that ask for CUDA run on the device");
     log_str(&l, "name", st.name);
     log_u64(&l, "multiprocessors", (uint64_t) st.sms);
+    log_str(&l, "arch", st.arch);
     log_u64(&l, "pool_limit", st.pool_limit);
     log_end(&l);
 }

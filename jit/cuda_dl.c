@@ -51,6 +51,8 @@ struct nv_fns {
     nv_result (*get_program_log)(nv_program prog, char *log);
     nv_result (*get_ptx_size)(nv_program prog, size_t *size);
     nv_result (*get_ptx)(nv_program prog, char *ptx);
+    nv_result (*get_cubin_size)(nv_program prog, size_t *size);
+    nv_result (*get_cubin)(nv_program prog, char *cubin);
     nv_result (*destroy_program)(nv_program *prog);
 };
 
@@ -105,6 +107,8 @@ SAME(get_program_log_size, nvrtcGetProgramLogSize);
 SAME(get_program_log, nvrtcGetProgramLog);
 SAME(get_ptx_size, nvrtcGetPTXSize);
 SAME(get_ptx, nvrtcGetPTX);
+SAME(get_cubin_size, nvrtcGetCUBINSize);
+SAME(get_cubin, nvrtcGetCUBIN);
 SAME(destroy_program, nvrtcDestroyProgram);
 #undef SAME
 _Static_assert(NVRTC_ERROR_OUT_OF_MEMORY == NV_ERROR_OUT_OF_MEMORY, "nvrtc.h's numbers");
@@ -157,6 +161,8 @@ static const struct jit_dl_sym nv_syms[] = {
     {"nvrtcGetProgramLog", offsetof(struct nv_fns, get_program_log)},
     {"nvrtcGetPTXSize", offsetof(struct nv_fns, get_ptx_size)},
     {"nvrtcGetPTX", offsetof(struct nv_fns, get_ptx)},
+    {"nvrtcGetCUBINSize", offsetof(struct nv_fns, get_cubin_size)},
+    {"nvrtcGetCUBIN", offsetof(struct nv_fns, get_cubin)},
     {"nvrtcDestroyProgram", offsetof(struct nv_fns, destroy_program)},
 };
 _Static_assert(sizeof nv_syms / sizeof nv_syms[0] == sizeof(struct nv_fns) / sizeof(void (*)(void)),
@@ -332,9 +338,11 @@ int jit_cuda_error_is_sticky(cu_result r)
     }
 }
 
-/* A malloc'd copy of what get_size/get say, or NULL. */
+/* A malloc'd copy of what get_size/get say, NUL-terminated, or NULL.
+ * *len: text (the log, PTX) up to its NUL (the sizes count it); binary (a
+ * cubin) its whole size. */
 static char *fetch(nv_program prog, nv_result (*get_size)(nv_program, size_t *),
-                   nv_result (*get)(nv_program, char *), size_t *len)
+                   nv_result (*get)(nv_program, char *), bool binary, size_t *len)
 {
     size_t n = 0;
     if (get_size(prog, &n) != NV_SUCCESS)
@@ -346,8 +354,19 @@ static char *fetch(nv_program prog, nv_result (*get_size)(nv_program, size_t *),
         n = 0;
     s[n] = '\0';
     if (len != NULL)
-        *len = strlen(s); /* the sizes count the terminating NUL */
+        *len = binary ? n : strlen(s);
     return s;
+}
+
+/* True when the options name a real architecture (sm_XY): NVRTC then
+ * makes a cubin, not PTX. */
+static bool real_arch(int nopts, const char *const *opts)
+{
+    static const char a1[] = "--gpu-architecture=sm_", a2[] = "-arch=sm_";
+    for (int k = 0; k < nopts; k++)
+        if (strncmp(opts[k], a1, sizeof a1 - 1) == 0 || strncmp(opts[k], a2, sizeof a2 - 1) == 0)
+            return true;
+    return false;
 }
 
 int jit_cuda_compile_ptx(struct jit_cuda *c, const char *src, const char *name, int nheaders,
@@ -369,13 +388,21 @@ int jit_cuda_compile_ptx(struct jit_cuda *c, const char *src, const char *name, 
     }
     r = c->nv.compile_program(prog, nopts, opts);
     int rc = KILN_OK;
-    if (log != NULL &&
-        (*log = fetch(prog, c->nv.get_program_log_size, c->nv.get_program_log, NULL)) == NULL)
+    if (log != NULL && (*log = fetch(prog, c->nv.get_program_log_size, c->nv.get_program_log, false,
+                                     NULL)) == NULL)
         rc = KILN_ENOMEM;
     if (rc == KILN_OK && r != NV_SUCCESS)
         rc = r == NV_ERROR_OUT_OF_MEMORY ? KILN_ENOMEM : KILN_EINTERNAL; /* bad source or options */
-    if (rc == KILN_OK && (*ptx = fetch(prog, c->nv.get_ptx_size, c->nv.get_ptx, ptx_len)) == NULL)
+    bool cubin = real_arch(nopts, opts);
+    if (rc == KILN_OK &&
+        (*ptx = cubin ? fetch(prog, c->nv.get_cubin_size, c->nv.get_cubin, true, ptx_len)
+                      : fetch(prog, c->nv.get_ptx_size, c->nv.get_ptx, false, ptx_len)) == NULL)
         rc = KILN_ENOMEM;
+    if (rc == KILN_OK && *ptx_len == 0) { /* NVRTC made nothing: say so rather than load it */
+        free(*ptx);
+        *ptx = NULL;
+        rc = KILN_EINTERNAL;
+    }
     c->nv.destroy_program(&prog);
     if (rc != KILN_OK && log != NULL && *log == NULL && r != NV_SUCCESS &&
         (*log = malloc(128)) != NULL)

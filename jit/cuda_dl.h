@@ -75,7 +75,11 @@ const struct jit_cuda_info *jit_cuda_info(const struct jit_cuda *c);
 /* Compiles `src` (named `name` in diagnostics) with NVRTC to PTX, with the
  * in-memory headers `headers[k]` known as `names[k]` to #include, and
  * `nopts` options. On KILN_OK *ptx is a malloc'd NUL-terminated string and
- * *ptx_len its length (without the NUL). *log, when `log` is not NULL, is
+ * *ptx_len its length (without the NUL). When the options name a real
+ * architecture (--gpu-architecture=sm_XY) NVRTC also assembles it, and
+ * *ptx is the cubin instead (binary: *ptx_len is its size; a NUL follows
+ * it too), which a driver loads without compiling PTX: the way around a
+ * driver older than NVRTC, which refuses newer PTX. *log, when `log` is not NULL, is
  * NVRTC's log (malloc'd, possibly empty) on success and failure alike; the
  * caller frees it. Returns KILN_OK; KILN_EUNSUPPORTED when NVRTC is not
  * loaded; KILN_EINTERNAL when NVRTC refuses the source (a codegen bug: the

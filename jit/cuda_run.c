@@ -310,6 +310,23 @@ static void be_free(void *ctx, uint64_t ptr, size_t bytes)
 
 /* ---- open and close -------------------------------------------------------- */
 
+/* What modules are compiled for: cubins for the device's own
+ * architecture (sm_XY), which the driver loads as they are, whatever its
+ * version; PTX for its virtual architecture (compute_XY), which the driver
+ * compiles, where this NVRTC cannot assemble for the device (a device
+ * newer than NVRTC). A tiny kernel decides. */
+static void pick_arch(struct jit_gpu *d, const struct jit_cuda_device *dv)
+{
+    static const char probe[] = "extern \"C\" __global__ void kiln_probe(int *p) { *p = 1; }\n";
+    char sm[16], *img = NULL;
+    size_t len = 0;
+    snprintf(sm, sizeof sm, "sm_%d%d", dv->cc_major, dv->cc_minor);
+    if (jit_cuda_modcache_ptx(d->mc, probe, sm, &img, &len, NULL, NULL, NULL) == KILN_OK)
+        snprintf(d->arch, sizeof d->arch, "%s", sm);
+    free(img);
+    snprintf(d->st.arch, sizeof d->st.arch, "%s", d->arch);
+}
+
 int jit_gpu_open(struct jit_cuda *cuda, struct jit_runtime *rt, const struct jit_gpu_opts *o,
                  struct jit_gpu **out, char *why, size_t whylen)
 {
@@ -386,6 +403,7 @@ int jit_gpu_open(struct jit_cuda *cuda, struct jit_runtime *rt, const struct jit
         goto fail;
     }
     d->st.pool_limit = limit;
+    pick_arch(d, dv);
     d->host_relays = o->host_relays;
     *out = d;
     return KILN_OK;

@@ -22,9 +22,11 @@
  *     buffered, so the copy of one chunk into pinned memory overlaps the
  *     transfer of the one before;
  *  3. for each group, producers first: its sinks come from the pool; a
- *     kernel group is generated as CUDA (codegen_cuda.h), compiled to PTX
- *     (cuda_disk.h: memory, disk, then NVRTC on this worker; workers
- *     compile in parallel), loaded once, and launched as
+ *     kernel group is generated as CUDA (codegen_cuda.h), compiled by
+ *     NVRTC to a cubin for the device's own architecture (or to PTX where
+ *     this NVRTC cannot assemble for it: jit_gpu_stats.arch says which),
+ *     through cuda_disk.h (memory, disk, then NVRTC on this worker;
+ *     workers compile in parallel), loaded once, and launched as
  *     jit_codegen_cuda_launches() says; a relay group goes to cuBLAS or
  *     cuDNN, or, for what they refuse (float64 convolutions, a missing
  *     library), to the reference loops on the host between a download and
@@ -90,6 +92,7 @@ struct jit_gpu_opts {
 struct jit_gpu_stats {
     char name[JIT_CUDA_NAME_MAX + 1];
     int cc_major, cc_minor, sms;
+    char arch[16];       /* what modules are compiled for: "sm_90" (cubins), or "compute_90" (PTX) */
     uint64_t mem_total; /* bytes on the card */
     uint64_t pool_limit, pool_in_use, pool_cached, pool_peak;
     uint64_t resident, resident_bytes; /* values kept on the device now */

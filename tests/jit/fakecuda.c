@@ -504,17 +504,55 @@ EXPORT res_t cuMemcpyDtoDAsync_v2(dptr_t dst, dptr_t src, size_t n, void *s)
     return copy_op(o, s, 1, 1);
 }
 
-/* A module keeps its PTX text, to answer which entries it has. */
+/* A module keeps its image, PTX text or a cubin (ELF), to answer which
+ * entries it has. */
+struct fmod {
+    size_t len;
+    char img[];
+};
+
+/* Bytes of an ELF64 image: up to the end of its section or program
+ * header table, whichever is last (0: not ELF64). */
+static size_t elf_size(const unsigned char *e)
+{
+    if (memcmp(e,
+               "\x7f"
+               "ELF",
+               4) != 0 ||
+        e[4] != 2)
+        return 0;
+    uint64_t phoff, shoff;
+    uint16_t phentsize, phnum, shentsize, shnum;
+    memcpy(&phoff, e + 0x20, 8);
+    memcpy(&shoff, e + 0x28, 8);
+    memcpy(&phentsize, e + 0x36, 2);
+    memcpy(&phnum, e + 0x38, 2);
+    memcpy(&shentsize, e + 0x3a, 2);
+    memcpy(&shnum, e + 0x3c, 2);
+    uint64_t a = phoff + (uint64_t) phentsize * phnum, b = shoff + (uint64_t) shentsize * shnum;
+    return (size_t) (a > b ? a : b);
+}
+
 EXPORT res_t cuModuleLoadData(void **m, const void *image)
 {
     res_t r = st();
     if (r != OK)
         return r;
-    const char *ptx = image;
-    if (strstr(ptx, ".version") == NULL || strstr(ptx, ".target") == NULL)
-        return 218; /* CUDA_ERROR_INVALID_PTX */
-    *m = strdup(ptx);
-    return *m ? OK : E_OOM;
+    size_t len = elf_size(image);
+    if (len == 0) {
+        const char *ptx = image;
+        if (strstr(ptx, ".version") == NULL || strstr(ptx, ".target") == NULL)
+            return 218; /* CUDA_ERROR_INVALID_PTX */
+        len = strlen(ptx);
+    }
+    struct fmod *f = malloc(sizeof *f + len + 1);
+    if (f == NULL)
+        return E_OOM;
+    f->len = len;
+    memcpy(f->img, image, len);
+    f->img[len] = '\0';
+    *m = f;
+    return OK;
 }
 
 EXPORT res_t cuModuleUnload(void *m)
@@ -523,11 +561,22 @@ EXPORT res_t cuModuleUnload(void *m)
     return OK;
 }
 
+/* An entry is named in PTX as ".entry NAME(" and in a cubin's string
+ * table as "\0NAME\0". */
 EXPORT res_t cuModuleGetFunction(void **f, void *m, const char *name)
 {
+    const struct fmod *mod = m;
     char pat[128];
     snprintf(pat, sizeof pat, ".entry %s(", name);
-    const char *at = strstr(m, pat);
+    const char *at = memmem(mod->img, mod->len, pat, strlen(pat));
+    if (at == NULL) {
+        size_t n = strlen(name);
+        if (n + 2 > sizeof pat)
+            return E_NOT_FOUND;
+        pat[0] = '\0';
+        memcpy(pat + 1, name, n + 1); /* with its terminating NUL */
+        at = memmem(mod->img, mod->len, pat, n + 2);
+    }
     if (at == NULL)
         return E_NOT_FOUND;
     *f = (void *) at;
