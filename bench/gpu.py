@@ -466,13 +466,7 @@ def find_kilnd(arg):
 
 
 def probe(code, env, timeout=120):
-    try:
-        r = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return False, f"timeout after {timeout} s"
-    lines = (r.stdout if r.returncode == 0 else r.stderr).strip().splitlines()
-    return r.returncode == 0, lines[-1] if lines else f"exit status {r.returncode}"
+    return cellproc.probe(PY, code, env, timeout)
 
 
 TORCH_PROBE = r"""

@@ -630,20 +630,7 @@ static void dev_release(struct grun *R, cu_devptr p, size_t bytes)
 /* Host bytes for an output, charged against the step's quota. */
 static void *charge(struct grun *R, uint32_t node, size_t bytes)
 {
-    if (bytes > R->max || R->held > R->max - bytes) {
-        set_err(R->err, KILN_ENOMEM, node,
-                "%s: its %zu bytes exceed the step's memory quota (%zu bytes held of %zu)",
-                ir_op_name(R->g->nodes[node].op), bytes, R->held, R->max);
-        return NULL;
-    }
-    void *m = jit_mem_alloc(R->mem, bytes);
-    if (m == NULL) {
-        set_err(R->err, KILN_ENOMEM, node, "%s: out of memory (%zu bytes)",
-                ir_op_name(R->g->nodes[node].op), bytes);
-        return NULL;
-    }
-    R->held += bytes;
-    return m;
+    return jit_run_charge(R->mem, &R->held, R->max, R->g, node, bytes, R->err);
 }
 
 /* The run's staging pair, taken at its first copy. */
@@ -1120,12 +1107,7 @@ static int output(struct grun *R, uint32_t i, void **host)
         return R->err->code;
     *host = m;
     if (nd->op == IR_OP_ARRAY || nd->op == IR_OP_EXTERN) {
-        const uint8_t *src = host_input(R, i);
-        if (nd->dtype == IR_DTYPE_BOOL)
-            for (size_t k = 0; k < bytes; k++)
-                ((uint8_t *) m)[k] = src[k] != 0;
-        else if (bytes > 0)
-            memcpy(m, src, bytes);
+        jit_copy_value(m, host_input(R, i), nd);
         return KILN_OK;
     }
     if (R->dk[i] == DV_NONE) {

@@ -588,28 +588,44 @@ static size_t node_bytes(const struct ir_node *nd)
     return (size_t) nd->numel * ir_dtype_size((enum ir_dtype) nd->dtype);
 }
 
+void *jit_run_charge(struct jit_mem *mem, size_t *held, size_t max, const struct ir_graph *g,
+                     uint32_t node, size_t bytes, struct ir_error *err)
+{
+    if (bytes > max || *held > max - bytes) {
+        err->code = KILN_ENOMEM;
+        err->node = node;
+        snprintf(err->field, sizeof err->field, "nodes[%u]", node);
+        snprintf(err->message, sizeof err->message,
+                 "%s: its %zu bytes exceed the step's memory quota (%zu bytes held of %zu)",
+                 ir_op_name(g->nodes[node].op), bytes, *held, max);
+        return NULL;
+    }
+    void *m = jit_mem_alloc(mem, bytes);
+    if (m == NULL) {
+        err->code = KILN_ENOMEM;
+        err->node = node;
+        snprintf(err->field, sizeof err->field, "nodes[%u]", node);
+        snprintf(err->message, sizeof err->message, "%s: out of memory (%zu bytes)",
+                 ir_op_name(g->nodes[node].op), bytes);
+        return NULL;
+    }
+    *held += bytes;
+    return m;
+}
+
+void jit_copy_value(void *dst, const void *src, const struct ir_node *nd)
+{
+    size_t bytes = node_bytes(nd);
+    if (nd->dtype == IR_DTYPE_BOOL) /* canonical 0/1, as every copy */
+        for (size_t k = 0; k < bytes; k++)
+            ((uint8_t *) dst)[k] = ((const uint8_t *) src)[k] != 0;
+    else if (bytes > 0)
+        memcpy(dst, src, bytes);
+}
+
 static void *charge(struct run *R, uint32_t node, size_t bytes)
 {
-    if (bytes > R->max || R->held > R->max - bytes) {
-        R->err->code = KILN_ENOMEM;
-        R->err->node = node;
-        snprintf(R->err->field, sizeof R->err->field, "nodes[%u]", node);
-        snprintf(R->err->message, sizeof R->err->message,
-                 "%s: its %zu bytes exceed the step's memory quota (%zu bytes held of %zu)",
-                 ir_op_name(R->g->nodes[node].op), bytes, R->held, R->max);
-        return NULL;
-    }
-    void *m = jit_mem_alloc(R->mem, bytes);
-    if (m == NULL) {
-        R->err->code = KILN_ENOMEM;
-        R->err->node = node;
-        snprintf(R->err->field, sizeof R->err->field, "nodes[%u]", node);
-        snprintf(R->err->message, sizeof R->err->message, "%s: out of memory (%zu bytes)",
-                 ir_op_name(R->g->nodes[node].op), bytes);
-        return NULL;
-    }
-    R->held += bytes;
-    return m;
+    return jit_run_charge(R->mem, &R->held, R->max, R->g, node, bytes, R->err);
 }
 
 static void uncharge(struct run *R, void *m, size_t bytes)
@@ -838,11 +854,7 @@ int jit_run_budgeted(struct jit_runtime *rt, const struct ir_graph *g, const boo
                 rc = err->code;
                 break;
             }
-            if (g->nodes[i].dtype == IR_DTYPE_BOOL) /* canonical 0/1, as every copy */
-                for (size_t k = 0; k < bytes; k++)
-                    ((uint8_t *) m)[k] = ((const uint8_t *) R.buf[i])[k] != 0;
-            else if (bytes > 0)
-                memcpy(m, R.buf[i], bytes);
+            jit_copy_value(m, R.buf[i], &g->nodes[i]);
             R.buf[i] = m;
             R.own[i] = 1;
         }

@@ -159,6 +159,17 @@ const struct jit_plan *jit_runtime_plan_get(struct jit_runtime *rt, const struct
                                             bool *hit, struct ir_error *err);
 void jit_runtime_plan_put(struct jit_runtime *rt, struct jit_plan_ref *ref);
 
+/* `bytes` of host memory from `mem` for node `node`'s value, counted in
+ * *held against `max` (a step's memory quota): NULL with err filled
+ * (KILN_ENOMEM naming the node) when over the quota or out of memory.
+ * For executors of jit plans (run.c, cuda_run.c). */
+void *jit_run_charge(struct jit_mem *mem, size_t *held, size_t max, const struct ir_graph *g,
+                     uint32_t node, size_t bytes, struct ir_error *err);
+
+/* Copies node nd's value from src to dst (its numel elements); bools are
+ * written as canonical 0/1, as every copy of a value is. */
+void jit_copy_value(void *dst, const void *src, const struct ir_node *nd);
+
 /* What a cached kernel of group gi is checked against besides its key
  * (the group's kind, and (op, dtype, rank) of its inputs and members):
  * malloc'd, *n words; NULL when out of memory. */

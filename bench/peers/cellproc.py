@@ -14,6 +14,20 @@ import subprocess
 import time
 
 
+def probe(py, code, env, timeout=120):
+    """Runs a snippet in a fresh interpreter `py`; (ok, its last line: of
+    stdout when it succeeded, of stderr when not)."""
+    try:
+        r = subprocess.run([py, "-c", code], env=env, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, f"timeout after {timeout} s"
+    out = (r.stdout.strip().splitlines() or [""])[-1]
+    err = (r.stderr.strip().splitlines() or [""])[-1]
+    last = out if r.returncode == 0 else err
+    return r.returncode == 0, last or f"exit status {r.returncode}"
+
+
 def tail(text, n=15):
     """The last n non-empty lines of text."""
     return "\n".join([l for l in (text or "").strip().splitlines() if l.strip()][-n:])

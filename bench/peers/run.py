@@ -99,15 +99,7 @@ def find_kilnd():
 
 
 def probe(code, env, timeout=120):
-    """Run a snippet in a fresh interpreter; (ok, last line)."""
-    try:
-        r = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return False, f"timeout after {timeout} s"
-    out = (r.stdout.strip().splitlines() or [""])[-1]
-    err = (r.stderr.strip().splitlines() or [""])[-1]
-    return r.returncode == 0, out if r.returncode == 0 else err
+    return cellproc.probe(PY, code, env, timeout)
 
 
 def dnnl_prefix():
